@@ -1,0 +1,29 @@
+//! # orfeas-core
+//!
+//! Turns batches of images into 3D models: decode and validate → foreground mask → depth
+//! (height map) → error-bounded meshing → closed printable solid → STL, OBJ, GLB, PLY.
+//!
+//! The crate is the whole engine; the `orfeas` CLI and server, and the Python and Node
+//! packages, are thin front ends over it.
+
+pub mod batch;
+pub mod cancel;
+pub mod depth;
+pub mod error;
+pub mod export;
+pub mod image;
+pub mod mask;
+pub mod mesh;
+pub mod options;
+pub mod progress;
+
+pub use batch::JobId;
+pub use cancel::CancelToken;
+pub use depth::{DepthEstimator, HeightMap};
+pub use error::{OrfeasError, Result};
+pub use export::{MeshFormat, OutputFile};
+pub use image::{ImageLimits, ImageSource, LoadedImage};
+pub use mask::{Mask, MaskSource};
+pub use mesh::{Mesh, Texture};
+pub use options::{DepthMethod, GenerateSettings, Quality};
+pub use progress::{NoProgress, ProgressEvent, ProgressSink, Stage};

@@ -1,0 +1,227 @@
+//! User-facing settings: quality presets, physical size, depth method.
+//!
+//! The preset table below is the single source of the numbers; docs/pipeline.md mirrors it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::OrfeasError;
+
+/// Quality preset: working resolution, meshing tolerance and triangle budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    Low,
+    #[default]
+    Medium,
+    High,
+}
+
+/// The numbers behind a [`Quality`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Preset {
+    /// Longest side of the working image in pixels (larger inputs are downscaled; smaller
+    /// inputs are used as they are). Powers of two keep the meshing grid free of padding.
+    pub working_size: u32,
+    /// Largest allowed vertical distance between mesh and height map, as a fraction of the
+    /// relief height (`depth_mm`).
+    pub max_error: f32,
+    /// Hard cap on top-surface triangles; the tolerance is raised until the mesh fits.
+    pub max_triangles: usize,
+    /// Smoothing radius (Gaussian sigma, in working pixels) for luminance-derived heights.
+    pub smoothing_sigma: f32,
+}
+
+impl Quality {
+    /// The preset table.
+    pub const fn preset(self) -> Preset {
+        match self {
+            Self::Low => Preset { working_size: 256, max_error: 0.004, max_triangles: 60_000, smoothing_sigma: 0.8 },
+            Self::Medium => Preset { working_size: 512, max_error: 0.002, max_triangles: 250_000, smoothing_sigma: 1.0 },
+            Self::High => Preset { working_size: 1024, max_error: 0.001, max_triangles: 1_000_000, smoothing_sigma: 1.2 },
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+impl FromStr for Quality {
+    type Err = OrfeasError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            other => Err(OrfeasError::InvalidInput(format!(
+                "unknown quality {other:?}; expected low, medium or high"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which depth estimator to use (`--depth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DepthMethod {
+    /// `depth-anything` when weights are available, else `inflate` for images with a real
+    /// foreground mask, else `relief`. The choice is reported in the job result.
+    #[default]
+    Auto,
+    Relief,
+    Inflate,
+    DepthAnything,
+}
+
+impl DepthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Relief => "relief",
+            Self::Inflate => "inflate",
+            Self::DepthAnything => "depth-anything",
+        }
+    }
+}
+
+impl FromStr for DepthMethod {
+    type Err = OrfeasError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "auto" => Ok(Self::Auto),
+            "relief" => Ok(Self::Relief),
+            "inflate" => Ok(Self::Inflate),
+            "depth-anything" | "depthanything" => Ok(Self::DepthAnything),
+            other => Err(OrfeasError::InvalidInput(format!(
+                "unknown depth method {other:?}; expected auto, relief, inflate or depth-anything"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for DepthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that shapes one job's output, shared by all jobs of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateSettings {
+    pub formats: Vec<crate::export::MeshFormat>,
+    pub quality: Quality,
+    /// Overrides the preset's `max_error` (fraction of the relief height).
+    pub max_error: Option<f32>,
+    /// Overrides the preset's `max_triangles`.
+    pub max_triangles: Option<usize>,
+    /// Width of the model in millimetres; the other side follows the aspect ratio.
+    pub width_mm: f32,
+    /// Height of the relief above the base, millimetres.
+    pub depth_mm: f32,
+    /// Thickness of the flat base under the relief, millimetres.
+    pub base_mm: f32,
+    /// Closed printable solid (`true`) or open front surface (`false`).
+    pub solid: bool,
+}
+
+impl Default for GenerateSettings {
+    fn default() -> Self {
+        Self {
+            formats: vec![crate::export::MeshFormat::Stl],
+            quality: Quality::Medium,
+            max_error: None,
+            max_triangles: None,
+            width_mm: 100.0,
+            depth_mm: 20.0,
+            base_mm: 2.0,
+            solid: true,
+        }
+    }
+}
+
+impl GenerateSettings {
+    /// The preset with the explicit overrides applied.
+    pub fn effective_preset(&self) -> Preset {
+        let mut p = self.quality.preset();
+        if let Some(e) = self.max_error {
+            p.max_error = e;
+        }
+        if let Some(t) = self.max_triangles {
+            p.max_triangles = t;
+        }
+        p
+    }
+
+    /// Rejects settings that cannot produce a valid model, before any work starts.
+    pub fn validate(&self) -> Result<(), OrfeasError> {
+        let bad = |m: String| Err(OrfeasError::InvalidInput(m));
+        if self.formats.is_empty() {
+            return bad("no output format requested".into());
+        }
+        if !(self.width_mm.is_finite() && self.width_mm > 0.0 && self.width_mm <= 100_000.0) {
+            return bad(format!("width_mm must be in (0, 100000], got {}", self.width_mm));
+        }
+        if !(self.depth_mm.is_finite() && self.depth_mm >= 0.0 && self.depth_mm <= 100_000.0) {
+            return bad(format!("depth_mm must be in [0, 100000], got {}", self.depth_mm));
+        }
+        if !(self.base_mm.is_finite() && self.base_mm >= 0.0 && self.base_mm <= 100_000.0) {
+            return bad(format!("base_mm must be in [0, 100000], got {}", self.base_mm));
+        }
+        if self.solid && self.base_mm <= 0.0 {
+            return bad("a solid needs base_mm > 0 (use a surface for a zero-thickness base)".into());
+        }
+        if let Some(e) = self.max_error {
+            if !(e.is_finite() && e > 0.0 && e <= 1.0) {
+                return bad(format!("max_error must be in (0, 1], got {e}"));
+            }
+        }
+        if let Some(t) = self.max_triangles {
+            if t < 2 {
+                return bad(format!("max_triangles must be at least 2, got {t}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_validate() {
+        assert_eq!("HIGH".parse::<Quality>().ok(), Some(Quality::High));
+        assert!("ultra".parse::<Quality>().is_err());
+        assert_eq!("depth_anything".parse::<DepthMethod>().ok(), Some(DepthMethod::DepthAnything));
+        let mut s = GenerateSettings::default();
+        assert!(s.validate().is_ok());
+        s.base_mm = 0.0;
+        assert!(s.validate().is_err());
+        s.solid = false;
+        assert!(s.validate().is_ok());
+        s.width_mm = f32::NAN;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn overrides_win_over_preset() {
+        let s = GenerateSettings { max_error: Some(0.01), max_triangles: Some(99), ..Default::default() };
+        let p = s.effective_preset();
+        assert_eq!(p.max_error, 0.01);
+        assert_eq!(p.max_triangles, 99);
+        assert_eq!(p.working_size, Quality::Medium.preset().working_size);
+    }
+}
