@@ -1,11 +1,214 @@
-// SKELETON
+//! Printability checks, independent of how the mesh was built.
+//!
+//! A mesh is printable when every directed edge has exactly one opposite (closed and
+//! consistently wound), every vertex has a single fan of triangles around it (no pinches),
+//! no triangle is degenerate, every coordinate is finite and the enclosed volume is positive.
+
 use super::Mesh;
 
+/// What [`check_solid`] found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SolidReport {
-    pub watertight: bool,
+    pub vertices: usize,
+    pub triangles: usize,
+    /// Directed edges without an opposite: holes in the surface.
+    pub open_edges: usize,
+    /// Directed edges used twice: inconsistent winding or more than two faces on an edge.
+    pub duplicate_edges: usize,
+    /// Vertices whose triangles form more than one fan.
+    pub non_manifold_vertices: usize,
+    pub degenerate_triangles: usize,
+    pub non_finite_vertices: usize,
+    /// Connected components (by shared vertices).
+    pub components: usize,
+    /// Sum over components of their genus (holes through the solid), from Euler's formula.
+    pub genus_sum: i64,
+    /// Signed volume in cubic model units; positive when wound outwards.
+    pub volume: f64,
 }
 
-pub fn check_solid(_mesh: &Mesh) -> SolidReport {
-    todo!()
+impl SolidReport {
+    /// Closed with consistent winding.
+    pub fn is_watertight(&self) -> bool {
+        self.open_edges == 0 && self.duplicate_edges == 0
+    }
+
+    /// Ready to slice: watertight, manifold, no degenerate faces, finite, positive volume.
+    pub fn is_printable(&self) -> bool {
+        self.is_watertight()
+            && self.non_manifold_vertices == 0
+            && self.degenerate_triangles == 0
+            && self.non_finite_vertices == 0
+            && self.triangles > 0
+            && self.volume > 0.0
+    }
+}
+
+/// Checks `mesh` for printability. Linear-logarithmic; fine for millions of triangles.
+pub fn check_solid(mesh: &Mesh) -> SolidReport {
+    let mut r = SolidReport {
+        vertices: mesh.positions.len(),
+        triangles: mesh.triangles.len(),
+        non_finite_vertices: mesh.positions.iter().filter(|p| !p.iter().all(|c| c.is_finite())).count(),
+        ..Default::default()
+    };
+    if mesh.triangles.iter().any(|t| t.iter().any(|&i| i as usize >= mesh.positions.len())) {
+        r.open_edges = usize::MAX;
+        return r;
+    }
+
+    let key = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
+    let mut edges: Vec<u64> = mesh.triangles.iter().flat_map(|&[a, b, c]| [key(a, b), key(b, c), key(c, a)]).collect();
+    edges.sort_unstable();
+    for (i, &k) in edges.iter().enumerate() {
+        if i > 0 && edges[i - 1] == k {
+            r.duplicate_edges += 1;
+        }
+        let rev = (k << 32) | (k >> 32);
+        if edges.binary_search(&rev).is_err() {
+            r.open_edges += 1;
+        }
+    }
+
+    let (lo, hi) = mesh.bounds().unwrap_or(([0.0; 3], [0.0; 3]));
+    let diag2: f64 = (0..3).map(|k| f64::from(hi[k] - lo[k]).powi(2)).sum();
+    let p = |i: u32| mesh.positions[i as usize].map(f64::from);
+    for &[a, b, c] in &mesh.triangles {
+        let (pa, pb, pc) = (p(a), p(b), p(c));
+        let u = [pb[0] - pa[0], pb[1] - pa[1], pb[2] - pa[2]];
+        let v = [pc[0] - pa[0], pc[1] - pa[1], pc[2] - pa[2]];
+        let n = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]];
+        let area2 = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+        if a == b || b == c || a == c || area2 <= 1e-12 * diag2 {
+            r.degenerate_triangles += 1;
+        }
+        r.volume += (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1]) - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
+            + pa[2] * (pb[0] * pc[1] - pb[1] * pc[0]))
+            / 6.0;
+    }
+
+    r.non_manifold_vertices = count_pinched_vertices(mesh);
+    let (components, genus) = components_and_genus(mesh, edges.len());
+    r.components = components;
+    r.genus_sum = genus;
+    r
+}
+
+/// Around each vertex, the opposite edges of its triangles must chain into one cycle.
+fn count_pinched_vertices(mesh: &Mesh) -> usize {
+    let mut corners: Vec<(u32, u32, u32)> =
+        mesh.triangles.iter().flat_map(|&[a, b, c]| [(a, b, c), (b, c, a), (c, a, b)]).collect();
+    corners.sort_unstable();
+    let mut pinched = 0;
+    let mut start = 0;
+    while start < corners.len() {
+        let v = corners[start].0;
+        let end = start + corners[start..].iter().take_while(|c| c.0 == v).count();
+        let fan = &corners[start..end];
+        // Follow next → next around the vertex from the first corner.
+        let mut seen = 1;
+        let mut at = fan[0].2;
+        while at != fan[0].1 && seen <= fan.len() {
+            match fan.binary_search_by(|c| c.1.cmp(&at)) {
+                Ok(i) => {
+                    at = fan[i].2;
+                    seen += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if seen != fan.len() || at != fan[0].1 {
+            pinched += 1;
+        }
+        start = end;
+    }
+    pinched
+}
+
+/// Components by union-find over triangle vertices, and Σ genus from V − E + F = 2 − 2g.
+fn components_and_genus(mesh: &Mesh, directed_edges: usize) -> (usize, i64) {
+    let mut parent: Vec<u32> = (0..mesh.positions.len() as u32).collect();
+    fn find(parent: &mut [u32], mut x: u32) -> u32 {
+        while parent[x as usize] != x {
+            parent[x as usize] = parent[parent[x as usize] as usize];
+            x = parent[x as usize];
+        }
+        x
+    }
+    let mut used = vec![false; mesh.positions.len()];
+    for &[a, b, c] in &mesh.triangles {
+        for (x, y) in [(a, b), (b, c)] {
+            let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
+            if rx != ry {
+                parent[rx as usize] = ry;
+            }
+        }
+        used[a as usize] = true;
+        used[b as usize] = true;
+        used[c as usize] = true;
+    }
+    let v = used.iter().filter(|&&u| u).count() as i64;
+    let components = (0..parent.len() as u32).filter(|&i| used[i as usize] && find(&mut parent, i) == i).count();
+    let e = directed_edges as i64 / 2;
+    let f = mesh.triangles.len() as i64;
+    let chi = v - e + f;
+    (components, (2 * components as i64 - chi) / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tetra() -> Mesh {
+        Mesh {
+            positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            triangles: vec![[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tetrahedron_is_printable() {
+        let r = check_solid(&tetra());
+        assert!(r.is_printable(), "{r:?}");
+        assert!((r.volume - 1.0 / 6.0).abs() < 1e-9);
+        assert_eq!((r.components, r.genus_sum), (1, 0));
+    }
+
+    #[test]
+    fn defects_are_reported() {
+        let mut open = tetra();
+        open.triangles.pop();
+        let r = check_solid(&open);
+        assert_eq!(r.open_edges, 3);
+        assert!(!r.is_watertight());
+
+        let mut flipped = tetra();
+        flipped.triangles[0] = [0, 1, 2];
+        let r = check_solid(&flipped);
+        assert!(r.duplicate_edges > 0 && !r.is_printable());
+
+        let mut inside_out = tetra();
+        for t in &mut inside_out.triangles {
+            t.swap(1, 2);
+        }
+        let r = check_solid(&inside_out);
+        assert!(r.is_watertight() && r.volume < 0.0 && !r.is_printable());
+
+        let mut nan = tetra();
+        nan.positions[3][2] = f32::NAN;
+        assert_eq!(check_solid(&nan).non_finite_vertices, 1);
+    }
+
+    #[test]
+    fn two_tetrahedra_sharing_a_vertex_are_pinched() {
+        let mut m = tetra();
+        m.positions.extend([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]);
+        // Mirror image through the origin, sharing vertex 0.
+        m.triangles.extend([[0, 5, 4], [0, 4, 6], [4, 5, 6], [0, 6, 5]]);
+        let r = check_solid(&m);
+        assert!(r.is_watertight());
+        assert_eq!(r.non_manifold_vertices, 1, "{r:?}");
+        assert!(!r.is_printable());
+    }
 }
