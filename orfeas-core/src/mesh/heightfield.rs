@@ -149,22 +149,6 @@ impl Tri {
         let m = self.mid();
         [Tri { a: self.c, b: self.a, c: m }, Tri { a: self.b, b: self.c, c: m }]
     }
-
-    /// Decodes a hierarchy id (roots are 2 and 3, children of `i` are `2i` and `2i+1`).
-    fn from_id(id: usize, size: i32) -> Tri {
-        let t = size - 1;
-        let depth = usize::BITS - 1 - id.leading_zeros();
-        let mut tri = if (id >> (depth - 1)) & 1 == 1 {
-            Tri { a: [0, 0], b: [t, t], c: [t, 0] }
-        } else {
-            Tri { a: [t, t], b: [0, 0], c: [0, t] }
-        };
-        for level in (0..depth - 1).rev() {
-            let [left, right] = tri.children();
-            tri = if (id >> level) & 1 == 1 { right } else { left };
-        }
-        tri
-    }
 }
 
 /// The RTIN over a square grid of side `2^k + 1` that contains the corner grid.
@@ -178,6 +162,8 @@ struct Rtin<'g> {
     /// Whether either triangle split at this midpoint covers any inside point; triangles
     /// that cover none are dropped whole instead of being refined to single cells.
     covers_inside: Vec<bool>,
+    /// The whole corner grid is inside (no mask): row scans skip the inside test.
+    all_inside: bool,
 }
 
 impl<'g> Rtin<'g> {
@@ -190,7 +176,8 @@ impl<'g> Rtin<'g> {
             let src = &grid.inside[y * grid.width as usize..][..grid.width as usize];
             inside[y * n..][..grid.width as usize].copy_from_slice(src);
         }
-        Self { grid, size, inside, errors: vec![0.0; n * n], covers_inside: vec![false; n * n] }
+        let all_inside = grid.inside.iter().all(|&i| i);
+        Self { grid, size, inside, errors: vec![0.0; n * n], covers_inside: vec![false; n * n], all_inside }
     }
 
     fn idx(&self, p: [i32; 2]) -> usize {
@@ -215,6 +202,11 @@ impl<'g> Rtin<'g> {
 
     fn inside_or_false(&self, p: [i32; 2]) -> bool {
         self.in_square(p) && self.is_inside(p)
+    }
+
+    /// Only a point with an outside neighbour can be a pinch or isolated.
+    fn near_outside(&self, p: [i32; 2]) -> bool {
+        (-1..=1).any(|dy| (-1..=1).any(|dx| !self.inside_or_false([p[0] + dx, p[1] + dy])))
     }
 
     /// Number of separate fans of kept leaf triangles around `p`; more than one is a pinch.
@@ -254,10 +246,13 @@ impl<'g> Rtin<'g> {
     /// non-manifold vertex of the solid. Removing one can create another next to it, so this
     /// runs as a work list until none is left; it only ever shrinks the mask.
     fn remove_pinch_points(&mut self) {
+        if self.all_inside {
+            return; // a full rectangle has no pinches
+        }
         let n = self.size;
         let mut work: Vec<[i32; 2]> = (0..n)
             .flat_map(|y| (0..n).map(move |x| [x, y]))
-            .filter(|&p| self.fan_count(p) > 1)
+            .filter(|&p| self.is_inside(p) && self.near_outside(p) && self.fan_count(p) > 1)
             .collect();
         while let Some(p) = work.pop() {
             if self.fan_count(p) <= 1 {
@@ -277,7 +272,7 @@ impl<'g> Rtin<'g> {
         // Points with no kept cell around them are not part of the surface.
         let isolated: Vec<usize> = (0..n)
             .flat_map(|y| (0..n).map(move |x| [x, y]))
-            .filter(|&p| self.is_inside(p) && self.fan_count(p) == 0)
+            .filter(|&p| self.is_inside(p) && self.near_outside(p) && self.fan_count(p) == 0)
             .map(|p| self.idx(p))
             .collect();
         for i in isolated {
@@ -322,14 +317,14 @@ impl<'g> Rtin<'g> {
             }
             let row = y as usize * n;
             let grow = y as usize * self.grid.width as usize;
-            let base = ha + gy * (y - t.a[1]) as f32 + gx * (lo - t.a[0]) as f32;
-            for (k, x) in (lo..=hi).enumerate() {
-                if !self.inside[row + x as usize] {
-                    return f32::INFINITY;
-                }
-                let plane = base + gx * k as f32;
-                let d = (self.grid.heights[grow + x as usize] - plane).abs();
-                worst = worst.max(d);
+            let span = (hi - lo) as usize + 1;
+            if !self.all_inside && !self.inside[row + lo as usize..][..span].iter().all(|&i| i) {
+                return f32::INFINITY;
+            }
+            let mut plane = ha + gy * (y - t.a[1]) as f32 + gx * (lo - t.a[0]) as f32;
+            for &h in &self.grid.heights[grow + lo as usize..][..span] {
+                worst = worst.max((h - plane).abs());
+                plane += gx;
             }
         }
         worst
@@ -338,35 +333,65 @@ impl<'g> Rtin<'g> {
     /// Fills `errors` level by level from the finest up, so that every triangle sees the
     /// final errors of its children (including those raised by a neighbour sharing them).
     fn compute_errors(&mut self, cancel: &CancelToken) -> Result<()> {
-        let levels = 2 * (self.size - 1).trailing_zeros() as usize;
-        // Level L holds ids [2^L, 2^(L+1)); levels 1..=2k have grid-point midpoints.
-        for level in (1..=levels).rev() {
+        // The levels are generated top-down (each level is the children of the previous)
+        // and consumed bottom-up; only non-leaf triangles are kept.
+        let t = self.size - 1;
+        let mut levels: Vec<Vec<Tri>> = Vec::new();
+        let mut level = vec![Tri { a: [0, 0], b: [t, t], c: [t, 0] }, Tri { a: [t, t], b: [0, 0], c: [0, t] }];
+        while level.first().is_some_and(|tri| !tri.is_leaf()) {
+            let next = level.iter().flat_map(Tri::children).collect();
+            levels.push(std::mem::replace(&mut level, next));
+        }
+        let deepest = levels.len();
+        for (depth, tris) in levels.iter().enumerate().rev() {
             cancel.check()?;
-            let size = self.size;
-            let deepest = level == levels;
             let this = &*self;
-            let rows: Vec<(usize, [usize; 2], f32, bool)> = ((1usize << level)..(1usize << (level + 1)))
-                .into_par_iter()
-                .with_min_len(512)
-                .map(|id| {
-                    let t = Tri::from_id(id, size);
-                    let [l, r] = t.children();
-                    let corners = [t.a, t.b, t.c, t.mid()].iter().any(|&p| this.is_inside(p));
-                    (this.idx(t.mid()), [this.idx(l.mid()), this.idx(r.mid())], this.triangle_error(&t), corners)
-                })
-                .collect();
-            for (m, kids, err, corners) in rows {
+            let own: Vec<f32> = if depth + 2 >= deepest {
+                // The two finest levels cover only corners and edge midpoints: O(1) each.
+                tris.par_iter().with_min_len(4096).map(|tri| this.edge_midpoint_error(tri)).collect()
+            } else {
+                tris.par_iter().with_min_len(64).map(|tri| this.triangle_error(tri)).collect()
+            };
+            for (tri, err) in tris.iter().zip(own) {
+                let m = self.idx(tri.mid());
+                let corners = [tri.a, tri.b, tri.c, tri.mid()].iter().any(|&p| self.is_inside(p));
                 let mut e = self.errors[m].max(err);
                 let mut any = self.covers_inside[m] || corners;
-                if !deepest {
-                    e = e.max(self.errors[kids[0]]).max(self.errors[kids[1]]);
-                    any = any || self.covers_inside[kids[0]] || self.covers_inside[kids[1]];
+                if depth + 1 != deepest {
+                    for kid in tri.children() {
+                        let k = self.idx(kid.mid());
+                        e = e.max(self.errors[k]);
+                        any = any || self.covers_inside[k];
+                    }
                 }
                 self.errors[m] = e;
                 self.covers_inside[m] = any;
             }
         }
         Ok(())
+    }
+
+    /// Error of a triangle whose only non-corner grid points are the midpoints of its edges
+    /// (the two finest levels). The plane at an edge midpoint is the mean of the edge's ends.
+    fn edge_midpoint_error(&self, t: &Tri) -> f32 {
+        let (gw, gh) = (self.grid.width as i32, self.grid.height as i32);
+        let mut worst = 0.0f32;
+        for (p, q) in [(t.a, t.b), (t.b, t.c), (t.c, t.a)] {
+            for v in [p, q] {
+                if v[0] >= gw || v[1] >= gh || !self.is_inside(v) {
+                    return f32::INFINITY;
+                }
+            }
+            let (dx, dy) = (q[0] - p[0], q[1] - p[1]);
+            if dx % 2 == 0 && dy % 2 == 0 {
+                let m = [p[0] + dx / 2, p[1] + dy / 2];
+                if !self.is_inside(m) {
+                    return f32::INFINITY;
+                }
+                worst = worst.max((self.height(m) - 0.5 * (self.height(p) + self.height(q))).abs());
+            }
+        }
+        worst
     }
 
     /// The smallest tolerance ≥ the requested one whose mesh fits the triangle cap.
