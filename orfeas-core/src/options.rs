@@ -225,3 +225,71 @@ mod tests {
         assert_eq!(p.working_size, Quality::Medium.preset().working_size);
     }
 }
+
+/// Where the model runs (`--device`). Only the depth model uses it; every other stage runs
+/// on the CPU slots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Device {
+    /// CUDA when this build has it and a GPU is present, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    /// The CUDA device with this ordinal.
+    Cuda(usize),
+}
+
+impl Device {
+    /// The device jobs will actually use. Asking for CUDA in a build without the `cuda`
+    /// feature is an error, never a silent fallback.
+    pub fn resolve(self) -> Result<Device, OrfeasError> {
+        match self {
+            Self::Cpu => Ok(Self::Cpu),
+            Self::Auto => Ok(if cfg!(feature = "cuda") { Self::Auto } else { Self::Cpu }),
+            Self::Cuda(_) if !cfg!(feature = "cuda") => Err(OrfeasError::FeatureDisabled("cuda")),
+            Self::Cuda(n) => Ok(Self::Cuda(n)),
+        }
+    }
+}
+
+impl FromStr for Device {
+    type Err = OrfeasError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| OrfeasError::InvalidInput(format!("unknown device {s:?}; expected auto, cpu, cuda or cuda:N"))),
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_cuda_is_refused_without_the_feature() {
+        assert_eq!("cuda:1".parse::<Device>().ok(), Some(Device::Cuda(1)));
+        assert_eq!("CPU".parse::<Device>().ok(), Some(Device::Cpu));
+        assert!("tpu".parse::<Device>().is_err());
+        if !cfg!(feature = "cuda") {
+            assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_FEATURE_DISABLED"));
+            assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
+        }
+    }
+}

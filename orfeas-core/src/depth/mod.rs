@@ -38,3 +38,52 @@ pub trait DepthEstimator: Send + Sync {
     /// Long-running implementations call `cancel.check()` between steps.
     fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken) -> Result<HeightMap>;
 }
+
+impl HeightMap {
+    /// Bilinear resampling (pixel centres aligned), used to hand the raw depth back at the
+    /// input's original resolution.
+    pub fn resized(&self, width: u32, height: u32) -> HeightMap {
+        if (width, height) == (self.width, self.height) {
+            return self.clone();
+        }
+        let (sw, sh) = (self.width as usize, self.height as usize);
+        let axis = |dst: u32, src: usize| -> Vec<(usize, usize, f32)> {
+            let scale = src as f32 / dst as f32;
+            (0..dst)
+                .map(|i| {
+                    let s = ((i as f32 + 0.5) * scale - 0.5).clamp(0.0, (src - 1) as f32);
+                    let i0 = s.floor() as usize;
+                    (i0, (i0 + 1).min(src - 1), s - i0 as f32)
+                })
+                .collect()
+        };
+        let (xs, ys) = (axis(width, sw), axis(height, sh));
+        let mut data = Vec::with_capacity(width as usize * height as usize);
+        for &(y0, y1, fy) in &ys {
+            let (r0, r1) = (&self.data[y0 * sw..][..sw], &self.data[y1 * sw..][..sw]);
+            for &(x0, x1, fx) in &xs {
+                let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
+                let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
+                data.push(top + (bottom - top) * fy);
+            }
+        }
+        HeightMap { width, height, data }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_keeps_linear_ramps_and_constants() {
+        let m = HeightMap { width: 4, height: 2, data: vec![0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0] };
+        let r = m.resized(8, 4);
+        assert_eq!((r.width, r.height, r.data.len()), (8, 4, 32));
+        assert!(r.data.iter().all(|v| (0.0..=3.0).contains(v)));
+        assert!(r.data[..8].windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(m.resized(4, 2), m);
+        let c = HeightMap { width: 3, height: 3, data: vec![0.25; 9] }.resized(7, 5);
+        assert!(c.data.iter().all(|&v| (v - 0.25).abs() < 1e-6));
+    }
+}

@@ -22,6 +22,12 @@ pub enum MeshFormat {
     DepthNpy,
 }
 
+impl MeshFormat {
+    pub fn extension(self) -> &'static str {
+        todo!()
+    }
+}
+
 /// One file written for a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OutputFile {

@@ -1,0 +1,96 @@
+//! Output names: derived from the input, safe on every file system, never colliding.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::Job;
+use crate::export::MeshFormat;
+
+/// A file stem from an input name: the last path component without its extension, with
+/// separators, control and reserved characters replaced, leading dots removed (no hidden or
+/// `..` names) and the length bounded. Never empty.
+pub fn sanitize_stem(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let stem = match last.rfind('.') {
+        Some(i) if i > 0 => &last[..i],
+        _ => last,
+    };
+    let cleaned: String = stem
+        .chars()
+        .map(|c| if c.is_control() || "<>:\"/\\|?*".contains(c) { '_' } else { c })
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| c == '.' || c.is_whitespace());
+    let mut out: String = trimmed.chars().take(100).collect();
+    if out.is_empty() {
+        out.push_str("image");
+    }
+    out
+}
+
+/// The file names a format writes for a stem (OBJ also writes its material and texture).
+fn files_for(format: MeshFormat, stem: &str) -> Vec<String> {
+    let mut names = vec![format!("{stem}.{}", format.extension())];
+    if format == MeshFormat::Obj {
+        names.push(format!("{stem}.mtl"));
+        names.push(format!("{stem}.png"));
+    }
+    names
+}
+
+/// Gives every job without a stem one derived from its input, unique within the batch and
+/// such that none of its output files exists yet: `photo`, then `photo_1`, `photo_2`, ...
+pub fn assign_stems(jobs: &mut [Job], formats: &[MeshFormat]) {
+    let mut taken: HashSet<(PathBuf, String)> = HashSet::new();
+    for job in jobs.iter().filter(|j| j.stem.is_some()) {
+        if let Some(stem) = &job.stem {
+            taken.insert((job.out_dir.clone(), stem.to_lowercase()));
+        }
+    }
+    for job in jobs.iter_mut().filter(|j| j.stem.is_none()) {
+        let base = sanitize_stem(&job.input.name());
+        let free = |stem: &str, taken: &HashSet<(PathBuf, String)>| {
+            !taken.contains(&(job.out_dir.clone(), stem.to_lowercase())) && !exists_any(&job.out_dir, formats, stem)
+        };
+        let mut stem = base.clone();
+        let mut n = 1;
+        while !free(&stem, &taken) {
+            stem = format!("{base}_{n}");
+            n += 1;
+        }
+        taken.insert((job.out_dir.clone(), stem.to_lowercase()));
+        job.stem = Some(stem);
+    }
+}
+
+fn exists_any(dir: &Path, formats: &[MeshFormat], stem: &str) -> bool {
+    formats.iter().flat_map(|&f| files_for(f, stem)).any(|name| dir.join(name).exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::ImageSource;
+
+    #[test]
+    fn hostile_names_become_safe_stems() {
+        assert_eq!(sanitize_stem("photos/cat.jpg"), "cat");
+        assert_eq!(sanitize_stem("..\\..\\etc\\passwd"), "passwd");
+        assert_eq!(sanitize_stem("../../.."), "image");
+        assert_eq!(sanitize_stem(".hidden.png"), "hidden");
+        assert_eq!(sanitize_stem("a<b>c|d?.png"), "a_b_c_d_");
+        assert_eq!(sanitize_stem("nul\u{0}byte.png"), "nul_byte");
+        assert_eq!(sanitize_stem(""), "image");
+        assert_eq!(sanitize_stem(&"x".repeat(500)).len(), 100);
+    }
+
+    #[test]
+    fn collisions_get_suffixes_and_existing_files_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("cat.stl"), b"keep me").expect("write");
+        let job = |name: &str| Job::new(name, ImageSource::Path(name.into()), dir.path());
+        let mut jobs = vec![job("a/cat.png"), job("b/cat.jpg"), job("dog.png"), job("b/CAT.webp")];
+        assign_stems(&mut jobs, &[MeshFormat::Stl, MeshFormat::Glb]);
+        let stems: Vec<_> = jobs.iter().map(|j| j.stem.clone().unwrap_or_default()).collect();
+        assert_eq!(stems, ["cat_1", "cat_2", "dog", "CAT_3"]);
+    }
+}

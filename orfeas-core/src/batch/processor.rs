@@ -1,0 +1,373 @@
+//! The slot scheduler: a bounded queue feeding N slot threads.
+//!
+//! Slots bound how many jobs are in flight (and, with CUDA, how many model streams exist).
+//! CPU work is bounded separately: every job runs inside one shared rayon pool sized to the
+//! machine's cores, so four slots on a two-core machine keep two cores busy instead of
+//! oversubscribing them, and data-parallel stages inside a job share the same threads.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::tally::{Phase, Tally};
+use super::{assign_stems, Job, JobResult, JobStatus};
+use crate::cancel::CancelToken;
+use crate::error::{OrfeasError, Result};
+use crate::image::ImageLimits;
+use crate::options::{DepthMethod, Device, GenerateSettings};
+use crate::pipeline::{export_model, image_to_model};
+use crate::progress::{ProgressEvent, ProgressSink, Stage};
+
+/// How a [`BatchProcessor`] is set up; shared by all batches it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchConfig {
+    /// Jobs processed at once (default 4).
+    pub slots: usize,
+    /// Jobs waiting beyond the running ones before `run` blocks its caller (default 64).
+    pub queue_capacity: usize,
+    pub depth: DepthMethod,
+    pub device: Device,
+    /// Model weights (file or directory) for `depth-anything`.
+    pub weights: Option<std::path::PathBuf>,
+    pub limits: ImageLimits,
+    /// CPU threads shared by all slots (default: available cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            slots: 4,
+            queue_capacity: 64,
+            depth: DepthMethod::Auto,
+            device: Device::Auto,
+            weights: None,
+            limits: ImageLimits::default(),
+            threads: None,
+        }
+    }
+}
+
+/// Runs jobs on a fixed number of slots. Cheap to share (`&self` everywhere); dropping it
+/// lets the running jobs finish and stops the slot threads.
+pub struct BatchProcessor {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BatchProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchProcessor")
+            .field("slots", &self.workers.len())
+            .field("device", &self.shared.device)
+            .field("busy", &self.busy_slots())
+            .finish()
+    }
+}
+
+struct Shared {
+    config: BatchConfig,
+    device: Device,
+    pool: rayon::ThreadPool,
+    queue: Mutex<Queue>,
+    task_ready: Condvar,
+    space_ready: Condvar,
+    busy: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Queue {
+    tasks: VecDeque<Task>,
+    shutdown: bool,
+}
+
+/// Everything one job needs, owned, so slots share nothing but the batch's `Arc`.
+struct Task {
+    index: usize,
+    job: Job,
+    cancel: CancelToken,
+    batch: Arc<BatchRun>,
+}
+
+struct BatchRun {
+    id: String,
+    settings: GenerateSettings,
+    sink: Arc<dyn ProgressSink>,
+    tally: Tally,
+    results: Mutex<mpsc::Sender<(usize, JobResult)>>,
+}
+
+impl BatchRun {
+    /// A sink that panics is logged and ignored: progress must never take a batch down.
+    fn emit(&self, event: ProgressEvent) {
+        if catch_unwind(AssertUnwindSafe(|| self.sink.emit(&event))).is_err() {
+            tracing::warn!(event = event.name(), "progress sink panicked; event dropped");
+        }
+    }
+}
+
+static BATCH_COUNTER: AtomicU64 = AtomicU64::new(1);
+
+impl BatchProcessor {
+    /// Starts the slot threads. Fails on a bad configuration or an unusable device.
+    pub fn new(config: BatchConfig) -> Result<Self> {
+        if config.slots == 0 || config.slots > 256 {
+            return Err(OrfeasError::InvalidInput(format!("slots must be between 1 and 256, got {}", config.slots)));
+        }
+        let device = config.device.resolve()?;
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("orfeas-cpu-{i}"))
+            .build()
+            .map_err(|e| OrfeasError::Internal(format!("cannot start the CPU pool: {e}")))?;
+        let shared = Arc::new(Shared {
+            config,
+            device,
+            pool,
+            queue: Mutex::new(Queue::default()),
+            task_ready: Condvar::new(),
+            space_ready: Condvar::new(),
+            busy: AtomicUsize::new(0),
+        });
+        let workers = (0..shared.config.slots)
+            .map(|slot| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("orfeas-slot-{slot}"))
+                    .spawn(move || slot_loop(&shared))
+                    .map_err(|e| OrfeasError::Internal(format!("cannot start slot thread: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { shared, workers })
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Slots running a job right now.
+    pub fn busy_slots(&self) -> usize {
+        self.shared.busy.load(Ordering::Relaxed)
+    }
+
+    /// Jobs waiting for a slot.
+    pub fn queued(&self) -> usize {
+        lock(&self.shared.queue).tasks.len()
+    }
+
+    /// The device jobs run on (`auto` already resolved where it can be).
+    pub fn device(&self) -> Device {
+        self.shared.device
+    }
+
+    /// The processor's configuration.
+    pub fn config(&self) -> &BatchConfig {
+        &self.shared.config
+    }
+
+    /// Runs `jobs` and returns their results in input order. One job's failure, panic or
+    /// cancellation stays in that job. Errors only for settings that no job could use.
+    pub fn run(
+        &self,
+        jobs: Vec<Job>,
+        settings: &GenerateSettings,
+        sink: Arc<dyn ProgressSink>,
+        cancel: &CancelToken,
+    ) -> Result<Vec<JobResult>> {
+        let id = format!("batch-{}", BATCH_COUNTER.fetch_add(1, Ordering::Relaxed));
+        self.run_batch(&id, jobs, settings, sink, cancel)
+    }
+
+    /// [`run`](Self::run) with a batch id chosen by the caller (used in every event).
+    pub fn run_batch(
+        &self,
+        batch_id: &str,
+        mut jobs: Vec<Job>,
+        settings: &GenerateSettings,
+        sink: Arc<dyn ProgressSink>,
+        cancel: &CancelToken,
+    ) -> Result<Vec<JobResult>> {
+        settings.validate()?;
+        assign_stems(&mut jobs, &settings.formats);
+        let total = jobs.len();
+        let (tx, rx) = mpsc::channel();
+        let batch = Arc::new(BatchRun {
+            id: batch_id.to_owned(),
+            settings: settings.clone(),
+            sink,
+            tally: Tally::new(batch_id.to_owned(), total),
+            results: Mutex::new(tx),
+        });
+        for job in &jobs {
+            batch.emit(ProgressEvent::GenerationProgress {
+                job_id: job.id.clone(),
+                batch_id: batch.id.clone(),
+                input: job.input.name(),
+                progress: 0.0,
+                stage: Stage::Queued,
+            });
+        }
+        batch.emit(batch.tally.snapshot());
+
+        for (index, job) in jobs.into_iter().enumerate() {
+            let job_cancel = job.cancel.clone().unwrap_or_else(|| cancel.child());
+            let task = Task { index, job, cancel: job_cancel, batch: Arc::clone(&batch) };
+            self.enqueue(task);
+        }
+        drop(batch);
+
+        let mut results: Vec<Option<JobResult>> = vec![None; total];
+        for (index, result) in rx.iter().take(total) {
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| OrfeasError::Internal("a job finished without a result".into())))
+            .collect()
+    }
+
+    /// Waits for room in the bounded queue, then hands the task to the slots.
+    fn enqueue(&self, task: Task) {
+        let mut queue = lock(&self.shared.queue);
+        while queue.tasks.len() >= self.shared.config.queue_capacity.max(1) {
+            queue = self.shared.space_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+        queue.tasks.push_back(task);
+        self.shared.task_ready.notify_one();
+    }
+}
+
+impl Drop for BatchProcessor {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).shutdown = true;
+        self.shared.task_ready.notify_all();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn slot_loop(shared: &Shared) {
+    loop {
+        let task = {
+            let mut queue = lock(&shared.queue);
+            loop {
+                if let Some(task) = queue.tasks.pop_front() {
+                    shared.space_ready.notify_one();
+                    break Some(task);
+                }
+                if queue.shutdown {
+                    break None;
+                }
+                queue = shared.task_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        match task {
+            Some(task) => process(shared, task),
+            None => return,
+        }
+    }
+}
+
+/// Runs one task to its end and reports it; never panics, never returns early.
+fn process(shared: &Shared, task: Task) {
+    let Task { index, job, cancel, batch } = task;
+    let input = job.input.name();
+    let started = Instant::now();
+    let mut depth_used = None;
+
+    let (outcome, from) = if cancel.is_cancelled() {
+        (Err(OrfeasError::Cancelled), Phase::Queued)
+    } else {
+        batch.emit(batch.tally.shift(Phase::Queued, Phase::Processing));
+        shared.busy.fetch_add(1, Ordering::Relaxed);
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            shared.pool.install(|| run_one(shared, &batch, &job, &cancel, &mut depth_used))
+        }))
+        .unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(input = %input, "job panicked: {msg}");
+            Err(OrfeasError::Internal(format!("{input}: {msg}")))
+        });
+        shared.busy.fetch_sub(1, Ordering::Relaxed);
+        (out, Phase::Processing)
+    };
+    let seconds = started.elapsed().as_secs_f64();
+
+    let result = match outcome {
+        Ok((outputs, triangles, watertight)) => {
+            batch.emit(ProgressEvent::GenerationComplete {
+                job_id: job.id.clone(),
+                batch_id: batch.id.clone(),
+                input: input.clone(),
+                success: true,
+                outputs: outputs.clone(),
+                triangles,
+                depth: depth_used.unwrap_or_default().to_owned(),
+                watertight,
+                seconds,
+            });
+            batch.emit(batch.tally.shift(from, Phase::Complete));
+            JobResult { id: job.id, input, outputs, status: JobStatus::Complete, error: None, code: None, depth: depth_used, triangles, watertight, seconds }
+        }
+        Err(OrfeasError::Cancelled) => {
+            batch.emit(ProgressEvent::GenerationCancelled { job_id: job.id.clone(), batch_id: batch.id.clone(), input: input.clone() });
+            batch.emit(batch.tally.shift(from, Phase::Cancelled));
+            let e = OrfeasError::Cancelled;
+            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Cancelled, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, triangles: 0, watertight: false, seconds }
+        }
+        Err(e) => {
+            tracing::warn!(input = %input, code = e.code(), "job failed: {e}");
+            batch.emit(ProgressEvent::GenerationError {
+                job_id: job.id.clone(),
+                batch_id: batch.id.clone(),
+                input: input.clone(),
+                success: false,
+                error: e.to_string(),
+                code: e.code(),
+            });
+            batch.emit(batch.tally.shift(from, Phase::Failed));
+            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Error, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, triangles: 0, watertight: false, seconds }
+        }
+    };
+    let _ = lock(&batch.results).send((index, result));
+}
+
+type Produced = (Vec<crate::export::OutputFile>, usize, bool);
+
+fn run_one(shared: &Shared, batch: &BatchRun, job: &Job, cancel: &CancelToken, depth_used: &mut Option<&'static str>) -> Result<Produced> {
+    let input = job.input.name();
+    let mut on_stage = |stage: Stage, progress: f32| {
+        batch.emit(ProgressEvent::GenerationProgress {
+            job_id: job.id.clone(),
+            batch_id: batch.id.clone(),
+            input: input.clone(),
+            progress,
+            stage,
+        });
+    };
+    let model = image_to_model(&job.input, &batch.settings, shared.config.depth, &shared.config.limits, cancel, &mut on_stage)?;
+    *depth_used = Some(model.report.depth);
+    on_stage(Stage::Exporting, Stage::Exporting.start_percent());
+    std::fs::create_dir_all(&job.out_dir).map_err(|e| OrfeasError::io(&job.out_dir, e))?;
+    let stem = job.stem.clone().unwrap_or_else(|| super::sanitize_stem(&input));
+    let outputs = export_model(&model, &batch.settings.formats, &job.out_dir, &stem, cancel)?;
+    Ok((outputs, model.report.triangles, model.report.watertight))
+}

@@ -1,0 +1,166 @@
+//! One image through every stage: load → mask → depth → mesh (→ export, in `batch`).
+
+use serde::Serialize;
+
+use crate::cancel::CancelToken;
+use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
+use crate::error::{OrfeasError, Result};
+use crate::export::{self, ExportInput, MeshFormat, OutputFile};
+use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
+use crate::mask::{estimate_mask, Mask, MaskSource};
+use crate::mesh::{build_solid, build_surface, check_solid, triangulate_heightfield, CornerGrid, Mesh, MeshingLimits, Scale, Texture};
+use crate::options::{DepthMethod, GenerateSettings};
+use crate::progress::Stage;
+
+/// What a finished model looked like, for results and logs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelReport {
+    /// The estimator that ran (`relief`, `inflate`, `depth-anything`); never `auto`.
+    pub depth: &'static str,
+    pub mask: MaskSource,
+    pub triangles: usize,
+    /// Closed, consistently wound, positive volume, manifold (always false for surfaces).
+    pub watertight: bool,
+    /// The meshing tolerance met, as a fraction of the relief height.
+    pub max_error: f32,
+    /// Size of the image that was meshed (after downscaling to the preset).
+    pub working_width: u32,
+    pub working_height: u32,
+}
+
+/// A generated model with everything the exporters may need.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub mesh: Mesh,
+    /// The working image, used as colour texture (UVs are in the mesh).
+    pub texture: Texture,
+    /// The estimator's height map at working resolution.
+    pub depth: HeightMap,
+    /// The input's size before downscaling, for depth maps at the original resolution.
+    pub original_width: u32,
+    pub original_height: u32,
+    pub report: ModelReport,
+}
+
+/// Reports stage changes and in-stage progress (0-100 for the whole job).
+pub type StageCallback<'a> = &'a mut dyn FnMut(Stage, f32);
+
+/// Runs every stage up to a finished mesh. Checks `cancel` between stages.
+pub fn image_to_model(
+    source: &ImageSource,
+    settings: &GenerateSettings,
+    depth: DepthMethod,
+    limits: &ImageLimits,
+    cancel: &CancelToken,
+    on_stage: StageCallback<'_>,
+) -> Result<Model> {
+    settings.validate()?;
+    let preset = settings.effective_preset();
+    let name = source.name();
+
+    on_stage(Stage::Loading, Stage::Loading.start_percent());
+    let original = load_image(source, limits)?;
+    let (original_width, original_height) = (original.width, original.height);
+    let work = original.fit_within(preset.working_size);
+    drop(original);
+    cancel.check()?;
+
+    on_stage(Stage::Masking, Stage::Masking.start_percent());
+    // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
+    let mask = if work.gray16 { Mask::full(work.width, work.height) } else { estimate_mask(&work) };
+    cancel.check()?;
+
+    on_stage(Stage::DepthEstimation, Stage::DepthEstimation.start_percent());
+    let estimator = choose_estimator(depth, &work, &mask, preset.smoothing_sigma)?;
+    tracing::info!(input = %name, depth = estimator.name(), mask = ?mask.source, "estimating depth");
+    let heights = estimator.estimate(&work, &mask, cancel)?;
+    cancel.check()?;
+
+    on_stage(Stage::Meshing, Stage::Meshing.start_percent());
+    let grid = CornerGrid::from_height_map(&heights, &mask);
+    let limits = MeshingLimits { max_error: preset.max_error, max_triangles: preset.max_triangles };
+    let hf = triangulate_heightfield(&grid, &limits, cancel).map_err(|e| name_meshing_error(e, &name))?;
+    let scale = Scale { mm_per_cell: settings.width_mm / work.width as f32, depth_mm: settings.depth_mm, base_mm: settings.base_mm };
+    let mut mesh = if settings.solid { build_solid(&hf, scale)? } else { build_surface(&hf, scale) };
+    let watertight = if settings.solid {
+        let check = check_solid(&mesh);
+        if !check.is_printable() {
+            // A bug, not a property of the input: refuse to hand out a broken solid.
+            return Err(OrfeasError::Internal(format!("{name}: generated solid failed the printability check: {check:?}")));
+        }
+        true
+    } else {
+        false
+    };
+    let texture = Texture { width: work.width, height: work.height, rgba: work.rgba.clone() };
+    mesh.colors = sample_colors(&mesh, &work);
+    let report = ModelReport {
+        depth: estimator.name(),
+        mask: mask.source,
+        triangles: mesh.triangles.len(),
+        watertight,
+        max_error: hf.max_error,
+        working_width: work.width,
+        working_height: work.height,
+    };
+    Ok(Model { mesh, texture, depth: heights, original_width, original_height, report })
+}
+
+/// Writes every requested format as `<dir>/<stem>.<ext>`. On failure, files already written
+/// for this model are removed: a failed job leaves nothing behind.
+pub fn export_model(model: &Model, formats: &[MeshFormat], dir: &std::path::Path, stem: &str, cancel: &CancelToken) -> Result<Vec<OutputFile>> {
+    let needs_depth = formats.iter().any(|f| matches!(f, MeshFormat::Depth16 | MeshFormat::DepthNpy));
+    let full_depth = needs_depth.then(|| model.depth.resized(model.original_width, model.original_height));
+    let input = ExportInput { mesh: &model.mesh, texture: Some(&model.texture), depth: full_depth.as_ref() };
+    let mut written: Vec<OutputFile> = Vec::new();
+    for &format in formats {
+        let step = cancel.check().and_then(|()| export::save(format, &input, dir, stem));
+        match step {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                for f in &written {
+                    let _ = std::fs::remove_file(&f.path);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// `auto` as CONTRACT.md §1 defines it; explicit choices are honoured or refused.
+fn choose_estimator(method: DepthMethod, image: &LoadedImage, mask: &Mask, sigma: f32) -> Result<Box<dyn DepthEstimator>> {
+    match method {
+        DepthMethod::Relief => Ok(Box::new(ReliefEstimator::new(sigma))),
+        DepthMethod::Inflate => Ok(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL))),
+        DepthMethod::DepthAnything => Err(OrfeasError::FeatureDisabled("depth-anything")),
+        DepthMethod::Auto => {
+            if mask.source != MaskSource::None && !image.gray16 {
+                Ok(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL)))
+            } else {
+                Ok(Box::new(ReliefEstimator::new(sigma)))
+            }
+        }
+    }
+}
+
+fn name_meshing_error(e: OrfeasError, name: &str) -> OrfeasError {
+    match e {
+        OrfeasError::Meshing { detail, .. } => OrfeasError::Meshing { name: name.to_owned(), detail },
+        other => other,
+    }
+}
+
+/// Per-vertex colours from the texture (nearest pixel), for formats without textures (PLY).
+fn sample_colors(mesh: &Mesh, image: &LoadedImage) -> Vec<[u8; 3]> {
+    let (w, h) = (image.width as f32, image.height as f32);
+    mesh.uvs
+        .iter()
+        .map(|&[u, v]| {
+            let x = ((u * w) as u32).min(image.width - 1) as usize;
+            let y = ((v * h) as u32).min(image.height - 1) as usize;
+            let i = (y * image.width as usize + x) * 4;
+            [image.rgba[i], image.rgba[i + 1], image.rgba[i + 2]]
+        })
+        .collect()
+}
