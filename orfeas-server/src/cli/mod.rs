@@ -1,0 +1,95 @@
+//! Argument definitions (CONTRACT.md §2) and the subcommands.
+
+pub mod generate;
+mod inputs;
+mod progress_view;
+mod summary;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use orfeas_core::{DepthMethod, Device, MeshFormat, Quality};
+
+#[derive(Debug, Parser)]
+#[command(name = "orfeas", version, about = "Turn batches of images into printable 3D models (STL, OBJ, GLB, PLY)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert images (files or directories) into mesh files.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Image files or directories of images.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory (created if missing).
+    #[arg(short = 'o', long = "out", value_name = "OUT_DIR")]
+    pub out_dir: PathBuf,
+    /// Comma-separated formats: stl, stl-ascii, obj, glb, ply, depth16, depth.npy.
+    #[arg(short, long, default_value = "stl", value_delimiter = ',', value_parser = parse_from_str::<MeshFormat>)]
+    pub format: Vec<MeshFormat>,
+    /// Quality preset: working resolution, tolerance and triangle budget.
+    #[arg(short, long, default_value = "medium", value_parser = parse_from_str::<Quality>)]
+    pub quality: Quality,
+    /// Jobs processed at once.
+    #[arg(long, default_value_t = 4)]
+    pub slots: usize,
+    /// Depth estimator: auto, relief, inflate or depth-anything.
+    #[arg(long, default_value = "auto", value_parser = parse_from_str::<DepthMethod>)]
+    pub depth: DepthMethod,
+    /// Model weights (file or directory) for depth-anything.
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+    /// Where the depth model runs: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_from_str::<Device>)]
+    pub device: Device,
+    /// Model width in millimetres (height follows the aspect ratio).
+    #[arg(long, default_value_t = 100.0)]
+    pub width_mm: f32,
+    /// Relief height above the base, millimetres.
+    #[arg(long, default_value_t = 20.0)]
+    pub depth_mm: f32,
+    /// Base thickness, millimetres.
+    #[arg(long, default_value_t = 2.0)]
+    pub base_mm: f32,
+    /// Write the open front surface instead of a closed solid.
+    #[arg(long)]
+    pub surface: bool,
+    /// Meshing tolerance as a fraction of the relief height (overrides the preset).
+    #[arg(long)]
+    pub max_error: Option<f32>,
+    /// Triangle budget (overrides the preset).
+    #[arg(long)]
+    pub max_triangles: Option<usize>,
+    /// Descend into subdirectories of directory inputs.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Print one JSON summary on stdout at the end (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_from_str<T: std::str::FromStr<Err = orfeas_core::OrfeasError>>(s: &str) -> Result<T, String> {
+    s.parse::<T>().map_err(|e| e.to_string())
+}
+
+/// Logs go to stderr; stdout is reserved for `--json`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "error",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,36 @@
+//! The `--json` summary document (CONTRACT.md §2).
+
+use orfeas_core::{JobResult, JobStatus};
+use serde_json::{json, Value};
+
+/// One JSON document describing every job, in input order.
+pub fn to_json(results: &[JobResult], requested_depth: &str, seconds: f64) -> Value {
+    let jobs: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "input": r.input,
+                "outputs": r.outputs.iter().map(|o| o.path.display().to_string()).collect::<Vec<_>>(),
+                "status": r.status,
+                "error": r.error,
+                "code": r.code,
+                "depth": r.depth.unwrap_or(requested_depth),
+                "triangles": r.triangles,
+                "watertight": r.watertight,
+                "seconds": r.seconds,
+            })
+        })
+        .collect();
+    json!({
+        "jobs": jobs,
+        "total": results.len(),
+        "complete": count(results, JobStatus::Complete),
+        "failed": count(results, JobStatus::Error),
+        "cancelled": count(results, JobStatus::Cancelled),
+        "seconds": seconds,
+    })
+}
+
+pub fn count(results: &[JobResult], status: JobStatus) -> usize {
+    results.iter().filter(|r| r.status == status).count()
+}
