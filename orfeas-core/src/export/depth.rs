@@ -18,7 +18,12 @@ pub(super) fn check(format: MeshFormat, map: &HeightMap) -> Result<()> {
     if map.data.len() != expected || expected == 0 {
         return Err(export_error(
             format,
-            format!("height map {}x{} holds {} values", map.width, map.height, map.data.len()),
+            format!(
+                "height map {}x{} holds {} values",
+                map.width,
+                map.height,
+                map.data.len()
+            ),
         ));
     }
     Ok(())
@@ -31,15 +36,25 @@ pub(super) fn encode_png16(format: MeshFormat, map: &HeightMap) -> Result<Vec<u8
         .data
         .iter()
         .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let range = f64::from(hi) - f64::from(lo);
-    let scale = if range > 0.0 && range.is_finite() { 65535.0 / range } else { 0.0 };
+    let scale = if range > 0.0 && range.is_finite() {
+        65535.0 / range
+    } else {
+        0.0
+    };
     // PngEncoder takes 16-bit samples in native byte order.
     let samples: Vec<u8> = map
         .data
         .iter()
         .flat_map(|&v| {
-            let level = if v.is_finite() { ((f64::from(v) - f64::from(lo)) * scale).round() } else { 0.0 };
+            let level = if v.is_finite() {
+                ((f64::from(v) - f64::from(lo)) * scale).round()
+            } else {
+                0.0
+            };
             // in 0..=65535 by construction; the clamp guards rounding at the top end
             (level.clamp(0.0, 65535.0) as u16).to_ne_bytes()
         })
@@ -82,7 +97,11 @@ mod tests {
 
     #[test]
     fn npy_header_is_aligned() -> io::Result<()> {
-        let map = HeightMap { width: 3, height: 2, data: vec![0.0, 0.5, 1.0, 0.25, 0.75, -1.0] };
+        let map = HeightMap {
+            width: 3,
+            height: 2,
+            data: vec![0.0, 0.5, 1.0, 0.25, 0.75, -1.0],
+        };
         let mut out = Vec::new();
         write_npy(&map, &mut out)?;
         // the dict is 60 characters: 10 + 60 + 1 rounds up to 128, as NumPy writes it

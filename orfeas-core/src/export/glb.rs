@@ -29,17 +29,36 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
     let count = split.source.len();
 
     let mut b = Builder::default();
-    let positions: Vec<[f32; 3]> =
-        split.source.iter().map(|&s| to_gltf(mesh.positions[s as usize]).map(|c| c / 1000.0)).collect();
+    let positions: Vec<[f32; 3]> = split
+        .source
+        .iter()
+        .map(|&s| to_gltf(mesh.positions[s as usize]).map(|c| c / 1000.0))
+        .collect();
     let (min, max) = bounds(&positions);
-    let view = b.view(&flat(&positions), Some(12), Some(buffer::Target::ArrayBuffer));
-    let position = b.accessor(view, count, accessor::ComponentType::F32, accessor::Type::Vec3, false);
+    let view = b.view(
+        &flat(&positions),
+        Some(12),
+        Some(buffer::Target::ArrayBuffer),
+    );
+    let position = b.accessor(
+        view,
+        count,
+        accessor::ComponentType::F32,
+        accessor::Type::Vec3,
+        false,
+    );
     b.root.accessors[position.value()].min = Some(json::Value::from(min.to_vec()));
     b.root.accessors[position.value()].max = Some(json::Value::from(max.to_vec()));
 
     let normals: Vec<[f32; 3]> = split.normals.iter().map(|&n| to_gltf(n)).collect();
     let view = b.view(&flat(&normals), Some(12), Some(buffer::Target::ArrayBuffer));
-    let normal = b.accessor(view, count, accessor::ComponentType::F32, accessor::Type::Vec3, false);
+    let normal = b.accessor(
+        view,
+        count,
+        accessor::ComponentType::F32,
+        accessor::Type::Vec3,
+        false,
+    );
 
     let mut attributes = std::collections::BTreeMap::new();
     attributes.insert(Valid(mesh::Semantic::Positions), position);
@@ -48,26 +67,60 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
     if let Some(texture) = texture {
         let uvs: Vec<[f32; 2]> = split.source.iter().map(|&s| mesh.uvs[s as usize]).collect();
         let view = b.view(&flat(&uvs), Some(8), Some(buffer::Target::ArrayBuffer));
-        let uv = b.accessor(view, count, accessor::ComponentType::F32, accessor::Type::Vec2, false);
+        let uv = b.accessor(
+            view,
+            count,
+            accessor::ComponentType::F32,
+            accessor::Type::Vec2,
+            false,
+        );
         attributes.insert(Valid(mesh::Semantic::TexCoords(0)), uv);
         base_color_texture = Some(b.texture(&png::encode_png(MeshFormat::Glb, texture)?));
     } else if colored {
         // VEC3 u8 is 3 bytes: pad each element to 4 so every vertex starts 4-byte aligned.
-        let rgb0: Vec<u8> = split.source.iter().flat_map(|&s| mesh.colors[s as usize]).collect();
-        let rgb0: Vec<u8> = rgb0.chunks_exact(3).flat_map(|c| [c[0], c[1], c[2], 0]).collect();
+        let rgb0: Vec<u8> = split
+            .source
+            .iter()
+            .flat_map(|&s| mesh.colors[s as usize])
+            .collect();
+        let rgb0: Vec<u8> = rgb0
+            .chunks_exact(3)
+            .flat_map(|c| [c[0], c[1], c[2], 0])
+            .collect();
         let view = b.view(&rgb0, Some(4), Some(buffer::Target::ArrayBuffer));
-        let color = b.accessor(view, count, accessor::ComponentType::U8, accessor::Type::Vec3, true);
+        let color = b.accessor(
+            view,
+            count,
+            accessor::ComponentType::U8,
+            accessor::Type::Vec3,
+            true,
+        );
         attributes.insert(Valid(mesh::Semantic::Colors(0)), color);
     }
 
-    let indices: Vec<u8> = split.triangles.iter().flatten().flat_map(|i| i.to_le_bytes()).collect();
+    let indices: Vec<u8> = split
+        .triangles
+        .iter()
+        .flatten()
+        .flat_map(|i| i.to_le_bytes())
+        .collect();
     let view = b.view(&indices, None, Some(buffer::Target::ElementArrayBuffer));
-    let indices = b.accessor(view, split.triangles.len() * 3, accessor::ComponentType::U32, accessor::Type::Scalar, false);
+    let indices = b.accessor(
+        view,
+        split.triangles.len() * 3,
+        accessor::ComponentType::U32,
+        accessor::Type::Scalar,
+        false,
+    );
 
     let material = b.root.push(json::Material {
         pbr_metallic_roughness: material::PbrMetallicRoughness {
-            base_color_texture: base_color_texture
-                .map(|index| texture::Info { index, tex_coord: 0, extensions: None, extras: Default::default() }),
+            base_color_texture: base_color_texture.map(|index| texture::Info {
+                index,
+                tex_coord: 0,
+                extensions: None,
+                extras: Default::default(),
+            }),
             metallic_factor: material::StrengthFactor(0.0),
             roughness_factor: material::StrengthFactor(1.0),
             ..Default::default()
@@ -91,8 +144,16 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
         primitives: vec![primitive],
         weights: None,
     });
-    let node = b.root.push(json::Node { mesh: Some(mesh_index), ..Default::default() });
-    let scene = b.root.push(json::Scene { extensions: None, extras: Default::default(), name: None, nodes: vec![node] });
+    let node = b.root.push(json::Node {
+        mesh: Some(mesh_index),
+        ..Default::default()
+    });
+    let scene = b.root.push(json::Scene {
+        extensions: None,
+        extras: Default::default(),
+        name: None,
+        nodes: vec![node],
+    });
     b.root.scene = Some(scene);
     b.finish()
 }
@@ -106,7 +167,12 @@ struct Builder {
 
 impl Builder {
     /// Appends `data` as a new bufferView starting at a 4-byte aligned offset.
-    fn view(&mut self, data: &[u8], stride: Option<usize>, target: Option<buffer::Target>) -> Index<buffer::View> {
+    fn view(
+        &mut self,
+        data: &[u8],
+        stride: Option<usize>,
+        target: Option<buffer::Target>,
+    ) -> Index<buffer::View> {
         pad_to_4(&mut self.bin, 0);
         let offset = self.bin.len();
         self.bin.extend_from_slice(data);
@@ -190,13 +256,20 @@ impl Builder {
             extensions: None,
             extras: Default::default(),
         });
-        let mut text = self
-            .root
-            .to_vec()
-            .map_err(|e| export_error(MeshFormat::Glb, format!("cannot serialise the glTF JSON: {e}")))?;
+        let mut text = self.root.to_vec().map_err(|e| {
+            export_error(
+                MeshFormat::Glb,
+                format!("cannot serialise the glTF JSON: {e}"),
+            )
+        })?;
         pad_to_4(&mut text, b' ');
         let total = 12 + 8 + text.len() + 8 + self.bin.len();
-        let too_big = || export_error(MeshFormat::Glb, format!("the model needs {total} bytes; GLB holds at most 4 GiB"));
+        let too_big = || {
+            export_error(
+                MeshFormat::Glb,
+                format!("the model needs {total} bytes; GLB holds at most 4 GiB"),
+            )
+        };
         let total32 = u32::try_from(total).map_err(|_| too_big())?;
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(b"glTF");
@@ -230,7 +303,11 @@ fn bounds(points: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
 
 /// Little-endian bytes of fixed-size float arrays.
 fn flat<const N: usize>(values: &[[f32; N]]) -> Vec<u8> {
-    values.iter().flatten().flat_map(|v| v.to_le_bytes()).collect()
+    values
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
 }
 
 fn pad_to_4(bytes: &mut Vec<u8>, fill: u8) {

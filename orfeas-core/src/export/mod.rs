@@ -61,8 +61,15 @@ pub enum MeshFormat {
 
 impl MeshFormat {
     /// Every format, in the order they are listed to users.
-    pub const ALL: [MeshFormat; 7] =
-        [Self::Stl, Self::StlAscii, Self::Obj, Self::Glb, Self::Ply, Self::Depth16, Self::DepthNpy];
+    pub const ALL: [MeshFormat; 7] = [
+        Self::Stl,
+        Self::StlAscii,
+        Self::Obj,
+        Self::Glb,
+        Self::Ply,
+        Self::Depth16,
+        Self::DepthNpy,
+    ];
 
     /// The name accepted by [`FromStr`] and used in results (`stl`, `stl-ascii`, ..., `depth.npy`).
     pub fn as_str(self) -> &'static str {
@@ -185,7 +192,11 @@ pub struct ExportInput<'a> {
 impl<'a> ExportInput<'a> {
     /// A mesh without texture or height map.
     pub fn mesh(mesh: &'a Mesh) -> Self {
-        Self { mesh, texture: None, depth: None }
+        Self {
+            mesh,
+            texture: None,
+            depth: None,
+        }
     }
 }
 
@@ -193,7 +204,11 @@ impl<'a> ExportInput<'a> {
 /// without `mtllib`, since the material file's name is not known here).
 ///
 /// I/O failures of `out` are reported as `ERR_EXPORT` (there is no path to name).
-pub fn write_format(format: MeshFormat, input: &ExportInput<'_>, out: &mut dyn Write) -> Result<()> {
+pub fn write_format(
+    format: MeshFormat,
+    input: &ExportInput<'_>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let Some(main) = parts(format, input, None)?.into_iter().next() else {
         return Err(export_error(format, "nothing to write"));
     };
@@ -227,11 +242,19 @@ pub fn output_names(format: MeshFormat, input: &ExportInput<'_>, stem: &str) -> 
 /// choose unique stems and nothing is ever overwritten. On any failure no temporary file is
 /// left behind and no file of this call remains. Returns the files main first, e.g. OBJ gives
 /// `obj`, then `mtl` and `png` when textured.
-pub fn save(format: MeshFormat, input: &ExportInput<'_>, dir: &Path, stem: &str) -> Result<Vec<OutputFile>> {
+pub fn save(
+    format: MeshFormat,
+    input: &ExportInput<'_>,
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<OutputFile>> {
     save::check_stem(stem)?;
     let parts = parts(format, input, Some(stem))?;
     save::save_parts(parts, dir, stem)
 }
+
+/// Streams one file's bytes; only I/O can fail at this point.
+pub(crate) type WriteFn<'a> = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + 'a>;
 
 /// One file of a format, validated and ready to be streamed.
 pub(crate) struct Part<'a> {
@@ -239,7 +262,7 @@ pub(crate) struct Part<'a> {
     kind: &'static str,
     /// Extension of the file name after `<stem>.`.
     extension: &'static str,
-    write: Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + 'a>,
+    write: WriteFn<'a>,
 }
 
 impl<'a> Part<'a> {
@@ -248,7 +271,11 @@ impl<'a> Part<'a> {
         extension: &'static str,
         write: impl FnOnce(&mut dyn Write) -> io::Result<()> + 'a,
     ) -> Self {
-        Self { kind, extension, write: Box::new(write) }
+        Self {
+            kind,
+            extension,
+            write: Box::new(write),
+        }
     }
 
     /// A part whose bytes are already in memory (encoded PNG, GLB).
@@ -259,12 +286,19 @@ impl<'a> Part<'a> {
 
 /// Validates the input for `format` and prepares its files (main file first).
 /// `stem` is `None` when writing a single stream (no companion files).
-fn parts<'a>(format: MeshFormat, input: &ExportInput<'a>, stem: Option<&'a str>) -> Result<Vec<Part<'a>>> {
+fn parts<'a>(
+    format: MeshFormat,
+    input: &ExportInput<'a>,
+    stem: Option<&'a str>,
+) -> Result<Vec<Part<'a>>> {
     let name = format.as_str();
     let ext = format.extension();
     if !format.needs_mesh() {
         let map = input.depth.ok_or_else(|| {
-            export_error(format, "no height map was given (the depth formats export the estimator output)")
+            export_error(
+                format,
+                "no height map was given (the depth formats export the estimator output)",
+            )
         })?;
         depth::check(format, map)?;
         return Ok(vec![match format {
@@ -275,7 +309,9 @@ fn parts<'a>(format: MeshFormat, input: &ExportInput<'a>, stem: Option<&'a str>)
     let mesh = input.mesh;
     check_mesh(format, mesh)?;
     Ok(match format {
-        MeshFormat::Stl => vec![Part::new(name, ext, move |out| stl::write_binary(mesh, out))],
+        MeshFormat::Stl => vec![Part::new(name, ext, move |out| {
+            stl::write_binary(mesh, out)
+        })],
         MeshFormat::StlAscii => vec![Part::new(name, ext, move |out| stl::write_ascii(mesh, out))],
         MeshFormat::Ply => vec![Part::new(name, ext, move |out| ply::write(mesh, out))],
         MeshFormat::Glb => vec![Part::bytes(name, ext, glb::encode(input)?)],
@@ -302,21 +338,38 @@ fn check_mesh(format: MeshFormat, mesh: &Mesh) -> Result<()> {
     if !mesh.colors.is_empty() && mesh.colors.len() != n {
         return bad(format!("{} colours for {n} vertices", mesh.colors.len()));
     }
-    if let Some(i) = mesh.positions.iter().position(|p| !p.iter().all(|c| c.is_finite())) {
+    if let Some(i) = mesh
+        .positions
+        .iter()
+        .position(|p| !p.iter().all(|c| c.is_finite()))
+    {
         return bad(format!("vertex {i} has a non-finite coordinate"));
     }
-    if let Some(i) = mesh.uvs.iter().position(|p| !p.iter().all(|c| c.is_finite())) {
+    if let Some(i) = mesh
+        .uvs
+        .iter()
+        .position(|p| !p.iter().all(|c| c.is_finite()))
+    {
         return bad(format!("uv {i} is not finite"));
     }
-    if let Some(t) = mesh.triangles.iter().position(|t| t.iter().any(|&i| i as usize >= n)) {
-        return bad(format!("triangle {t} refers to a vertex beyond the {n} vertices"));
+    if let Some(t) = mesh
+        .triangles
+        .iter()
+        .position(|t| t.iter().any(|&i| i as usize >= n))
+    {
+        return bad(format!(
+            "triangle {t} refers to a vertex beyond the {n} vertices"
+        ));
     }
     Ok(())
 }
 
 /// `ERR_EXPORT` for `format`.
 pub(crate) fn export_error(format: MeshFormat, detail: impl Into<String>) -> OrfeasError {
-    OrfeasError::Export { format: format.as_str().to_owned(), detail: detail.into() }
+    OrfeasError::Export {
+        format: format.as_str().to_owned(),
+        detail: detail.into(),
+    }
 }
 
 #[cfg(test)]
@@ -332,7 +385,10 @@ mod tests {
             assert_eq!(json, Some(format!("\"{}\"", f.as_str())));
         }
         assert_eq!("NPY".parse::<MeshFormat>().ok(), Some(MeshFormat::DepthNpy));
-        assert_eq!(" STL_ascii ".parse::<MeshFormat>().ok(), Some(MeshFormat::StlAscii));
+        assert_eq!(
+            " STL_ascii ".parse::<MeshFormat>().ok(),
+            Some(MeshFormat::StlAscii)
+        );
         assert_eq!(MeshFormat::Depth16.extension(), "depth16.png");
     }
 
@@ -342,10 +398,15 @@ mod tests {
             MeshFormat::parse_list("stl, GLB,stl,").ok(),
             Some(vec![MeshFormat::Stl, MeshFormat::Glb])
         );
-        let Err(e) = MeshFormat::parse_list("stl,fbx") else { panic!("fbx accepted") };
+        let Err(e) = MeshFormat::parse_list("stl,fbx") else {
+            panic!("fbx accepted")
+        };
         assert_eq!(e.code(), "ERR_INVALID_INPUT");
         let msg = e.to_string();
-        assert!(msg.contains("\"fbx\"") && msg.contains("stl-ascii") && msg.contains("depth.npy"), "{msg}");
+        assert!(
+            msg.contains("\"fbx\"") && msg.contains("stl-ascii") && msg.contains("depth.npy"),
+            "{msg}"
+        );
         assert!(MeshFormat::parse_list(" , ").is_err());
     }
 
@@ -354,11 +415,19 @@ mod tests {
         let mesh = Mesh::default();
         let input = ExportInput::mesh(&mesh);
         for f in MeshFormat::ALL {
-            let Err(e) = to_bytes(f, &input) else { panic!("{f} wrote an empty input") };
+            let Err(e) = to_bytes(f, &input) else {
+                panic!("{f} wrote an empty input")
+            };
             assert_eq!(e.code(), "ERR_EXPORT", "{f}");
         }
-        let bad = Mesh { positions: vec![[0.0; 3]; 3], triangles: vec![[0, 1, 3]], ..Mesh::default() };
-        let Err(e) = to_bytes(MeshFormat::Stl, &ExportInput::mesh(&bad)) else { panic!("index 3 accepted") };
+        let bad = Mesh {
+            positions: vec![[0.0; 3]; 3],
+            triangles: vec![[0, 1, 3]],
+            ..Mesh::default()
+        };
+        let Err(e) = to_bytes(MeshFormat::Stl, &ExportInput::mesh(&bad)) else {
+            panic!("index 3 accepted")
+        };
         assert!(e.to_string().contains("triangle 0"), "{e}");
     }
 }

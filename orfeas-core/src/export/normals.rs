@@ -74,7 +74,11 @@ pub(super) fn split_at_creases(mesh: &Mesh, crease_degrees: f32) -> SplitMesh {
             continue;
         }
         order.clear();
-        order.extend(slots.clone().map(|s| (unit[faces[s] as usize].map(f32::to_bits), s)));
+        order.extend(
+            slots
+                .clone()
+                .map(|s| (unit[faces[s] as usize].map(f32::to_bits), s)),
+        );
         order.sort_unstable();
         groups.clear();
         group_of.clear();
@@ -100,7 +104,11 @@ pub(super) fn split_at_creases(mesh: &Mesh, crease_degrees: f32) -> SplitMesh {
             }
             let mut result = normalize(sum);
             if result == [0.0; 3] {
-                result = if smooth == [0.0; 3] { [0.0, 0.0, 1.0] } else { smooth };
+                result = if smooth == [0.0; 3] {
+                    [0.0, 0.0, 1.0]
+                } else {
+                    smooth
+                };
             }
             let index = match out.normals[first_out..].iter().position(|&r| r == result) {
                 Some(i) => first_out + i,
@@ -135,7 +143,11 @@ fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
 }
 
 fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 /// Unit vector, or zero for a zero/non-finite input (computed in f64 for a tight unit length).
@@ -157,7 +169,13 @@ mod tests {
     #[test]
     fn splits_sharp_fold_and_keeps_flat_shared() {
         let mesh = Mesh {
-            positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [2.0, 1.0, 0.0]],
+            positions: vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.0, 0.0, 1.0],
+                [2.0, 1.0, 0.0],
+            ],
             // flat pair (0,1,2),(1,4,2) in z=0, and a wall (0,3,1) in y=0 facing +y
             triangles: vec![[0, 1, 2], [1, 4, 2], [0, 3, 1]],
             ..Mesh::default()
@@ -169,7 +187,10 @@ mod tests {
             assert!((dot(*n, *n) - 1.0).abs() < 1e-6, "normal {i} {n:?}");
         }
         let [a, b, c] = split.triangles[0];
-        assert_eq!([a, b, c].map(|i| split.normals[i as usize]), [[0.0, 0.0, 1.0]; 3]);
+        assert_eq!(
+            [a, b, c].map(|i| split.normals[i as usize]),
+            [[0.0, 0.0, 1.0]; 3]
+        );
         assert_eq!(split.triangles[1][2], c, "flat neighbours share vertex 2");
         let wall = split.triangles[2].map(|i| split.normals[i as usize]);
         assert_eq!(wall, [[0.0, 1.0, 0.0]; 3]);

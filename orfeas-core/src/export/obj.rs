@@ -27,7 +27,9 @@ pub(super) fn is_textured(input: &ExportInput<'_>) -> bool {
 pub(super) fn parts<'a>(input: &ExportInput<'a>, stem: Option<&'a str>) -> Result<Vec<Part<'a>>> {
     let mesh = input.mesh;
     let (Some(texture), Some(stem)) = (input.texture.filter(|_| is_textured(input)), stem) else {
-        return Ok(vec![Part::new("obj", "obj", move |out| write_obj(mesh, None, out))]);
+        return Ok(vec![Part::new("obj", "obj", move |out| {
+            write_obj(mesh, None, out)
+        })]);
     };
     let png = texture::encode_png(MeshFormat::Obj, texture)?;
     Ok(vec![
@@ -40,7 +42,12 @@ pub(super) fn parts<'a>(input: &ExportInput<'a>, stem: Option<&'a str>) -> Resul
 /// The `.obj` text; `material_stem` names `<stem>.mtl` (and switches vertex colours off).
 fn write_obj(mesh: &Mesh, material_stem: Option<&str>, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "# {GENERATOR}, units mm, +z up")?;
-    writeln!(out, "# {} vertices, {} triangles", mesh.positions.len(), mesh.triangles.len())?;
+    writeln!(
+        out,
+        "# {} vertices, {} triangles",
+        mesh.positions.len(),
+        mesh.triangles.len()
+    )?;
     if let Some(stem) = material_stem {
         writeln!(out, "mtllib {stem}.mtl")?;
     }
@@ -95,9 +102,18 @@ mod tests {
         write_obj(&mesh, Some("m"), &mut out)?;
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("mtllib m.mtl\n"), "{text}");
-        assert!(text.contains("vt 1 0.75\n") && text.contains("vt 0 1\n"), "{text}");
-        assert!(text.contains("\nv 1 0 0\n"), "colours must be off with a material: {text}");
-        assert!(text.ends_with("usemtl orfeas_texture\nf 1/1 2/2 3/3\n"), "{text}");
+        assert!(
+            text.contains("vt 1 0.75\n") && text.contains("vt 0 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nv 1 0 0\n"),
+            "colours must be off with a material: {text}"
+        );
+        assert!(
+            text.ends_with("usemtl orfeas_texture\nf 1/1 2/2 3/3\n"),
+            "{text}"
+        );
         Ok(())
     }
 }

@@ -60,9 +60,15 @@ mod tests {
         let mut out = Vec::new();
         write(&mesh, &mut out)?;
         let end = b"end_header\n";
-        let body = out.windows(end.len()).position(|w| w == end).map(|p| p + end.len());
+        let body = out
+            .windows(end.len())
+            .position(|w| w == end)
+            .map(|p| p + end.len());
         assert_eq!(body.map(|b| out.len() - b), Some(3 * 15 + 13));
-        assert_eq!(out[out.len() - 13..], [3, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(
+            out[out.len() - 13..],
+            [3, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]
+        );
         Ok(())
     }
 }

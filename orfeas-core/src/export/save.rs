@@ -8,11 +8,11 @@
 //! removed. Where hard links are unsupported we fall back to "check, then rename".
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{OutputFile, Part};
+use super::{OutputFile, Part, WriteFn};
 use crate::error::{OrfeasError, Result};
 
 /// Distinguishes temporary names of concurrent saves within one process.
@@ -24,7 +24,9 @@ pub(super) fn check_stem(stem: &str) -> Result<()> {
         || stem == "."
         || stem == ".."
         || stem.starts_with('.')
-        || stem.chars().any(|c| matches!(c, '/' | '\\' | '\0') || c.is_control());
+        || stem
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '\0') || c.is_control());
     if bad {
         return Err(OrfeasError::InvalidInput(format!(
             "invalid output file stem {stem:?}: it must be a plain file name without path separators"
@@ -35,7 +37,10 @@ pub(super) fn check_stem(stem: &str) -> Result<()> {
 
 /// Writes all parts to temporary files, then publishes them; all or nothing.
 pub(super) fn save_parts(parts: Vec<Part<'_>>, dir: &Path, stem: &str) -> Result<Vec<OutputFile>> {
-    let finals: Vec<PathBuf> = parts.iter().map(|p| dir.join(format!("{stem}.{}", p.extension))).collect();
+    let finals: Vec<PathBuf> = parts
+        .iter()
+        .map(|p| dir.join(format!("{stem}.{}", p.extension)))
+        .collect();
     // Refuse before doing any work; publishing checks again, atomically.
     if let Some(existing) = finals.iter().find(|p| fs::symlink_metadata(p).is_ok()) {
         return Err(already_exists(existing));
@@ -51,7 +56,11 @@ pub(super) fn save_parts(parts: Vec<Part<'_>>, dir: &Path, stem: &str) -> Result
         match write_temp(&tmp, part.write) {
             Ok(bytes) => written.push((
                 tmp,
-                OutputFile { format: part.kind.to_owned(), path: final_path.clone(), bytes },
+                OutputFile {
+                    format: part.kind.to_owned(),
+                    path: final_path.clone(),
+                    bytes,
+                },
             )),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -73,7 +82,7 @@ pub(super) fn save_parts(parts: Vec<Part<'_>>, dir: &Path, stem: &str) -> Result
 }
 
 /// Creates `tmp` (never an existing file), streams the part into it, syncs; returns its size.
-fn write_temp(tmp: &Path, write: Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + '_>) -> io::Result<u64> {
+fn write_temp(tmp: &Path, write: WriteFn<'_>) -> io::Result<u64> {
     let file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
     let mut out = BufWriter::with_capacity(1 << 16, file);
     write(&mut out)?;
@@ -103,7 +112,10 @@ fn publish(tmp: &Path, final_path: &Path) -> Result<()> {
 fn already_exists(path: &Path) -> OrfeasError {
     OrfeasError::io(
         path,
-        io::Error::new(io::ErrorKind::AlreadyExists, "refusing to overwrite an existing file"),
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "refusing to overwrite an existing file",
+        ),
     )
 }
 

@@ -84,7 +84,10 @@ mod tests {
         let mut out = Vec::new();
         write_ascii(&triangle(), &mut out)?;
         let text = String::from_utf8_lossy(&out);
-        assert!(text.starts_with("solid orfeas\n  facet normal 0 0 1\n"), "{text}");
+        assert!(
+            text.starts_with("solid orfeas\n  facet normal 0 0 1\n"),
+            "{text}"
+        );
         assert!(text.contains("vertex 0 3 0\n"));
         assert!(text.ends_with("endsolid orfeas\n"));
         Ok(())

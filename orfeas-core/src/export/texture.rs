@@ -24,7 +24,12 @@ pub(super) fn encode_png(format: MeshFormat, texture: &Texture) -> Result<Vec<u8
     }
     let mut png = Vec::new();
     PngEncoder::new(&mut png)
-        .write_image(&texture.rgba, texture.width, texture.height, ExtendedColorType::Rgba8)
+        .write_image(
+            &texture.rgba,
+            texture.width,
+            texture.height,
+            ExtendedColorType::Rgba8,
+        )
         .map_err(|e| export_error(format, format!("cannot encode the texture as PNG: {e}")))?;
     Ok(png)
 }
