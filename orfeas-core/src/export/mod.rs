@@ -1,26 +1,36 @@
 //! Mesh exporters, one file per format.
-// SKELETON: helper replaces this file (keep the public API).
+//!
+//! Every writer serialises into any [`std::io::Write`] (so the same code serves files, HTTP
+//! responses and Python `bytes`); [`save`] adds the disk side: atomic writes under a temporary
+//! name, never overwriting an existing file.
+//!
+//! Each format is prepared in two steps: everything that can fail for a reason other than I/O
+//! (invalid mesh, PNG encoding, GLB layout) happens first and yields `Part`s; writing a part
+//! can then only fail with an `io::Error`, which [`save`] reports with the path it concerns.
 
-use std::io::Write;
+mod depth;
+mod format;
+mod glb;
+mod normals;
+mod obj;
+mod ply;
+mod save;
+mod stl;
+mod texture;
+
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::depth::HeightMap;
-use crate::error::Result;
+use crate::error::{OrfeasError, Result};
 use crate::mesh::{Mesh, Texture};
 
-/// An output format (`--format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum MeshFormat {
-    Stl,
-    StlAscii,
-    Obj,
-    Glb,
-    Ply,
-    Depth16,
-    DepthNpy,
-}
+pub use format::MeshFormat;
+
+/// The `asset.generator` / file comment naming this library and its version.
+pub(crate) const GENERATOR: &str = concat!("orfeas ", env!("CARGO_PKG_VERSION"));
 
 impl MeshFormat {
     pub fn extension(self) -> &'static str {
@@ -34,6 +44,7 @@ pub struct OutputFile {
     /// The format name (`stl`, `obj`, `mtl`, `png`, ...).
     pub format: String,
     pub path: PathBuf,
+    /// Size of the final file in bytes.
     pub bytes: u64,
 }
 
@@ -46,12 +57,211 @@ pub struct ExportInput<'a> {
     pub depth: Option<&'a HeightMap>,
 }
 
-/// Writes one format to any writer (single-file formats; OBJ writes only the `.obj` part).
-pub fn write_format(_format: MeshFormat, _input: &ExportInput<'_>, _out: &mut dyn Write) -> Result<()> {
-    todo!()
+impl<'a> ExportInput<'a> {
+    /// A mesh without texture or height map.
+    pub fn mesh(mesh: &'a Mesh) -> Self {
+        Self {
+            mesh,
+            texture: None,
+            depth: None,
+        }
+    }
+}
+
+/// Writes one format to any writer (single-file formats; OBJ writes only the `.obj` part,
+/// without `mtllib`, since the material file's name is not known here).
+///
+/// I/O failures of `out` are reported as `ERR_EXPORT` (there is no path to name).
+pub fn write_format(
+    format: MeshFormat,
+    input: &ExportInput<'_>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let Some(main) = parts(format, input, None)?.into_iter().next() else {
+        return Err(export_error(format, "nothing to write"));
+    };
+    let mut buffered = BufWriter::new(out);
+    (main.write)(&mut buffered)
+        .and_then(|()| buffered.flush())
+        .map_err(|e| export_error(format, format!("write failed: {e}")))
+}
+
+/// Serialises one format into memory (the main file, as [`write_format`]).
+pub fn to_bytes(format: MeshFormat, input: &ExportInput<'_>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_format(format, input, &mut out)?;
+    Ok(out)
+}
+
+/// The file names [`save`] would write for `format` with this input and stem, main file first.
+/// Lets callers pick a stem that collides with nothing before writing.
+pub fn output_names(format: MeshFormat, input: &ExportInput<'_>, stem: &str) -> Vec<String> {
+    let mut names = vec![format!("{stem}.{}", format.extension())];
+    if format == MeshFormat::Obj && obj::is_textured(input) {
+        names.push(format!("{stem}.mtl"));
+        names.push(format!("{stem}.png"));
+    }
+    names
 }
 
 /// Writes every file of `format` as `<dir>/<stem>.<ext>` atomically (temp name, then rename).
-pub fn save(_format: MeshFormat, _input: &ExportInput<'_>, _dir: &Path, _stem: &str) -> Result<Vec<OutputFile>> {
-    todo!()
+///
+/// Refuses (`ERR_IO`, kind `AlreadyExists`) when any final name already exists: callers
+/// choose unique stems and nothing is ever overwritten. On any failure no temporary file is
+/// left behind and no file of this call remains. Returns the files main first, e.g. OBJ gives
+/// `obj`, then `mtl` and `png` when textured.
+pub fn save(
+    format: MeshFormat,
+    input: &ExportInput<'_>,
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<OutputFile>> {
+    save::check_stem(stem)?;
+    let parts = parts(format, input, Some(stem))?;
+    save::save_parts(parts, dir, stem)
+}
+
+/// Streams one file's bytes; only I/O can fail at this point.
+pub(crate) type WriteFn<'a> = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + 'a>;
+
+/// One file of a format, validated and ready to be streamed.
+pub(crate) struct Part<'a> {
+    /// Value of [`OutputFile::format`].
+    kind: &'static str,
+    /// Extension of the file name after `<stem>.`.
+    extension: &'static str,
+    write: WriteFn<'a>,
+}
+
+impl<'a> Part<'a> {
+    fn new(
+        kind: &'static str,
+        extension: &'static str,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()> + 'a,
+    ) -> Self {
+        Self {
+            kind,
+            extension,
+            write: Box::new(write),
+        }
+    }
+
+    /// A part whose bytes are already in memory (encoded PNG, GLB).
+    fn bytes(kind: &'static str, extension: &'static str, bytes: Vec<u8>) -> Self {
+        Self::new(kind, extension, move |out| out.write_all(&bytes))
+    }
+}
+
+/// Validates the input for `format` and prepares its files (main file first).
+/// `stem` is `None` when writing a single stream (no companion files).
+fn parts<'a>(
+    format: MeshFormat,
+    input: &ExportInput<'a>,
+    stem: Option<&'a str>,
+) -> Result<Vec<Part<'a>>> {
+    let name = format.as_str();
+    let ext = format.extension();
+    if !format.needs_mesh() {
+        let map = input.depth.ok_or_else(|| {
+            export_error(
+                format,
+                "no height map was given (the depth formats export the estimator output)",
+            )
+        })?;
+        depth::check(format, map)?;
+        return Ok(vec![match format {
+            MeshFormat::Depth16 => Part::bytes(name, ext, depth::encode_png16(format, map)?),
+            _ => Part::new(name, ext, move |out| depth::write_npy(map, out)),
+        }]);
+    }
+    let mesh = input.mesh;
+    check_mesh(format, mesh)?;
+    Ok(match format {
+        MeshFormat::Stl => vec![Part::new(name, ext, move |out| {
+            stl::write_binary(mesh, out)
+        })],
+        MeshFormat::StlAscii => vec![Part::new(name, ext, move |out| stl::write_ascii(mesh, out))],
+        MeshFormat::Ply => vec![Part::new(name, ext, move |out| ply::write(mesh, out))],
+        MeshFormat::Glb => vec![Part::bytes(name, ext, glb::encode(input)?)],
+        _ => obj::parts(input, stem)?,
+    })
+}
+
+/// Rejects meshes no writer can represent faithfully, before anything is written.
+fn check_mesh(format: MeshFormat, mesh: &Mesh) -> Result<()> {
+    let n = mesh.positions.len();
+    let bad = |detail: String| Err(export_error(format, detail));
+    if n == 0 || mesh.triangles.is_empty() {
+        return bad(format!(
+            "the mesh is empty ({n} vertices, {} triangles)",
+            mesh.triangles.len()
+        ));
+    }
+    if u32::try_from(n).is_err() || u32::try_from(mesh.triangles.len()).is_err() {
+        return bad("the mesh has more than 4294967295 vertices or triangles".into());
+    }
+    if !mesh.uvs.is_empty() && mesh.uvs.len() != n {
+        return bad(format!("{} uvs for {n} vertices", mesh.uvs.len()));
+    }
+    if !mesh.colors.is_empty() && mesh.colors.len() != n {
+        return bad(format!("{} colours for {n} vertices", mesh.colors.len()));
+    }
+    if let Some(i) = mesh
+        .positions
+        .iter()
+        .position(|p| !p.iter().all(|c| c.is_finite()))
+    {
+        return bad(format!("vertex {i} has a non-finite coordinate"));
+    }
+    if let Some(i) = mesh
+        .uvs
+        .iter()
+        .position(|p| !p.iter().all(|c| c.is_finite()))
+    {
+        return bad(format!("uv {i} is not finite"));
+    }
+    if let Some(t) = mesh
+        .triangles
+        .iter()
+        .position(|t| t.iter().any(|&i| i as usize >= n))
+    {
+        return bad(format!(
+            "triangle {t} refers to a vertex beyond the {n} vertices"
+        ));
+    }
+    Ok(())
+}
+
+/// `ERR_EXPORT` for `format`.
+pub(crate) fn export_error(format: MeshFormat, detail: impl Into<String>) -> OrfeasError {
+    OrfeasError::Export {
+        format: format.as_str().to_owned(),
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_mesh_and_missing_depth_are_export_errors() {
+        let mesh = Mesh::default();
+        let input = ExportInput::mesh(&mesh);
+        for f in MeshFormat::ALL {
+            let Err(e) = to_bytes(f, &input) else {
+                panic!("{f} wrote an empty input")
+            };
+            assert_eq!(e.code(), "ERR_EXPORT", "{f}");
+        }
+        let bad = Mesh {
+            positions: vec![[0.0; 3]; 3],
+            triangles: vec![[0, 1, 3]],
+            ..Mesh::default()
+        };
+        let Err(e) = to_bytes(MeshFormat::Stl, &ExportInput::mesh(&bad)) else {
+            panic!("index 3 accepted")
+        };
+        assert!(e.to_string().contains("triangle 0"), "{e}");
+    }
 }

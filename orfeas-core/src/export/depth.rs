@@ -1,0 +1,115 @@
+//! The height map itself: `depth16` (normalised 16-bit gray PNG, to look at or feed to other
+//! tools) and `depth.npy` (the raw float32 values, for NumPy users).
+//!
+//! Row 0 is the top row of the image in both files, as in the source image.
+
+use std::io::{self, Write};
+
+use image::codecs::png::PngEncoder;
+use image::{ExtendedColorType, ImageEncoder};
+
+use super::{export_error, MeshFormat};
+use crate::depth::HeightMap;
+use crate::error::Result;
+
+/// Rejects maps whose buffer does not match their size.
+pub(super) fn check(format: MeshFormat, map: &HeightMap) -> Result<()> {
+    let expected = map.width as usize * map.height as usize;
+    if map.data.len() != expected || expected == 0 {
+        return Err(export_error(
+            format,
+            format!(
+                "height map {}x{} holds {} values",
+                map.width,
+                map.height,
+                map.data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Min-max normalises the finite values to `0..=65535` (non-finite → 0; a constant map is all
+/// zeros) and encodes a 16-bit grayscale PNG.
+pub(super) fn encode_png16(format: MeshFormat, map: &HeightMap) -> Result<Vec<u8>> {
+    let (lo, hi) = map
+        .data
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let range = f64::from(hi) - f64::from(lo);
+    let scale = if range > 0.0 && range.is_finite() {
+        65535.0 / range
+    } else {
+        0.0
+    };
+    // PngEncoder takes 16-bit samples in native byte order.
+    let samples: Vec<u8> = map
+        .data
+        .iter()
+        .flat_map(|&v| {
+            let level = if v.is_finite() {
+                ((f64::from(v) - f64::from(lo)) * scale).round()
+            } else {
+                0.0
+            };
+            // in 0..=65535 by construction; the clamp guards rounding at the top end
+            (level.clamp(0.0, 65535.0) as u16).to_ne_bytes()
+        })
+        .collect();
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(&samples, map.width, map.height, ExtendedColorType::L16)
+        .map_err(|e| export_error(format, format!("cannot encode the height map as PNG: {e}")))?;
+    Ok(png)
+}
+
+/// NumPy `.npy` version 1.0: float32 little-endian, shape `(height, width)`, C order.
+///
+/// The header (magic, version, length, dict, padding, `\n`) is a multiple of 64 bytes, as
+/// NumPy writes it, so the data is aligned for memory mapping.
+pub(super) fn write_npy(map: &HeightMap, out: &mut dyn Write) -> io::Result<()> {
+    let mut dict = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        map.height, map.width
+    );
+    let unpadded = 10 + dict.len() + 1;
+    dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    dict.push('\n');
+    let len = u16::try_from(dict.len()).map_err(|_| io::Error::other("npy header too long"))?;
+    out.write_all(b"\x93NUMPY\x01\x00")?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(dict.as_bytes())?;
+    let mut chunk = Vec::with_capacity(1 << 14);
+    for values in map.data.chunks(4096) {
+        chunk.clear();
+        chunk.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        out.write_all(&chunk)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_aligned() -> io::Result<()> {
+        let map = HeightMap {
+            width: 3,
+            height: 2,
+            data: vec![0.0, 0.5, 1.0, 0.25, 0.75, -1.0],
+        };
+        let mut out = Vec::new();
+        write_npy(&map, &mut out)?;
+        // the dict is 60 characters: 10 + 60 + 1 rounds up to 128, as NumPy writes it
+        assert_eq!(out.len(), 128 + 6 * 4);
+        assert_eq!(u16::from_le_bytes([out[8], out[9]]), 118);
+        assert_eq!(out[127], b'\n');
+        assert!(String::from_utf8_lossy(&out[10..128]).contains("'shape': (2, 3), }"));
+        assert_eq!(out[128 + 20..], (-1.0f32).to_le_bytes());
+        Ok(())
+    }
+}
