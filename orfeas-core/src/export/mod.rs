@@ -32,12 +32,6 @@ pub use format::MeshFormat;
 /// The `asset.generator` / file comment naming this library and its version.
 pub(crate) const GENERATOR: &str = concat!("orfeas ", env!("CARGO_PKG_VERSION"));
 
-impl MeshFormat {
-    pub fn extension(self) -> &'static str {
-        todo!()
-    }
-}
-
 /// One file written for a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OutputFile {

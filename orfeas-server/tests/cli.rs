@@ -1,0 +1,117 @@
+//! The `orfeas` binary as a user runs it: exit codes, JSON summary, files on disk.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn orfeas() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_orfeas"))
+}
+
+fn write_png(path: &Path, size: u32) {
+    let img = image::RgbaImage::from_fn(size, size, |x, y| {
+        let (dx, dy) = (x as f32 - size as f32 / 2.0, y as f32 - size as f32 / 2.0);
+        let inside = dx * dx + dy * dy < (size as f32 * 0.4).powi(2);
+        image::Rgba([200, (x * 3) as u8, (y * 3) as u8, if inside { 255 } else { 0 }])
+    });
+    let mut bytes = Vec::new();
+    img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).expect("encode");
+    std::fs::write(path, bytes).expect("write");
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {text}"))
+}
+
+#[test]
+fn generate_writes_every_format_and_reports_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let images = dir.path().join("in");
+    std::fs::create_dir_all(images.join("nested")).expect("mkdir");
+    write_png(&images.join("logo.png"), 64);
+    write_png(&images.join("nested/deep.png"), 48);
+    let out_dir = dir.path().join("out");
+    let out = orfeas()
+        .args(["generate", images.to_str().expect("utf8"), "-o", out_dir.to_str().expect("utf8")])
+        .args(["--format", "stl,obj,glb,ply", "--quality", "low", "--json"])
+        .output()
+        .expect("run orfeas");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let doc = json_of(&out);
+    assert_eq!(doc["total"], 1, "non-recursive by default");
+    assert_eq!(doc["complete"], 1);
+    assert_eq!(doc["failed"], 0);
+    let job = &doc["jobs"][0];
+    assert_eq!(job["status"], "complete");
+    assert_eq!(job["depth"], "inflate", "a transparent background means a real mask");
+    assert_eq!(job["watertight"], true);
+    assert!(job["triangles"].as_u64().unwrap_or(0) > 10);
+    assert!(job["error"].is_null());
+    let outputs: Vec<&str> = job["outputs"].as_array().expect("outputs").iter().filter_map(Value::as_str).collect();
+    for ext in ["stl", "obj", "mtl", "png", "glb", "ply"] {
+        let f = out_dir.join(format!("logo.{ext}"));
+        assert!(f.is_file(), "{ext} written");
+        assert!(outputs.iter().any(|o| o.ends_with(&format!("logo.{ext}"))), "{ext} listed");
+    }
+
+    // Same input again: new names, the first files untouched.
+    let before = std::fs::read(out_dir.join("logo.stl")).expect("read");
+    let again = orfeas()
+        .args(["generate", images.to_str().expect("utf8"), "-r", "-o", out_dir.to_str().expect("utf8"), "--json", "-q", "low"])
+        .output()
+        .expect("run orfeas");
+    assert_eq!(again.status.code(), Some(0));
+    let doc = json_of(&again);
+    assert_eq!(doc["total"], 2, "--recursive finds the nested image");
+    assert!(out_dir.join("logo_1.stl").is_file());
+    assert!(out_dir.join("deep.stl").is_file());
+    assert_eq!(std::fs::read(out_dir.join("logo.stl")).expect("read"), before);
+}
+
+#[test]
+fn a_bad_file_fails_alone_with_exit_code_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_png(&dir.path().join("ok.png"), 40);
+    std::fs::write(dir.path().join("bad.png"), b"not an image at all").expect("write");
+    let out = orfeas()
+        .current_dir(dir.path())
+        .args(["generate", "ok.png", "bad.png", "-o", "out", "--json", "--depth", "relief", "--surface"])
+        .output()
+        .expect("run orfeas");
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json_of(&out);
+    assert_eq!((doc["complete"].as_u64(), doc["failed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(doc["jobs"][0]["depth"], "relief");
+    assert_eq!(doc["jobs"][0]["watertight"], false, "a surface is open");
+    assert_eq!(doc["jobs"][1]["status"], "error");
+    assert!(doc["jobs"][1]["error"].as_str().unwrap_or("").contains("bad.png"));
+    assert!(dir.path().join("out/ok.stl").is_file());
+}
+
+#[test]
+fn usage_errors_exit_with_two() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf8");
+    for args in [
+        vec!["generate", d, "-o", d, "--format", "fbx"],
+        vec!["generate", d, "-o", d, "--quality", "ultra"],
+        vec!["generate", d, "-o", d, "--width-mm", "-5"],
+        vec!["generate", d, "-o", d, "--device", "cuda"],
+        vec!["generate", "-o", d],
+    ] {
+        write_png(&dir.path().join("x.png"), 16);
+        let out = orfeas().args(&args).output().expect("run orfeas");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.is_empty());
+        assert!(!dir.path().join("x.stl").exists(), "{args:?} must not write anything");
+    }
+    // An empty directory is a usage error too.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = orfeas().args(["generate", empty.path().to_str().expect("utf8"), "-o", d]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no images"));
+}
