@@ -16,6 +16,7 @@ pub mod mask;
 pub mod mesh;
 pub mod options;
 pub mod progress;
+mod raster;
 
 pub use batch::JobId;
 pub use cancel::CancelToken;
