@@ -9,8 +9,7 @@ use std::io::{Cursor, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageFormat, ImageReader, Luma};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use crate::error::{OrfeasError, Result};
 
@@ -210,9 +209,10 @@ impl LoadedImage {
 
     /// A copy whose longest side is at most `max_side`; smaller images are returned as they are.
     ///
-    /// Uses a triangle (bilinear) filter, which averages over the whole footprint when
-    /// shrinking: good enough for height maps and several times faster than Lanczos. `luma` is
-    /// resampled as f32 so 16-bit height maps keep their precision.
+    /// Integer block averaging for the bulk of the reduction, then a triangle filter (scaled to
+    /// the remaining factor, so it averages over the whole footprint) for the rest: no aliasing,
+    /// good enough for height maps, and much faster than `imageops::resize` on camera-sized
+    /// photos. `luma` is resampled as f32 so 16-bit height maps keep their precision.
     pub fn fit_within(&self, max_side: u32) -> LoadedImage {
         let max_side = max_side.max(1);
         let longest = self.width.max(self.height);
@@ -222,20 +222,109 @@ impl LoadedImage {
         let scale = f64::from(max_side) / f64::from(longest);
         let nw = ((f64::from(self.width) * scale).round() as u32).clamp(1, max_side);
         let nh = ((f64::from(self.height) * scale).round() as u32).clamp(1, max_side);
-        let rgba = ImageBuffer::<image::Rgba<u8>, &[u8]>::from_raw(self.width, self.height, &self.rgba[..])
-            .map(|buf| imageops::resize(&buf, nw, nh, FilterType::Triangle).into_raw());
-        let luma = ImageBuffer::<Luma<f32>, &[f32]>::from_raw(self.width, self.height, &self.luma[..])
-            .map(|buf| imageops::resize(&buf, nw, nh, FilterType::Triangle).into_raw());
-        match (rgba, luma) {
-            (Some(rgba), Some(luma)) => {
-                let has_alpha = self.has_alpha && rgba.chunks_exact(4).any(|p| p[3] < u8::MAX);
-                LoadedImage { name: self.name.clone(), width: nw, height: nh, rgba, luma, has_alpha, gray16: self.gray16 }
+        // A large reduction first averages k×k blocks (one cheap pass), so the triangle filter
+        // only has to bridge the last factor < 2.
+        let (w, h) = (self.width as usize, self.height as usize);
+        if self.rgba.len() != w * h * 4 || self.luma.len() != w * h {
+            return self.clone();
+        }
+        let k = ((longest / max_side) as usize).max(1);
+        // Never block-average below the target size, nor across more rows/columns than exist.
+        let kx = k.min(w / nw as usize).max(1);
+        let ky = k.min(h / nh as usize).max(1);
+        let (sw, sh) = (w / kx, h / ky);
+        let rgba_f = box_shrink(&self.rgba, w, 4, (kx, ky), sw, sh, f32::from);
+        let luma_f = box_shrink(&self.luma, w, 1, (kx, ky), sw, sh, |v| v);
+        let (nw_, nh_) = (nw as usize, nh as usize);
+        let rgba: Vec<u8> = resample_triangle(&rgba_f, sw, sh, 4, nw_, nh_)
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect();
+        let luma = resample_triangle(&luma_f, sw, sh, 1, nw_, nh_);
+        let has_alpha = self.has_alpha && rgba.chunks_exact(4).any(|p| p[3] < u8::MAX);
+        LoadedImage { name: self.name.clone(), width: nw, height: nh, rgba, luma, has_alpha, gray16: self.gray16 }
+    }
+}
+
+/// Averages `kx×ky` blocks of a `channels`-interleaved plane `src_w` pixels wide into an
+/// `out_w × out_h` f32 plane (trailing partial blocks are dropped: at most k−1 pixels).
+fn box_shrink<T: Copy>(
+    src: &[T],
+    src_w: usize,
+    channels: usize,
+    (kx, ky): (usize, usize),
+    out_w: usize,
+    out_h: usize,
+    to_f: impl Fn(T) -> f32,
+) -> Vec<f32> {
+    if kx == 1 && ky == 1 {
+        return src.iter().map(|&v| to_f(v)).collect();
+    }
+    let norm = 1.0 / (kx * ky) as f32;
+    let mut out = vec![0.0f32; out_w * out_h * channels];
+    for (oy, acc) in out.chunks_exact_mut(out_w * channels).enumerate() {
+        for y in oy * ky..oy * ky + ky {
+            let row = &src[y * src_w * channels..][..out_w * kx * channels];
+            for (block, a) in row.chunks_exact(kx * channels).zip(acc.chunks_exact_mut(channels)) {
+                for px in block.chunks_exact(channels) {
+                    for (c, v) in a.iter_mut().zip(px) {
+                        *c += to_f(*v);
+                    }
+                }
             }
-            // Only reachable if the buffers do not match the dimensions (a hand-built value):
-            // keep the image rather than fail.
-            _ => self.clone(),
+        }
+        acc.iter_mut().for_each(|a| *a *= norm);
+    }
+    out
+}
+
+/// Per-output-sample taps of a triangle filter scaled to the reduction (first tap index, weights).
+fn triangle_taps(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = src as f32 / dst as f32;
+    let support = scale.max(1.0);
+    (0..dst)
+        .map(|i| {
+            let center = (i as f32 + 0.5) * scale - 0.5;
+            let lo = (center - support).floor().max(0.0) as usize;
+            let hi = ((center + support).ceil() as usize).min(src - 1);
+            let mut weights: Vec<f32> =
+                (lo..=hi).map(|j| (1.0 - (j as f32 - center).abs() / support).max(0.0)).collect();
+            let sum: f32 = weights.iter().sum();
+            if sum > 0.0 {
+                weights.iter_mut().for_each(|wt| *wt /= sum);
+            } else {
+                weights = vec![1.0];
+            }
+            (lo, weights)
+        })
+        .collect()
+}
+
+/// Separable triangle (bilinear, area-aware when shrinking) resampling of an interleaved f32 plane.
+fn resample_triangle(src: &[f32], w: usize, h: usize, ch: usize, nw: usize, nh: usize) -> Vec<f32> {
+    let xt = triangle_taps(w, nw);
+    let yt = triangle_taps(h, nh);
+    let mut tmp = vec![0.0f32; nw * h * ch];
+    for (row, out) in src.chunks_exact(w * ch).zip(tmp.chunks_exact_mut(nw * ch)) {
+        for ((lo, weights), o) in xt.iter().zip(out.chunks_exact_mut(ch)) {
+            for (j, wt) in weights.iter().enumerate() {
+                let px = &row[(lo + j) * ch..][..ch];
+                for (c, v) in o.iter_mut().zip(px) {
+                    *c += wt * v;
+                }
+            }
         }
     }
+    let mut out = vec![0.0f32; nw * nh * ch];
+    for ((lo, weights), o) in yt.iter().zip(out.chunks_exact_mut(nw * ch)) {
+        for (j, wt) in weights.iter().enumerate() {
+            let row = &tmp[(lo + j) * nw * ch..][..nw * ch];
+            for (c, v) in o.iter_mut().zip(row) {
+                *c += wt * v;
+            }
+        }
+    }
+    out
 }
 
 fn weighted(r: f32, g: f32, b: f32) -> f32 {
@@ -244,24 +333,26 @@ fn weighted(r: f32, g: f32, b: f32) -> f32 {
 
 /// Luminance in [0, 1] computed from the decoded samples at their own precision.
 fn luminance(image: &DynamicImage) -> Vec<f32> {
-    const S8: f32 = 1.0 / 255.0;
-    const S16: f32 = 1.0 / 65535.0;
+    // Divisions, not multiplications by reciprocals: `v / 65535` is the correctly rounded value
+    // a user computing the same thing elsewhere gets.
+    const MAX8: f32 = 255.0;
+    const MAX16: f32 = 65535.0;
     let clamp = |v: f32| if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
     match image {
-        DynamicImage::ImageLuma8(b) => b.as_raw().iter().map(|&v| f32::from(v) * S8).collect(),
-        DynamicImage::ImageLumaA8(b) => b.as_raw().chunks_exact(2).map(|p| f32::from(p[0]) * S8).collect(),
-        DynamicImage::ImageLuma16(b) => b.as_raw().iter().map(|&v| f32::from(v) * S16).collect(),
-        DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).map(|p| f32::from(p[0]) * S16).collect(),
-        DynamicImage::ImageRgb8(b) => rgb_luma(b.as_raw(), 3, |v: u8| f32::from(v) * S8),
-        DynamicImage::ImageRgba8(b) => rgb_luma(b.as_raw(), 4, |v: u8| f32::from(v) * S8),
-        DynamicImage::ImageRgb16(b) => rgb_luma(b.as_raw(), 3, |v: u16| f32::from(v) * S16),
-        DynamicImage::ImageRgba16(b) => rgb_luma(b.as_raw(), 4, |v: u16| f32::from(v) * S16),
+        DynamicImage::ImageLuma8(b) => b.as_raw().iter().map(|&v| f32::from(v) / MAX8).collect(),
+        DynamicImage::ImageLumaA8(b) => b.as_raw().chunks_exact(2).map(|p| f32::from(p[0]) / MAX8).collect(),
+        DynamicImage::ImageLuma16(b) => b.as_raw().iter().map(|&v| f32::from(v) / MAX16).collect(),
+        DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).map(|p| f32::from(p[0]) / MAX16).collect(),
+        DynamicImage::ImageRgb8(b) => rgb_luma(b.as_raw(), 3, |v: u8| f32::from(v) / MAX8),
+        DynamicImage::ImageRgba8(b) => rgb_luma(b.as_raw(), 4, |v: u8| f32::from(v) / MAX8),
+        DynamicImage::ImageRgb16(b) => rgb_luma(b.as_raw(), 3, |v: u16| f32::from(v) / MAX16),
+        DynamicImage::ImageRgba16(b) => rgb_luma(b.as_raw(), 4, |v: u16| f32::from(v) / MAX16),
         DynamicImage::ImageRgb32F(b) => rgb_luma(b.as_raw(), 3, clamp),
         DynamicImage::ImageRgba32F(b) => rgb_luma(b.as_raw(), 4, clamp),
         // `DynamicImage` is non-exhaustive: anything new goes through 16-bit RGB.
         other => {
             let rgb = other.to_rgb16();
-            rgb_luma(rgb.as_raw(), 3, |v: u16| f32::from(v) * S16)
+            rgb_luma(rgb.as_raw(), 3, |v: u16| f32::from(v) / MAX16)
         }
     }
 }

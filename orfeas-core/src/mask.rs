@@ -108,19 +108,19 @@ fn border_mask(image: &LoadedImage, w: usize, h: usize) -> Option<Vec<bool>> {
     if w < 8 || h < 8 {
         return None;
     }
-    // Light blur (3×3 box) per channel so JPEG ringing and sensor noise do not stop the fill.
-    let planes: Vec<Vec<f32>> = (0..3)
-        .map(|c| {
-            let plane: Vec<f32> = image.rgba.chunks_exact(4).map(|p| f32::from(p[c])).collect();
-            box_blur(&plane, w, h, 1)
-        })
-        .collect();
-    let color = |i: usize| [planes[0][i], planes[1][i], planes[2][i]];
-
+    let raw = |i: usize| {
+        let p = &image.rgba[i * 4..i * 4 + 3];
+        [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])]
+    };
     let band = if w.min(h) >= 32 { 2 } else { 1 };
     let border: Vec<usize> = border_indices(w, h, band);
-    let backdrop = median_color(border.iter().map(|&i| color(i)));
-    let mut dists: Vec<f32> = border.iter().map(|&i| dist(color(i), backdrop)).collect();
+    let backdrop = median_color(border.iter().map(|&i| raw(i)));
+    // Distance of every pixel to the backdrop colour, and a lightly blurred (3×3 box) copy of
+    // it: the blur bridges JPEG ringing and sensor noise, the raw value keeps the edge where it
+    // is (the blur alone would smear the object one pixel outwards). One plane, not three.
+    let raw_dist: Vec<f32> = (0..w * h).map(|i| dist(raw(i), backdrop)).collect();
+    let soft_dist = box_blur(&raw_dist, w, h, 1);
+    let mut dists: Vec<f32> = border.iter().map(|&i| soft_dist[i]).collect();
     let close = dists.iter().filter(|&&d| d <= BORDER_UNIFORM_DIST).count();
     if (close as f32) < BORDER_UNIFORM_SHARE * border.len() as f32 {
         return None;
@@ -131,16 +131,7 @@ fn border_mask(image: &LoadedImage, w: usize, h: usize) -> Option<Vec<bool>> {
     let k = ((dists.len() as f32 * 0.9) as usize).min(dists.len().saturating_sub(1));
     let spread = *dists.select_nth_unstable_by(k, f32::total_cmp).1;
     let tol = (spread * 2.5 + 6.0).clamp(FILL_TOL_MIN, FILL_TOL_MAX);
-
-    // Blurred OR raw: the blur bridges noise, the raw colour keeps the edge where it is (the
-    // blur alone would smear the object one pixel outwards).
-    let raw = |i: usize| {
-        let p = &image.rgba[i * 4..i * 4 + 3];
-        [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])]
-    };
-    let tol2 = tol * tol;
-    let like_backdrop: Vec<bool> =
-        (0..w * h).map(|i| dist2(color(i), backdrop) <= tol2 || dist2(raw(i), backdrop) <= tol2).collect();
+    let like_backdrop: Vec<bool> = soft_dist.iter().zip(&raw_dist).map(|(&s, &r)| s <= tol || r <= tol).collect();
     let mut background = vec![false; w * h];
     let mut stack: Vec<usize> = Vec::new();
     for &i in &border {
@@ -162,8 +153,10 @@ fn border_mask(image: &LoadedImage, w: usize, h: usize) -> Option<Vec<bool>> {
     // Large enclosed backdrop-coloured regions are holes in the object, not part of it.
     let enclosed: Vec<bool> = (0..w * h).map(|i| fg[i] && like_backdrop[i]).collect();
     let big_hole = ((w * h) as f32 * ENCLOSED_HOLE_FRACTION).ceil() as usize;
-    let (labels, comps) = components(&enclosed, w, h);
-    relabel(&mut fg, &labels, &comps, |c| c.size >= big_hole, false);
+    if enclosed.contains(&true) {
+        let (labels, comps) = components(&enclosed, w, h);
+        relabel(&mut fg, &labels, &comps, |c| c.size >= big_hole, false);
+    }
 
     let r = if w.min(h) >= 64 { 2 } else { 1 };
     fg = erode(&dilate(&fg, w, h, r), w, h, r); // close: bridge 1-px cracks
@@ -177,13 +170,9 @@ fn border_mask(image: &LoadedImage, w: usize, h: usize) -> Option<Vec<bool>> {
     Some(fg)
 }
 
-fn dist2(a: [f32; 3], b: [f32; 3]) -> f32 {
-    let (dr, dg, db) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
-    dr * dr + dg * dg + db * db
-}
-
 fn dist(a: [f32; 3], b: [f32; 3]) -> f32 {
-    dist2(a, b).sqrt()
+    let (dr, dg, db) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+    (dr * dr + dg * dg + db * db).sqrt()
 }
 
 /// Indices of the pixels within `band` of the image edge, each once.
@@ -297,23 +286,25 @@ fn erode(m: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
 /// Counts of the decisive value over running windows keep it O(pixels), walking rows in order.
 fn morph(m: &[bool], w: usize, h: usize, r: usize, grow: bool) -> Vec<bool> {
     let decisive = grow;
-    let mut rows = vec![0u32; w * h];
+    // Window counts fit a byte: r is at most a few pixels.
+    let r = r.min(100);
+    let mut rows = vec![0u8; w * h];
     for (src, dst) in m.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
-        let mut count: u32 = src[..(r + 1).min(w)].iter().map(|&b| u32::from(b == decisive)).sum();
+        let mut count: u8 = src[..(r + 1).min(w)].iter().map(|&b| u8::from(b == decisive)).sum();
         for x in 0..w {
             dst[x] = count;
             if x + r + 1 < w {
-                count += u32::from(src[x + r + 1] == decisive);
+                count += u8::from(src[x + r + 1] == decisive);
             }
             if x >= r {
-                count -= u32::from(src[x - r] == decisive);
+                count -= u8::from(src[x - r] == decisive);
             }
         }
     }
     let mut out = vec![!decisive; w * h];
     let mut col = vec![0u32; w];
     for row in rows.chunks_exact(w).take(r + 1) {
-        col.iter_mut().zip(row).for_each(|(c, v)| *c += v);
+        col.iter_mut().zip(row).for_each(|(c, v)| *c += u32::from(*v));
     }
     for y in 0..h {
         for (o, &c) in out[y * w..(y + 1) * w].iter_mut().zip(&col) {
@@ -322,10 +313,10 @@ fn morph(m: &[bool], w: usize, h: usize, r: usize, grow: bool) -> Vec<bool> {
             }
         }
         if y + r + 1 < h {
-            col.iter_mut().zip(&rows[(y + r + 1) * w..][..w]).for_each(|(c, v)| *c += v);
+            col.iter_mut().zip(&rows[(y + r + 1) * w..][..w]).for_each(|(c, v)| *c += u32::from(*v));
         }
         if y >= r {
-            col.iter_mut().zip(&rows[(y - r) * w..][..w]).for_each(|(c, v)| *c -= v);
+            col.iter_mut().zip(&rows[(y - r) * w..][..w]).for_each(|(c, v)| *c -= u32::from(*v));
         }
     }
     out
