@@ -5,7 +5,7 @@
 //! 2. the image border: when the border is a near-uniform backdrop (a product shot, a scan, a
 //!    logo on white), everything reachable from the border through backdrop-coloured pixels is
 //!    background;
-//! 3. otherwise the whole image ([`MaskSource::None`]): a photo with a busy background is
+//! 3. otherwise, and always for 16-bit gray height maps, the whole image ([`MaskSource::None`]): a photo with a busy background is
 //!    better meshed whole than cut badly.
 //!
 //! Everything is O(pixels): one light blur, one flood fill, a few morphology and labelling passes.
@@ -87,6 +87,10 @@ pub fn estimate_mask(image: &LoadedImage) -> Mask {
         if (MIN_ALPHA_COVERAGE..1.0).contains(&c) {
             return mask;
         }
+    }
+    // A 16-bit gray image is a height map: every pixel is data, whatever its border looks like.
+    if image.gray16 {
+        return Mask::full(image.width, image.height);
     }
     match border_mask(image, w, h) {
         Some(data) => {

@@ -349,3 +349,50 @@ fn fit_within_on_a_large_photo() {
     assert_eq!(small.rgba.len(), 1024 * 768 * 4);
     assert_eq!(small.luma.len(), 1024 * 768);
 }
+
+/// The committed examples (scripts/make_examples.py) load, mask as intended, and give sane
+/// heights with both weight-free estimators.
+#[test]
+fn committed_examples() {
+    use orfeas_core::depth::{InflateEstimator, ReliefEstimator};
+    use orfeas_core::mask::estimate_mask;
+    use orfeas_core::{CancelToken, DepthEstimator, MaskSource};
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let expected = [
+        ("product_bottle.jpg", MaskSource::Border, false),
+        ("logo_star.png", MaskSource::Alpha, false),
+        ("cat_silhouette.png", MaskSource::Border, false),
+        ("terrain_height16.png", MaskSource::None, true),
+        ("coin_emboss.jpg", MaskSource::Border, false),
+        ("pebble.webp", MaskSource::Border, false),
+        ("heart.bmp", MaskSource::Border, false),
+        ("strip_wave.png", MaskSource::None, false),
+    ];
+    for (name, source, gray16) in expected {
+        let start = Instant::now();
+        let img = load(&dir.join(name)).unwrap().fit_within(512);
+        let t_load = start.elapsed();
+        let mask = estimate_mask(&img);
+        let t_mask = start.elapsed() - t_load;
+        assert_eq!(mask.source, source, "{name}: coverage {}", mask.coverage());
+        assert_eq!(img.gray16, gray16, "{name}");
+        let cancel = CancelToken::new();
+        let relief = ReliefEstimator::default().estimate(&img, &mask, &cancel).unwrap();
+        let t_relief = start.elapsed() - t_load - t_mask;
+        let inflate = InflateEstimator::default().estimate(&img, &mask, &cancel).unwrap();
+        let t_inflate = start.elapsed() - t_load - t_mask - t_relief;
+        for hm in [&relief, &inflate] {
+            assert!(hm.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)), "{name}");
+            let top = hm.data.iter().zip(&mask.data).filter(|(_, &m)| m).map(|(v, _)| *v).fold(0.0f32, f32::max);
+            assert!(top > 0.99, "{name}: max height {top}");
+        }
+        eprintln!(
+            "{name:22} {}x{} mask {:?} {:.1}%  load+fit {t_load:?} mask {t_mask:?} relief {t_relief:?} inflate {t_inflate:?}",
+            img.width,
+            img.height,
+            mask.source,
+            100.0 * mask.coverage()
+        );
+    }
+}
