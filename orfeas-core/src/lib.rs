@@ -17,6 +17,7 @@ pub mod mesh;
 pub mod options;
 pub mod pipeline;
 pub mod progress;
+mod raster;
 
 pub use batch::{BatchConfig, BatchProcessor, Job, JobId, JobResult, JobStatus};
 pub use cancel::CancelToken;
