@@ -47,11 +47,6 @@ impl Default for InflateEstimator {
     }
 }
 
-impl InflateEstimator {
-    pub const DEFAULT_DETAIL: f32 = 0.15;
-    pub fn new(_sigma: f32, _detail: f32) -> Self { Self }
-}
-
 impl DepthEstimator for InflateEstimator {
     fn name(&self) -> &'static str {
         "inflate"

@@ -35,10 +35,6 @@ impl Default for ReliefEstimator {
     }
 }
 
-impl ReliefEstimator {
-    pub fn new(_sigma: f32) -> Self { Self }
-}
-
 impl DepthEstimator for ReliefEstimator {
     fn name(&self) -> &'static str {
         "relief"
