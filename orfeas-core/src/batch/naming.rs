@@ -1,6 +1,6 @@
 //! Output names: derived from the input, safe on every file system, never colliding.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::Job;
@@ -39,21 +39,25 @@ fn files_for(format: MeshFormat, stem: &str) -> Vec<String> {
 
 /// Gives every job without a stem one derived from its input, unique within the batch and
 /// such that none of its output files exists yet: `photo`, then `photo_1`, `photo_2`, ...
+/// Names compare case-insensitively, so the result is safe on macOS and Windows too.
 pub fn assign_stems(jobs: &mut [Job], formats: &[MeshFormat]) {
+    let mut existing: HashMap<PathBuf, HashSet<String>> = HashMap::new();
     let mut taken: HashSet<(PathBuf, String)> = HashSet::new();
-    for job in jobs.iter().filter(|j| j.stem.is_some()) {
+    for job in jobs.iter() {
         if let Some(stem) = &job.stem {
             taken.insert((job.out_dir.clone(), stem.to_lowercase()));
         }
     }
     for job in jobs.iter_mut().filter(|j| j.stem.is_none()) {
+        let on_disk = existing.entry(job.out_dir.clone()).or_insert_with(|| lowercase_names(&job.out_dir));
         let base = sanitize_stem(&job.input.name());
-        let free = |stem: &str, taken: &HashSet<(PathBuf, String)>| {
-            !taken.contains(&(job.out_dir.clone(), stem.to_lowercase())) && !exists_any(&job.out_dir, formats, stem)
+        let free = |stem: &str| {
+            !taken.contains(&(job.out_dir.clone(), stem.to_lowercase()))
+                && formats.iter().flat_map(|&f| files_for(f, stem)).all(|name| !on_disk.contains(&name.to_lowercase()))
         };
         let mut stem = base.clone();
         let mut n = 1;
-        while !free(&stem, &taken) {
+        while !free(&stem) {
             stem = format!("{base}_{n}");
             n += 1;
         }
@@ -62,8 +66,11 @@ pub fn assign_stems(jobs: &mut [Job], formats: &[MeshFormat]) {
     }
 }
 
-fn exists_any(dir: &Path, formats: &[MeshFormat], stem: &str) -> bool {
-    formats.iter().flat_map(|&f| files_for(f, stem)).any(|name| dir.join(name).exists())
+/// File names already in `dir`, lowercased (none when it does not exist yet).
+fn lowercase_names(dir: &Path) -> HashSet<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_lowercase()).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
