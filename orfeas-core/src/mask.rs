@@ -136,22 +136,7 @@ fn border_mask(image: &LoadedImage, w: usize, h: usize) -> Option<Vec<bool>> {
     let spread = *dists.select_nth_unstable_by(k, f32::total_cmp).1;
     let tol = (spread * 2.5 + 6.0).clamp(FILL_TOL_MIN, FILL_TOL_MAX);
     let like_backdrop: Vec<bool> = soft_dist.iter().zip(&raw_dist).map(|(&s, &r)| s <= tol || r <= tol).collect();
-    let mut background = vec![false; w * h];
-    let mut stack: Vec<usize> = Vec::new();
-    for &i in &border {
-        if like_backdrop[i] && !background[i] {
-            background[i] = true;
-            stack.push(i);
-        }
-    }
-    while let Some(i) = stack.pop() {
-        for n in neighbours4(i % w, i / w, w, h) {
-            if like_backdrop[n] && !background[n] {
-                background[n] = true;
-                stack.push(n);
-            }
-        }
-    }
+    let background = fill_from_border(&like_backdrop, w, h);
     let mut fg: Vec<bool> = background.iter().map(|&b| !b).collect();
 
     // Large enclosed backdrop-coloured regions are holes in the object, not part of it.
@@ -168,10 +153,50 @@ fn border_mask(image: &LoadedImage, w: usize, h: usize) -> Option<Vec<bool>> {
     let speck = ((w * h) as f32 * SPECK_FRACTION).ceil() as usize;
     let (labels, comps) = components(&fg, w, h);
     relabel(&mut fg, &labels, &comps, |c| c.size < speck, false);
-    let holes: Vec<bool> = fg.iter().map(|&b| !b).collect();
-    let (labels, comps) = components(&holes, w, h);
-    relabel(&mut fg, &labels, &comps, |c| !c.touches_border && c.size < speck, true);
+    // Holes = background not reachable from the border; usually few pixels, so only those are
+    // labelled (labelling the whole backdrop would be the slowest step).
+    let not_fg: Vec<bool> = fg.iter().map(|&b| !b).collect();
+    let outer = fill_from_border(&not_fg, w, h);
+    let holes: Vec<bool> = not_fg.iter().zip(&outer).map(|(&n, &o)| n && !o).collect();
+    if holes.contains(&true) {
+        let (labels, comps) = components(&holes, w, h);
+        relabel(&mut fg, &labels, &comps, |c| c.size < speck, true);
+    }
     Some(fg)
+}
+
+/// Pixels reachable from the image edge through `passable` pixels (4-connected).
+fn fill_from_border(passable: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let mut reached = vec![false; w * h];
+    let mut stack: Vec<usize> = Vec::new();
+    for i in border_indices(w, h, 1) {
+        if passable[i] && !reached[i] {
+            reached[i] = true;
+            stack.push(i);
+        }
+    }
+    while let Some(i) = stack.pop() {
+        let x = i % w;
+        let mut visit = |n: usize| {
+            if passable[n] && !reached[n] {
+                reached[n] = true;
+                stack.push(n);
+            }
+        };
+        if x > 0 {
+            visit(i - 1);
+        }
+        if x + 1 < w {
+            visit(i + 1);
+        }
+        if i >= w {
+            visit(i - w);
+        }
+        if i + w < w * h {
+            visit(i + w);
+        }
+    }
+    reached
 }
 
 fn dist(a: [f32; 3], b: [f32; 3]) -> f32 {

@@ -29,10 +29,10 @@ pub struct InflateEstimator {
     pub detail: f32,
 }
 
-/// Default detail weight: visible texture without denting the shape.
-pub const DEFAULT_DETAIL: f32 = 0.15;
-
 impl InflateEstimator {
+    /// Default detail weight: visible texture without denting the shape.
+    pub const DEFAULT_DETAIL: f32 = 0.15;
+
     /// An inflation estimator with the given luminance smoothing and detail weight.
     pub fn new(sigma: f32, detail: f32) -> Self {
         let finite = |v: f32| if v.is_finite() { v.max(0.0) } else { 0.0 };
@@ -41,9 +41,9 @@ impl InflateEstimator {
 }
 
 impl Default for InflateEstimator {
-    /// The medium preset's smoothing and [`DEFAULT_DETAIL`].
+    /// The medium preset's smoothing and [`InflateEstimator::DEFAULT_DETAIL`].
     fn default() -> Self {
-        Self::new(crate::options::Quality::Medium.preset().smoothing_sigma, DEFAULT_DETAIL)
+        Self::new(crate::options::Quality::Medium.preset().smoothing_sigma, Self::DEFAULT_DETAIL)
     }
 }
 
