@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::cancel::CancelToken;
-use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator, DEFAULT_DETAIL};
+use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
 use crate::error::{OrfeasError, Result};
 use crate::export::{self, ExportInput, MeshFormat, OutputFile};
 use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
@@ -132,11 +132,11 @@ pub fn export_model(model: &Model, formats: &[MeshFormat], dir: &std::path::Path
 fn choose_estimator(method: DepthMethod, image: &LoadedImage, mask: &Mask, sigma: f32) -> Result<Box<dyn DepthEstimator>> {
     match method {
         DepthMethod::Relief => Ok(Box::new(ReliefEstimator::new(sigma))),
-        DepthMethod::Inflate => Ok(Box::new(InflateEstimator::new(sigma, DEFAULT_DETAIL))),
+        DepthMethod::Inflate => Ok(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL))),
         DepthMethod::DepthAnything => Err(OrfeasError::FeatureDisabled("depth-anything")),
         DepthMethod::Auto => {
             if mask.source != MaskSource::None && !image.gray16 {
-                Ok(Box::new(InflateEstimator::new(sigma, DEFAULT_DETAIL)))
+                Ok(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL)))
             } else {
                 Ok(Box::new(ReliefEstimator::new(sigma)))
             }

@@ -3,7 +3,7 @@
 mod inflate;
 mod relief;
 
-pub use inflate::{InflateEstimator, DEFAULT_DETAIL};
+pub use inflate::InflateEstimator;
 pub use relief::ReliefEstimator;
 
 use crate::cancel::CancelToken;
