@@ -64,7 +64,9 @@ fn settings(formats: &[MeshFormat]) -> GenerateSettings {
     GenerateSettings { formats: formats.to_vec(), quality: Quality::Low, ..Default::default() }
 }
 
-fn events_sink() -> (Arc<Mutex<Vec<ProgressEvent>>>, Arc<FnProgress<impl Fn(&ProgressEvent) + Send + Sync>>) {
+type Recorded = Arc<Mutex<Vec<ProgressEvent>>>;
+
+fn events_sink() -> (Recorded, Arc<FnProgress<impl Fn(&ProgressEvent) + Send + Sync>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let e2 = events.clone();
     (events, Arc::new(FnProgress(move |e: &ProgressEvent| e2.lock().expect("lock").push(e.clone()))))

@@ -4,7 +4,7 @@
 //! consistently wound), every vertex has a single fan of triangles around it (no pinches),
 //! no triangle is degenerate, every coordinate is finite and the enclosed volume is positive.
 
-use super::Mesh;
+use super::{edges, Mesh};
 
 /// What [`check_solid`] found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,15 +57,12 @@ pub fn check_solid(mesh: &Mesh) -> SolidReport {
         return r;
     }
 
-    let key = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
-    let mut edges: Vec<u64> = mesh.triangles.iter().flat_map(|&[a, b, c]| [key(a, b), key(b, c), key(c, a)]).collect();
-    edges.sort_unstable();
+    let edges = edges::sorted_directed_edges(&mesh.triangles);
     for (i, &k) in edges.iter().enumerate() {
         if i > 0 && edges[i - 1] == k {
             r.duplicate_edges += 1;
         }
-        let rev = (k << 32) | (k >> 32);
-        if edges.binary_search(&rev).is_err() {
+        if !edges::has_opposite(&edges, k) {
             r.open_edges += 1;
         }
     }

@@ -1,6 +1,7 @@
 //! Triangle meshes: the plain data type, height-field meshing, solid construction and checks.
 
 mod check;
+mod edges;
 mod heightfield;
 mod solid;
 

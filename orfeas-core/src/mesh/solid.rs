@@ -7,7 +7,7 @@
 
 use spade::{ConstrainedDelaunayTriangulation, Point2, Triangulation};
 
-use super::{HeightfieldMesh, Mesh};
+use super::{edges, HeightfieldMesh, Mesh};
 use crate::error::{OrfeasError, Result};
 
 /// Grid units to millimetres.
@@ -45,7 +45,7 @@ pub fn build_surface(hf: &HeightfieldMesh, scale: Scale) -> Mesh {
 
 /// A closed, outward-wound solid: top surface, walls along every outline, flat base at z = 0.
 pub fn build_solid(hf: &HeightfieldMesh, scale: Scale) -> Result<Mesh> {
-    if !(scale.base_mm > 0.0) {
+    if scale.base_mm.is_nan() || scale.base_mm <= 0.0 {
         return Err(OrfeasError::InvalidInput("a solid needs base_mm > 0".into()));
     }
     let mut mesh = build_surface(hf, scale);
@@ -87,16 +87,8 @@ pub fn build_solid(hf: &HeightfieldMesh, scale: Scale) -> Result<Mesh> {
 
 /// Directed edges of the surface that have no opposite, i.e. the outlines.
 fn boundary_edges(triangles: &[[u32; 3]]) -> Vec<(u32, u32)> {
-    let key = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
-    let mut all: Vec<u64> = triangles.iter().flat_map(|&[a, b, c]| [key(a, b), key(b, c), key(c, a)]).collect();
-    all.sort_unstable();
-    all.iter()
-        .filter(|&&k| {
-            let rev = (k << 32) | (k >> 32);
-            all.binary_search(&rev).is_err()
-        })
-        .map(|&k| ((k >> 32) as u32, k as u32))
-        .collect()
+    let all = edges::sorted_directed_edges(triangles);
+    all.iter().filter(|&&k| !edges::has_opposite(&all, k)).map(|&k| edges::ends(k)).collect()
 }
 
 /// Triangulates the region enclosed by the outline edges (grid coordinates), returning
