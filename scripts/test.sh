@@ -16,7 +16,7 @@ step "CLI on examples/: every format, validated by independent readers"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cargo build --locked --bin orfeas
-"$root/target/debug/orfeas" generate examples -o "$out" --format stl,obj,glb,ply --quality low --json > "$out/summary.json"
+"$root/target/debug/orfeas" generate examples -o "$out" --format stl,obj,glb,ply,3mf --quality low --json > "$out/summary.json"
 python3 - "$out/summary.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
@@ -30,7 +30,12 @@ for candidate in "$root/../shared/tools/validate-meshes" "$root/shared/tools/val
   [ -x "$candidate" ] && validator=$candidate && break
 done
 if [ -n "$validator" ]; then
-  "$validator" "$out"/*.stl "$out"/*.obj "$out"/*.glb "$out"/*.ply
+  # trimesh reads 3MF through lxml, which the validator's own install does not bring.
+  eval_home=${ORFEAS_VALIDATOR_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/orfeas-validators}
+  mkdir -p "$eval_home"
+  [ -x "$eval_home/venv/bin/python" ] || python3 -m venv "$eval_home/venv"
+  "$eval_home/venv/bin/python" -c "import lxml" 2>/dev/null || "$eval_home/venv/bin/pip" install -q lxml
+  "$validator" "$out"/*.stl "$out"/*.obj "$out"/*.glb "$out"/*.ply "$out"/*.3mf
 else
   echo "validate-meshes not found beside the checkout (../shared/tools); skipped" >&2
   exit 1

@@ -27,6 +27,9 @@ pub enum MeshFormat {
     /// Binary little-endian PLY with vertex colours.
     #[serde(rename = "ply")]
     Ply,
+    /// 3D Manufacturing Format: a zip holding the mesh in millimetres, read by every slicer.
+    #[serde(rename = "3mf")]
+    ThreeMf,
     /// The height map as a normalised 16-bit grayscale PNG.
     #[serde(rename = "depth16")]
     Depth16,
@@ -37,12 +40,13 @@ pub enum MeshFormat {
 
 impl MeshFormat {
     /// Every format, in the order they are listed to users.
-    pub const ALL: [MeshFormat; 7] = [
+    pub const ALL: [MeshFormat; 8] = [
         Self::Stl,
         Self::StlAscii,
         Self::Obj,
         Self::Glb,
         Self::Ply,
+        Self::ThreeMf,
         Self::Depth16,
         Self::DepthNpy,
     ];
@@ -55,6 +59,7 @@ impl MeshFormat {
             Self::Obj => "obj",
             Self::Glb => "glb",
             Self::Ply => "ply",
+            Self::ThreeMf => "3mf",
             Self::Depth16 => "depth16",
             Self::DepthNpy => "depth.npy",
         }
@@ -67,6 +72,7 @@ impl MeshFormat {
             Self::Obj => "obj",
             Self::Glb => "glb",
             Self::Ply => "ply",
+            Self::ThreeMf => "3mf",
             Self::Depth16 => "depth16.png",
             Self::DepthNpy => "depth.npy",
         }
@@ -79,6 +85,7 @@ impl MeshFormat {
             Self::Obj => "model/obj",
             Self::Glb => "model/gltf-binary",
             Self::Ply => "application/x-ply",
+            Self::ThreeMf => "model/3mf",
             Self::Depth16 => "image/png",
             Self::DepthNpy => "application/x-npy",
         }
@@ -129,6 +136,7 @@ impl FromStr for MeshFormat {
             "obj" => Ok(Self::Obj),
             "glb" => Ok(Self::Glb),
             "ply" => Ok(Self::Ply),
+            "3mf" => Ok(Self::ThreeMf),
             "depth16" | "depth16.png" => Ok(Self::Depth16),
             "depth.npy" | "npy" => Ok(Self::DepthNpy),
             _ => Err(OrfeasError::InvalidInput(format!(

@@ -34,7 +34,7 @@ pub struct GenerateArgs {
     /// Output directory (created if missing).
     #[arg(short = 'o', long = "out", value_name = "OUT_DIR")]
     pub out_dir: PathBuf,
-    /// Comma-separated formats: stl, stl-ascii, obj, glb, ply, depth16, depth.npy.
+    /// Comma-separated formats: stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy.
     #[arg(short, long, default_value = "stl", value_delimiter = ',', value_parser = parse_from_str::<MeshFormat>)]
     pub format: Vec<MeshFormat>,
     /// Quality preset: working resolution, tolerance and triangle budget.
