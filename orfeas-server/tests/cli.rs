@@ -36,7 +36,7 @@ fn generate_writes_every_format_and_reports_json() {
     let out_dir = dir.path().join("out");
     let out = orfeas()
         .args(["generate", images.to_str().expect("utf8"), "-o", out_dir.to_str().expect("utf8")])
-        .args(["--format", "stl,obj,glb,ply", "--quality", "low", "--json"])
+        .args(["--format", "stl,obj,glb,ply,3mf,depth16,depth.npy", "--quality", "low", "--json"])
         .output()
         .expect("run orfeas");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
@@ -51,7 +51,7 @@ fn generate_writes_every_format_and_reports_json() {
     assert!(job["triangles"].as_u64().unwrap_or(0) > 10);
     assert!(job["error"].is_null());
     let outputs: Vec<&str> = job["outputs"].as_array().expect("outputs").iter().filter_map(Value::as_str).collect();
-    for ext in ["stl", "obj", "mtl", "png", "glb", "ply"] {
+    for ext in ["stl", "obj", "mtl", "png", "glb", "ply", "3mf", "depth16.png", "depth.npy"] {
         let f = out_dir.join(format!("logo.{ext}"));
         assert!(f.is_file(), "{ext} written");
         assert!(outputs.iter().any(|o| o.ends_with(&format!("logo.{ext}"))), "{ext} listed");

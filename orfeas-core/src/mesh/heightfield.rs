@@ -20,6 +20,8 @@
 //! count a monotone function of the tolerance that can be read off a histogram, so the
 //! triangle cap is met by choosing the tolerance exactly, without re-meshing in a loop.
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 use rayon::prelude::*;
 
 use crate::cancel::CancelToken;
@@ -332,43 +334,92 @@ impl<'g> Rtin<'g> {
 
     /// Fills `errors` level by level from the finest up, so that every triangle sees the
     /// final errors of its children (including those raised by a neighbour sharing them).
+    ///
+    /// The levels of the 4-8 hierarchy are lattices, so they are enumerated by formula, not
+    /// stored: from the top, squares of side T split along a diagonal, then "diamonds" whose
+    /// hypotenuse is an edge of those squares, then squares of side T/2, and so on. Every
+    /// midpoint belongs to exactly one level and is written by exactly one task, so a level
+    /// runs in parallel without locks (relaxed atomics are plain loads and stores here).
     fn compute_errors(&mut self, cancel: &CancelToken) -> Result<()> {
-        // The levels are generated top-down (each level is the children of the previous)
-        // and consumed bottom-up; only non-leaf triangles are kept.
         let t = self.size - 1;
-        let mut levels: Vec<Vec<Tri>> = Vec::new();
-        let mut level = vec![Tri { a: [0, 0], b: [t, t], c: [t, 0] }, Tri { a: [t, t], b: [0, 0], c: [0, t] }];
-        while level.first().is_some_and(|tri| !tri.is_leaf()) {
-            let next = level.iter().flat_map(Tri::children).collect();
-            levels.push(std::mem::replace(&mut level, next));
-        }
-        let deepest = levels.len();
-        for (depth, tris) in levels.iter().enumerate().rev() {
+        let errors: Vec<AtomicU32> = self.errors.iter().map(|e| AtomicU32::new(e.to_bits())).collect();
+        let covers: Vec<AtomicBool> = self.covers_inside.iter().map(|&c| AtomicBool::new(c)).collect();
+        let mut half = 1;
+        while 2 * half <= t {
             cancel.check()?;
-            let this = &*self;
-            let own: Vec<f32> = if depth + 2 >= deepest {
-                // The two finest levels cover only corners and edge midpoints: O(1) each.
-                tris.par_iter().with_min_len(4096).map(|tri| this.edge_midpoint_error(tri)).collect()
-            } else {
-                tris.par_iter().with_min_len(64).map(|tri| this.triangle_error(tri)).collect()
-            };
-            for (tri, err) in tris.iter().zip(own) {
-                let m = self.idx(tri.mid());
-                let corners = [tri.a, tri.b, tri.c, tri.mid()].iter().any(|&p| self.is_inside(p));
-                let mut e = self.errors[m].max(err);
-                let mut any = self.covers_inside[m] || corners;
-                if depth + 1 != deepest {
-                    for kid in tri.children() {
-                        let k = self.idx(kid.mid());
-                        e = e.max(self.errors[k]);
-                        any = any || self.covers_inside[k];
-                    }
+            // Diamonds: hypotenuse 2·half along an axis, apexes `half` away on either side.
+            self.diamond_level(half, &errors, &covers);
+            cancel.check()?;
+            // Squares of side 2·half split along the diagonal through their odd-odd corner.
+            self.square_level(2 * half, &errors, &covers);
+            half *= 2;
+        }
+        self.errors = errors.into_iter().map(|e| f32::from_bits(e.into_inner())).collect();
+        self.covers_inside = covers.into_iter().map(AtomicBool::into_inner).collect();
+        Ok(())
+    }
+
+    /// Midpoints `(odd, even)·half` (horizontal hypotenuse) and `(even, odd)·half` (vertical).
+    fn diamond_level(&self, half: i32, errors: &[AtomicU32], covers: &[AtomicBool]) {
+        let t = self.size - 1;
+        let rows = t / half + 1;
+        (0..rows).into_par_iter().for_each(|r| {
+            let y = r * half;
+            // Rows at even multiples hold horizontal hypotenuses, odd rows vertical ones.
+            let (x0, horizontal) = if r % 2 == 0 { (half, true) } else { (0, false) };
+            let mut x = x0;
+            while x <= t {
+                let m = [x, y];
+                let (p, q, apexes) = if horizontal {
+                    ([x - half, y], [x + half, y], [[x, y - half], [x, y + half]])
+                } else {
+                    ([x, y - half], [x, y + half], [[x - half, y], [x + half, y]])
+                };
+                let tris = apexes.into_iter().filter(|&c| self.in_square(c)).map(|c| Tri { a: p, b: q, c });
+                self.settle(m, tris, half == 1, half > 1, errors, covers);
+                x += 2 * half;
+            }
+        });
+    }
+
+    /// Centres of the squares of side `side`; the two apexes are the other two corners.
+    fn square_level(&self, side: i32, errors: &[AtomicU32], covers: &[AtomicBool]) {
+        let t = self.size - 1;
+        let count = t / side;
+        (0..count).into_par_iter().for_each(|j| {
+            for i in 0..count {
+                let ox = if i % 2 == 1 { i } else { i + 1 };
+                let oy = if j % 2 == 1 { j } else { j + 1 };
+                let p = [ox * side, oy * side];
+                let q = [(2 * i + 1 - ox) * side, (2 * j + 1 - oy) * side];
+                let m = [(2 * i + 1) * side / 2, (2 * j + 1) * side / 2];
+                let apexes = [[p[0], q[1]], [q[0], p[1]]];
+                let tris = apexes.into_iter().map(|c| Tri { a: p, b: q, c });
+                self.settle(m, tris, side == 2, true, errors, covers);
+            }
+        });
+    }
+
+    /// Final error of midpoint `m`: its triangles' own errors and their children's.
+    /// `finest`: the triangles cover only corners and edge midpoints (O(1) error) — the
+    /// hypotenuse-2 diamonds and the side-2 squares. `with_children`: the children have
+    /// grid-point midpoints (everything but the hypotenuse-2 diamonds, whose children are leaves).
+    fn settle(&self, m: [i32; 2], tris: impl Iterator<Item = Tri>, finest: bool, with_children: bool, errors: &[AtomicU32], covers: &[AtomicBool]) {
+        let mut e = 0.0f32;
+        let mut any = self.is_inside(m);
+        for tri in tris {
+            e = e.max(if finest { self.edge_midpoint_error(&tri) } else { self.triangle_error(&tri) });
+            any = any || self.is_inside(tri.a) || self.is_inside(tri.b) || self.is_inside(tri.c);
+            if with_children {
+                for kid in tri.children() {
+                    let k = self.idx(kid.mid());
+                    e = e.max(f32::from_bits(errors[k].load(Ordering::Relaxed)));
+                    any = any || covers[k].load(Ordering::Relaxed);
                 }
-                self.errors[m] = e;
-                self.covers_inside[m] = any;
             }
         }
-        Ok(())
+        errors[self.idx(m)].store(e.to_bits(), Ordering::Relaxed);
+        covers[self.idx(m)].store(any, Ordering::Relaxed);
     }
 
     /// Error of a triangle whose only non-corner grid points are the midpoints of its edges
