@@ -11,5 +11,6 @@ fn main() -> ExitCode {
     cli::init_logging(args.verbose);
     match args.command {
         cli::Command::Generate(generate) => cli::generate::run(generate),
+        cli::Command::Gpu { json } => cli::gpu::run(json),
     }
 }

@@ -1,6 +1,7 @@
 //! Argument definitions (CONTRACT.md §2) and the subcommands.
 
 pub mod generate;
+pub mod gpu;
 mod inputs;
 mod progress_view;
 mod summary;
@@ -24,6 +25,12 @@ pub struct Cli {
 pub enum Command {
     /// Convert images (files or directories) into mesh files.
     Generate(GenerateArgs),
+    /// Show NVIDIA GPU telemetry (JSON), or say plainly that there is none. Always exits 0.
+    Gpu {
+        /// Print JSON even when no GPU is present (`{"available": false, ...}`).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
