@@ -10,7 +10,7 @@ Sources (all bundled in the wheels, no download):
   busy background), coffee.png (cup), rocket.jpg, camera.png (gray), horse.png (black
   silhouette on white, RGBA with a few non-opaque pixels), logo.png (RGBA, fully opaque),
   coins.png (gray), hubble_deep_field.jpg, retina.jpg (dark round backdrop),
-  motorcycle_left.png;
+  motorcycle_left.png, no_time_for_that_tiny.gif (animated), multipage.tif;
   scikit-learn `sklearn/datasets/images/`: china.jpg, flower.jpg.
 Variants are derived with Pillow (gray, 16-bit, palette with and without transparency,
 EXIF-rotated JPEG, WebP, BMP, TIFF, animated GIF, 1x1, 2000x20 strip, 12 MP photo).
@@ -112,6 +112,14 @@ def main() -> int:
     f2 = logo.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).quantize(colors=64, dither=Image.Dither.NONE)
     f1.save(out / "logo_animated.gif", save_all=True, append_images=[f2], duration=200, loop=0)
     rows.append(("logo_animated.gif", "skimage logo.png, 2-frame animated GIF (frame 2 mirrored)"))
+
+    # Real animated GIF and multi-page TIFF exactly as shipped (byte copies).
+    for src, name, origin in [
+        ("no_time_for_that_tiny.gif", "no_time_tiny.gif", "skimage no_time_for_that_tiny.gif unchanged (14x25, 24 frames)"),
+        ("multipage.tif", "multipage.tif", "skimage multipage.tif unchanged (10x15 gray, 2 pages)"),
+    ]:
+        (out / name).write_bytes((SK / src).read_bytes())
+        rows.append((name, origin))
 
     # --- degenerate sizes -------------------------------------------------------------------------
     save(Image.new("RGB", (1, 1), (200, 120, 40)), "one_pixel.png", "1x1 RGB PNG (orange)")
