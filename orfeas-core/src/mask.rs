@@ -1,7 +1,8 @@
 //! Foreground mask.
 //!
 //! Three sources, tried in order:
-//! 1. the alpha channel (`alpha >= 128`), when it leaves a plausible foreground;
+//! 1. the alpha channel (`alpha >= 128`), when it leaves a plausible foreground (not almost
+//!    nothing, and not almost everything: a nearly opaque alpha falls through to 2);
 //! 2. the image border: when the border is a near-uniform backdrop (a product shot, a scan, a
 //!    logo on white), everything reachable from the border through backdrop-coloured pixels is
 //!    background;
@@ -58,6 +59,8 @@ impl Mask {
 
 /// Alpha masks covering less than this fraction are treated as "no usable alpha".
 const MIN_ALPHA_COVERAGE: f32 = 0.001;
+/// Alpha masks covering more than this fraction are "nearly opaque": the border decides.
+const MAX_ALPHA_COVERAGE: f32 = 0.97;
 /// Border masks outside `[MIN_COVERAGE, MAX_COVERAGE]` fall back to the full image.
 const MIN_COVERAGE: f32 = 0.01;
 const MAX_COVERAGE: f32 = 0.97;
@@ -84,7 +87,10 @@ pub fn estimate_mask(image: &LoadedImage) -> Mask {
         let data: Vec<bool> = image.rgba.chunks_exact(4).map(|p| p[3] >= 128).collect();
         let mask = Mask { width: image.width, height: image.height, data, source: MaskSource::Alpha };
         let c = mask.coverage();
-        if (MIN_ALPHA_COVERAGE..1.0).contains(&c) {
+        // A nearly opaque alpha (a few stray transparent pixels, as in images that went through
+        // an editor with a transparent corner) says nothing about the subject: the colours
+        // decide, as for an opaque image. Were it used, the whole frame would be inflated.
+        if (MIN_ALPHA_COVERAGE..=MAX_ALPHA_COVERAGE).contains(&c) {
             return mask;
         }
     }
@@ -435,6 +441,33 @@ mod tests {
         let m = estimate_mask(&img);
         assert_eq!(m.source, MaskSource::Alpha);
         assert!(m.get(32, 32) && !m.get(0, 0));
+    }
+
+    /// skimage's `horse.png`: RGBA, a black horse on opaque white, with a handful of pixels at
+    /// alpha 110 in a corner. The alpha mask would be the whole frame (99.99 %); the horse is
+    /// what a user wants.
+    #[test]
+    fn nearly_opaque_alpha_falls_back_to_the_border() {
+        let img = image(200, 160, |x, y| {
+            let a = if x < 2 && y < 2 { 110 } else { 255 };
+            if in_disc(x, y, 100.0, 80.0, 50.0) { [0, 0, 0, a] } else { [255, 255, 255, a] }
+        });
+        assert!(img.has_alpha);
+        let m = estimate_mask(&img);
+        assert_eq!(m.source, MaskSource::Border);
+        let area = std::f32::consts::PI * 50.0 * 50.0;
+        let got = m.data.iter().filter(|&&b| b).count() as f32;
+        assert!((got - area).abs() / area < 0.02, "{got} vs {area}");
+        // Nearly opaque and no backdrop either: the whole image, not an "alpha" rectangle.
+        let mut rng = Rng(7);
+        let noise: Vec<u8> = (0..64 * 64).map(|_| (rng.next() * 255.0) as u8).collect();
+        let busy = image(64, 64, |x, y| {
+            let v = noise[(y * 64 + x) as usize];
+            [v, 255 - v, v / 2, if x == 0 && y == 0 { 0 } else { 255 }]
+        });
+        let m = estimate_mask(&busy);
+        assert_eq!(m.source, MaskSource::None);
+        assert!(m.data.iter().all(|&b| b));
     }
 
     #[test]

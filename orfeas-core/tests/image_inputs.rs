@@ -396,3 +396,58 @@ fn committed_examples() {
         );
     }
 }
+
+/// Not a check: a looking glass for acceptance runs (`scripts/acceptance.sh`). For every image
+/// in `$ORFEAS_DUMP_IN`, runs the real pipeline (medium preset, `auto` depth) and writes
+/// `<stem>.mask.png` (white = foreground) and `<stem>.height.png` into `$ORFEAS_DUMP_OUT`, and
+/// prints one tab-separated line per input: name, working size, mask source, coverage, depth,
+/// triangles.
+///
+/// `ORFEAS_DUMP_IN=dir ORFEAS_DUMP_OUT=dir cargo test --release -p orfeas-core --test image_inputs -- --ignored dump_masks --nocapture`
+#[test]
+#[ignore = "diagnostic dump, run by scripts/acceptance.sh"]
+fn dump_masks() {
+    use orfeas_core::mask::estimate_mask;
+    use orfeas_core::{image_to_model, CancelToken, DepthMethod, GenerateSettings};
+
+    let (Ok(input), Ok(out)) = (std::env::var("ORFEAS_DUMP_IN"), std::env::var("ORFEAS_DUMP_OUT")) else {
+        eprintln!("set ORFEAS_DUMP_IN and ORFEAS_DUMP_OUT");
+        return;
+    };
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&input).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    let settings = GenerateSettings::default();
+    for path in paths {
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        let Ok(img) = load(&path) else {
+            println!("{stem}\tunreadable");
+            continue;
+        };
+        let work = img.fit_within(settings.effective_preset().working_size);
+        let mask = if work.gray16 { orfeas_core::Mask::full(work.width, work.height) } else { estimate_mask(&work) };
+        let px: Vec<u8> = mask.data.iter().map(|&b| if b { 255 } else { 0 }).collect();
+        ImageBuffer::<Luma<u8>, _>::from_raw(work.width, work.height, px).unwrap().save(out.join(format!("{stem}.mask.png"))).unwrap();
+        let mut noop = |_: orfeas_core::Stage, _: f32| {};
+        let source = ImageSource::Path(path.clone());
+        match image_to_model(&source, &settings, DepthMethod::Auto, &ImageLimits::default(), &CancelToken::new(), &mut noop) {
+            Ok(model) => {
+                let hm = &model.depth;
+                let px: Vec<u8> = hm.data.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+                ImageBuffer::<Luma<u8>, _>::from_raw(hm.width, hm.height, px).unwrap().save(out.join(format!("{stem}.height.png"))).unwrap();
+                let r = &model.report;
+                println!(
+                    "{stem}\t{}x{}\t{:?}\t{:.1}%\t{}\t{}",
+                    r.working_width,
+                    r.working_height,
+                    r.mask,
+                    100.0 * mask.coverage(),
+                    r.depth,
+                    r.triangles
+                );
+            }
+            Err(e) => println!("{stem}\terror {e}"),
+        }
+    }
+}
