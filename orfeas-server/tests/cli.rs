@@ -47,6 +47,7 @@ fn generate_writes_every_format_and_reports_json() {
     let job = &doc["jobs"][0];
     assert_eq!(job["status"], "complete");
     assert_eq!(job["depth"], "inflate", "a transparent background means a real mask");
+    assert_eq!(job["mask"], "alpha");
     assert_eq!(job["watertight"], true);
     assert!(job["triangles"].as_u64().unwrap_or(0) > 10);
     assert!(job["error"].is_null());

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::export::OutputFile;
 use crate::image::ImageSource;
+use crate::mask::MaskSource;
 
 /// Identifies a job; front ends may assign their own (e.g. UUIDs).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -80,6 +81,8 @@ pub struct JobResult {
     pub code: Option<&'static str>,
     /// The estimator that ran; `None` when the job stopped before choosing.
     pub depth: Option<&'static str>,
+    /// Where the foreground mask came from; `None` when the job stopped before masking.
+    pub mask: Option<MaskSource>,
     pub triangles: usize,
     pub watertight: bool,
     pub seconds: f64,

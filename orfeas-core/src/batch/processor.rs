@@ -19,7 +19,8 @@ use crate::cancel::CancelToken;
 use crate::error::{OrfeasError, Result};
 use crate::image::ImageLimits;
 use crate::options::{DepthMethod, Device, GenerateSettings};
-use crate::pipeline::{export_model, image_to_model};
+use crate::export::OutputFile;
+use crate::pipeline::{export_model, image_to_model, ModelReport};
 use crate::progress::{ProgressEvent, ProgressSink, Stage};
 
 /// How a [`BatchProcessor`] is set up; shared by all batches it runs.
@@ -287,7 +288,7 @@ fn process(shared: &Shared, task: Task) {
     let Task { index, job, cancel, batch } = task;
     let input = job.input.name();
     let started = Instant::now();
-    let mut depth_used = None;
+    let mut report: Option<ModelReport> = None;
 
     let (outcome, from) = if cancel.is_cancelled() {
         (Err(OrfeasError::Cancelled), Phase::Queued)
@@ -295,7 +296,7 @@ fn process(shared: &Shared, task: Task) {
         batch.emit(batch.tally.shift(Phase::Queued, Phase::Processing));
         shared.busy.fetch_add(1, Ordering::Relaxed);
         let out = catch_unwind(AssertUnwindSafe(|| {
-            shared.pool.install(|| run_one(shared, &batch, &job, &cancel, &mut depth_used))
+            shared.pool.install(|| run_one(shared, &batch, &job, &cancel, &mut report))
         }))
         .unwrap_or_else(|panic| {
             let msg = panic
@@ -310,9 +311,12 @@ fn process(shared: &Shared, task: Task) {
         (out, Phase::Processing)
     };
     let seconds = started.elapsed().as_secs_f64();
+    let depth_used = report.as_ref().map(|r| r.depth);
+    let mask = report.as_ref().map(|r| r.mask);
 
     let result = match outcome {
-        Ok((outputs, triangles, watertight)) => {
+        Ok(outputs) => {
+            let (triangles, watertight) = report.as_ref().map_or((0, false), |r| (r.triangles, r.watertight));
             batch.emit(ProgressEvent::GenerationComplete {
                 job_id: job.id.clone(),
                 batch_id: batch.id.clone(),
@@ -325,13 +329,13 @@ fn process(shared: &Shared, task: Task) {
                 seconds,
             });
             batch.emit(batch.tally.shift(from, Phase::Complete));
-            JobResult { id: job.id, input, outputs, status: JobStatus::Complete, error: None, code: None, depth: depth_used, triangles, watertight, seconds }
+            JobResult { id: job.id, input, outputs, status: JobStatus::Complete, error: None, code: None, depth: depth_used, mask, triangles, watertight, seconds }
         }
         Err(OrfeasError::Cancelled) => {
             batch.emit(ProgressEvent::GenerationCancelled { job_id: job.id.clone(), batch_id: batch.id.clone(), input: input.clone() });
             batch.emit(batch.tally.shift(from, Phase::Cancelled));
             let e = OrfeasError::Cancelled;
-            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Cancelled, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, triangles: 0, watertight: false, seconds }
+            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Cancelled, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, mask, triangles: 0, watertight: false, seconds }
         }
         Err(e) => {
             tracing::warn!(input = %input, code = e.code(), "job failed: {e}");
@@ -344,15 +348,15 @@ fn process(shared: &Shared, task: Task) {
                 code: e.code(),
             });
             batch.emit(batch.tally.shift(from, Phase::Failed));
-            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Error, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, triangles: 0, watertight: false, seconds }
+            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Error, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, mask, triangles: 0, watertight: false, seconds }
         }
     };
     let _ = lock(&batch.results).send((index, result));
 }
 
-type Produced = (Vec<crate::export::OutputFile>, usize, bool);
-
-fn run_one(shared: &Shared, batch: &BatchRun, job: &Job, cancel: &CancelToken, depth_used: &mut Option<&'static str>) -> Result<Produced> {
+/// Runs every stage of one job; `report` is filled as soon as the model exists, so a job
+/// that fails while exporting still reports which estimator and mask it used.
+fn run_one(shared: &Shared, batch: &BatchRun, job: &Job, cancel: &CancelToken, report: &mut Option<ModelReport>) -> Result<Vec<OutputFile>> {
     let input = job.input.name();
     let mut on_stage = |stage: Stage, progress: f32| {
         batch.emit(ProgressEvent::GenerationProgress {
@@ -364,10 +368,9 @@ fn run_one(shared: &Shared, batch: &BatchRun, job: &Job, cancel: &CancelToken, d
         });
     };
     let model = image_to_model(&job.input, &batch.settings, shared.config.depth, &shared.config.limits, cancel, &mut on_stage)?;
-    *depth_used = Some(model.report.depth);
+    *report = Some(model.report.clone());
     on_stage(Stage::Exporting, Stage::Exporting.start_percent());
     std::fs::create_dir_all(&job.out_dir).map_err(|e| OrfeasError::io(&job.out_dir, e))?;
     let stem = job.stem.clone().unwrap_or_else(|| super::sanitize_stem(&input));
-    let outputs = export_model(&model, &batch.settings.formats, &job.out_dir, &stem, cancel)?;
-    Ok((outputs, model.report.triangles, model.report.watertight))
+    export_model(&model, &batch.settings.formats, &job.out_dir, &stem, cancel)
 }

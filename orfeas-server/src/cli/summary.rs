@@ -15,6 +15,7 @@ pub fn to_json(results: &[JobResult], requested_depth: &str, seconds: f64) -> Va
                 "error": r.error,
                 "code": r.code,
                 "depth": r.depth.unwrap_or(requested_depth),
+                "mask": r.mask,
                 "triangles": r.triangles,
                 "watertight": r.watertight,
                 "seconds": r.seconds,
