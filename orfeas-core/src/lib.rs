@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod image;
 pub mod mask;
 pub mod mesh;
+pub mod models;
 pub mod options;
 pub mod pipeline;
 pub mod progress;

@@ -12,5 +12,6 @@ fn main() -> ExitCode {
     match args.command {
         cli::Command::Generate(generate) => cli::generate::run(generate),
         cli::Command::Gpu { json } => cli::gpu::run(json),
+        cli::Command::FetchModel { model } => cli::fetch_model::run(&model),
     }
 }

@@ -1,5 +1,6 @@
 //! Argument definitions (CONTRACT.md §2) and the subcommands.
 
+pub mod fetch_model;
 pub mod generate;
 pub mod gpu;
 mod inputs;
@@ -25,6 +26,12 @@ pub struct Cli {
 pub enum Command {
     /// Convert images (files or directories) into mesh files.
     Generate(GenerateArgs),
+    /// Download model weights (Depth Anything V2) into the Hugging Face cache.
+    FetchModel {
+        /// depth-anything-v2-small (Apache-2.0), -base or -large (CC-BY-NC-4.0).
+        #[arg(long, default_value = "depth-anything-v2-small")]
+        model: String,
+    },
     /// Show NVIDIA GPU telemetry (JSON), or say plainly that there is none. Always exits 0.
     Gpu {
         /// Print JSON even when no GPU is present (`{"available": false, ...}`).
