@@ -10,7 +10,7 @@
 //! `cargo bench -p orfeas-benches`
 #![allow(clippy::print_stdout, missing_debug_implementations)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use orfeas_benches::{full_grid, input, load_height_map};
@@ -57,9 +57,21 @@ fn pipeline(c: &mut Criterion) {
             }
         }
         group.bench_function(BenchmarkId::new(depth.as_str(), quality.as_str()), |b| {
-            b.iter(|| {
-                let model = image_to_model(&source, &settings, depth, &limits, &cancel, &mut |_, _| {}).expect("model");
-                export_model(&model, &[MeshFormat::Stl], &out, "bench", &cancel).expect("export")
+            // Timed: file → model → STL file. Untimed: deleting the STL (the exporter
+            // refuses to overwrite, as the CLI does).
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let model = image_to_model(&source, &settings, depth, &limits, &cancel, &mut |_, _| {}).expect("model");
+                    let files = export_model(&model, &[MeshFormat::Stl], &out, "bench", &cancel).expect("export");
+                    total += start.elapsed();
+                    drop(model);
+                    for f in files {
+                        std::fs::remove_file(&f.path).expect("remove the STL");
+                    }
+                }
+                total
             });
         });
     }
