@@ -4,7 +4,10 @@
 //! consistently wound), every vertex has a single fan of triangles around it (no pinches),
 //! no triangle is degenerate, every coordinate is finite and the enclosed volume is positive.
 
-use super::{edges, Mesh};
+use rayon::prelude::*;
+
+use super::edges::Corners;
+use super::Mesh;
 
 /// What [`check_solid`] found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,69 +60,38 @@ pub fn check_solid(mesh: &Mesh) -> SolidReport {
         return r;
     }
 
-    let edges = edges::sorted_directed_edges(&mesh.triangles);
-    for (i, &k) in edges.iter().enumerate() {
-        if i > 0 && edges[i - 1] == k {
-            r.duplicate_edges += 1;
-        }
-        if !edges::has_opposite(&edges, k) {
-            r.open_edges += 1;
-        }
-    }
+    let corners = Corners::new(mesh.positions.len(), &mesh.triangles);
+    (r.duplicate_edges, r.open_edges) = (0..mesh.positions.len() as u32)
+        .into_par_iter()
+        .map(|a| {
+            corners.around(a).iter().fold((0, 0), |(dup, open), &[b, _]| {
+                (dup + usize::from(corners.edge_count(a, b) > 1), open + usize::from(corners.edge_count(b, a) == 0))
+            })
+        })
+        .reduce(|| (0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
 
     let (lo, hi) = mesh.bounds().unwrap_or(([0.0; 3], [0.0; 3]));
     let diag2: f64 = (0..3).map(|k| f64::from(hi[k] - lo[k]).powi(2)).sum();
     let p = |i: u32| mesh.positions[i as usize].map(f64::from);
-    for &[a, b, c] in &mesh.triangles {
+    (r.degenerate_triangles, r.volume) = mesh.triangles.par_iter().map(|&[a, b, c]| {
         let (pa, pb, pc) = (p(a), p(b), p(c));
         let u = [pb[0] - pa[0], pb[1] - pa[1], pb[2] - pa[2]];
         let v = [pc[0] - pa[0], pc[1] - pa[1], pc[2] - pa[2]];
         let n = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]];
         let area2 = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-        if a == b || b == c || a == c || area2 <= 1e-12 * diag2 {
-            r.degenerate_triangles += 1;
-        }
-        r.volume += (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1]) - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
+        let degenerate = a == b || b == c || a == c || area2 <= 1e-12 * diag2;
+        let volume = (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1]) - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
             + pa[2] * (pb[0] * pc[1] - pb[1] * pc[0]))
             / 6.0;
-    }
+        (usize::from(degenerate), volume)
+    })
+    .reduce(|| (0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
 
-    r.non_manifold_vertices = count_pinched_vertices(mesh);
-    let (components, genus) = components_and_genus(mesh, edges.len());
+    r.non_manifold_vertices = (0..mesh.positions.len() as u32).into_par_iter().filter(|&v| corners.is_pinched(v)).count();
+    let (components, genus) = components_and_genus(mesh, 3 * mesh.triangles.len());
     r.components = components;
     r.genus_sum = genus;
     r
-}
-
-/// Around each vertex, the opposite edges of its triangles must chain into one cycle.
-fn count_pinched_vertices(mesh: &Mesh) -> usize {
-    let mut corners: Vec<(u32, u32, u32)> =
-        mesh.triangles.iter().flat_map(|&[a, b, c]| [(a, b, c), (b, c, a), (c, a, b)]).collect();
-    corners.sort_unstable();
-    let mut pinched = 0;
-    let mut start = 0;
-    while start < corners.len() {
-        let v = corners[start].0;
-        let end = start + corners[start..].iter().take_while(|c| c.0 == v).count();
-        let fan = &corners[start..end];
-        // Follow next → next around the vertex from the first corner.
-        let mut seen = 1;
-        let mut at = fan[0].2;
-        while at != fan[0].1 && seen <= fan.len() {
-            match fan.binary_search_by(|c| c.1.cmp(&at)) {
-                Ok(i) => {
-                    at = fan[i].2;
-                    seen += 1;
-                }
-                Err(_) => break,
-            }
-        }
-        if seen != fan.len() || at != fan[0].1 {
-            pinched += 1;
-        }
-        start = end;
-    }
-    pinched
 }
 
 /// Components by union-find over triangle vertices, and Σ genus from V − E + F = 2 − 2g.

@@ -299,19 +299,24 @@ impl<'g> Rtin<'g> {
         let det = (e1[0] * e2[1] - e1[1] * e2[0]) as f32;
         let gx = ((hb - ha) * e2[1] as f32 - (hc - ha) * e1[1] as f32) / det;
         let gy = ((hc - ha) * e1[0] as f32 - (hb - ha) * e2[0] as f32) / det;
-        let edges = [(t.a, t.b), (t.b, t.c), (t.c, t.a)];
+        // Edges are axis-aligned or diagonal: along a non-horizontal edge x moves by -1, 0
+        // or +1 per row, so row spans are exact integers without division.
+        let edges = [(t.a, t.b), (t.b, t.c), (t.c, t.a)].map(|(p, q)| {
+            let (top, bottom) = if p[1] <= q[1] { (p, q) } else { (q, p) };
+            let step = if top[1] == bottom[1] { 0 } else { (bottom[0] - top[0]).signum() };
+            (top, bottom, step)
+        });
         let n = self.size as usize;
         let mut worst = 0.0f32;
         for y in y0..=y1 {
-            // Edges are axis-aligned or diagonal, so row spans are exact integers.
             let (mut lo, mut hi) = (x1, x0);
-            for (p, q) in edges {
-                if (p[1] <= y && y <= q[1]) || (q[1] <= y && y <= p[1]) {
-                    if p[1] == q[1] {
-                        lo = lo.min(p[0].min(q[0]));
-                        hi = hi.max(p[0].max(q[0]));
+            for &(top, bottom, step) in &edges {
+                if top[1] <= y && y <= bottom[1] {
+                    if top[1] == bottom[1] {
+                        lo = lo.min(top[0].min(bottom[0]));
+                        hi = hi.max(top[0].max(bottom[0]));
                     } else {
-                        let x = p[0] + (y - p[1]) * (q[0] - p[0]) / (q[1] - p[1]);
+                        let x = top[0] + (y - top[1]) * step;
                         lo = lo.min(x);
                         hi = hi.max(x);
                     }
@@ -323,10 +328,13 @@ impl<'g> Rtin<'g> {
             if !self.all_inside && !self.inside[row + lo as usize..][..span].iter().all(|&i| i) {
                 return f32::INFINITY;
             }
-            let mut plane = ha + gy * (y - t.a[1]) as f32 + gx * (lo - t.a[0]) as f32;
-            for &h in &self.grid.heights[grow + lo as usize..][..span] {
-                worst = worst.max((h - plane).abs());
-                plane += gx;
+            let base = ha + gy * (y - t.a[1]) as f32 + gx * (lo - t.a[0]) as f32;
+            // Independent per element (no running sum, no NaN-aware max): vectorises.
+            for (k, &h) in self.grid.heights[grow + lo as usize..][..span].iter().enumerate() {
+                let d = (h - (base + gx * k as f32)).abs();
+                if d > worst {
+                    worst = d;
+                }
             }
         }
         worst

@@ -7,7 +7,8 @@
 
 use spade::{ConstrainedDelaunayTriangulation, Point2, Triangulation};
 
-use super::{edges, HeightfieldMesh, Mesh};
+use super::edges::Corners;
+use super::{HeightfieldMesh, Mesh};
 use crate::error::{OrfeasError, Result};
 
 /// Grid units to millimetres.
@@ -49,7 +50,8 @@ pub fn build_solid(hf: &HeightfieldMesh, scale: Scale) -> Result<Mesh> {
         return Err(OrfeasError::InvalidInput("a solid needs base_mm > 0".into()));
     }
     let mut mesh = build_surface(hf, scale);
-    let boundary = boundary_edges(&mesh.triangles);
+    // Top-surface edges without an opposite are the outlines.
+    let boundary = Corners::new(mesh.positions.len(), &mesh.triangles).open_edges();
 
     // One bottom vertex below every boundary vertex.
     let mut bottom_of = vec![u32::MAX; mesh.positions.len()];
@@ -83,12 +85,6 @@ pub fn build_solid(hf: &HeightfieldMesh, scale: Scale) -> Result<Mesh> {
         mesh.triangles.push(tri.map(|i| i as u32 + first_bottom));
     }
     Ok(mesh)
-}
-
-/// Directed edges of the surface that have no opposite, i.e. the outlines.
-fn boundary_edges(triangles: &[[u32; 3]]) -> Vec<(u32, u32)> {
-    let all = edges::sorted_directed_edges(triangles);
-    all.iter().filter(|&&k| !edges::has_opposite(&all, k)).map(|&k| edges::ends(k)).collect()
 }
 
 /// Triangulates the region enclosed by the outline edges (grid coordinates), returning
