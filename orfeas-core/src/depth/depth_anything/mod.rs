@@ -1,0 +1,52 @@
+//! Depth Anything V2, written against candle-core/candle-nn and checked against Hugging Face
+//! transformers' `DepthAnythingForDepthEstimation` (the reference), not candle-transformers.
+//!
+//! - [`config`]: `config.json` (transformers layout) and the Small/Base/Large presets.
+//! - [`DepthAnythingV2`]: the model (no I/O); `forward([B, 3, H, W]) -> [B, H, W]`.
+//! - [`weights`]: loading `config.json` + `model.safetensors` from a directory.
+//! - [`preprocess`]: RGB8 → normalised tensor as the reference image processor does it, and
+//!   depth back to the image size.
+//!
+//! Weights: `depth-anything/Depth-Anything-V2-Small-hf` (Apache-2.0); Base and Large load the
+//! same way (the config decides the size) but their weights are CC-BY-NC-4.0.
+
+pub mod config;
+mod dinov2;
+mod head;
+mod model;
+mod neck;
+pub mod preprocess;
+mod resample;
+pub mod weights;
+
+pub use config::{DepthAnythingConfig, DepthEstimationType, Dinov2Config};
+pub use model::DepthAnythingV2;
+pub use preprocess::{PreprocessOptions, Preprocessed};
+pub use weights::{load_model, WEIGHTS_HINT};
+
+use crate::error::OrfeasError;
+
+/// A candle failure during inference: a bug or an exhausted device, reported as internal.
+pub(crate) fn internal(e: candle_core::Error) -> OrfeasError {
+    OrfeasError::Internal(format!("depth-anything: {e}"))
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> OrfeasError {
+    OrfeasError::InvalidInput(msg.into())
+}
+
+/// Peels candle's context/backtrace wrappers off an error.
+fn root(e: &candle_core::Error) -> &candle_core::Error {
+    use candle_core::Error as E;
+    match e {
+        E::Context { inner, .. } | E::WithPath { inner, .. } | E::WithBacktrace { inner, .. } => root(inner),
+        e => e,
+    }
+}
+
+/// True when building the model failed because the weights lack a tensor or hold one of the
+/// wrong shape (an incomplete or mismatched checkpoint, not a device problem).
+pub(crate) fn is_weights_mismatch(e: &candle_core::Error) -> bool {
+    use candle_core::Error as E;
+    matches!(root(e), E::CannotFindTensor { .. } | E::UnexpectedShape { .. } | E::ShapeMismatchBinaryOp { .. })
+}
