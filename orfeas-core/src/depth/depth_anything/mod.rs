@@ -28,7 +28,8 @@ use crate::error::OrfeasError;
 
 /// A candle failure during inference: a bug or an exhausted device, reported as internal.
 pub(crate) fn internal(e: candle_core::Error) -> OrfeasError {
-    OrfeasError::Internal(format!("depth-anything: {e}"))
+    // The root only: candle appends a full backtrace when RUST_BACKTRACE is set.
+    OrfeasError::Internal(format!("depth-anything: {}", root(&e)))
 }
 
 pub(crate) fn invalid(msg: impl Into<String>) -> OrfeasError {
@@ -36,7 +37,7 @@ pub(crate) fn invalid(msg: impl Into<String>) -> OrfeasError {
 }
 
 /// Peels candle's context/backtrace wrappers off an error.
-fn root(e: &candle_core::Error) -> &candle_core::Error {
+pub(crate) fn root(e: &candle_core::Error) -> &candle_core::Error {
     use candle_core::Error as E;
     match e {
         E::Context { inner, .. } | E::WithPath { inner, .. } | E::WithBacktrace { inner, .. } => root(inner),

@@ -76,7 +76,10 @@ impl DepthAnythingV2 {
 /// config describes: reported as missing weights, with the tensor named.
 fn build_error(e: candle_core::Error) -> OrfeasError {
     if is_weights_mismatch(&e) {
-        OrfeasError::WeightsNotFound(format!("depth-anything checkpoint incomplete or not matching its config: {e}"))
+        OrfeasError::WeightsNotFound(format!(
+            "depth-anything checkpoint incomplete or not matching its config: {}",
+            super::root(&e)
+        ))
     } else {
         internal(e)
     }
