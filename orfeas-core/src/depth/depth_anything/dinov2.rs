@@ -14,6 +14,9 @@ use candle_nn::{conv2d, layer_norm, linear, linear_b, Conv2d, Conv2dConfig, Laye
 use super::config::Dinov2Config;
 use super::resample;
 
+/// Interpolated position-embedding tables kept per model (each `(1 + h*w) × C` floats).
+const POS_CACHE_LIMIT: usize = 16;
+
 #[derive(Debug)]
 struct Embeddings {
     cls_token: Tensor,
@@ -22,8 +25,8 @@ struct Embeddings {
     patch_embeddings: Conv2d,
     grid: usize,
     patch_size: usize,
-    /// Interpolated position embeddings per patch grid `(h, w)`: a handful of grid sizes are
-    /// used in practice (one per working resolution and aspect ratio), so they are kept.
+    /// Interpolated position embeddings per patch grid `(h, w)`: batches of photos repeat a
+    /// few aspect ratios, so recent grids are kept (at most [`POS_CACHE_LIMIT`], a few MB).
     cache: Mutex<HashMap<(usize, usize), Tensor>>,
 }
 
@@ -72,6 +75,10 @@ impl Embeddings {
             .reshape((1, h * w, dim))?;
         let table = Tensor::cat(&[&cls, &patch], 1)?.contiguous()?;
         if let Ok(mut c) = self.cache.lock() {
+            // Bounded: a long-running server sees many aspect ratios.
+            if c.len() >= POS_CACHE_LIMIT {
+                c.clear();
+            }
             c.insert((h, w), table.clone());
         }
         Ok(table)

@@ -3,7 +3,7 @@
 //! Built from a `VarBuilder` whose paths are the transformers checkpoint keys; no I/O here
 //! (loading lives in `weights.rs`, image handling in `preprocess.rs`).
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::DepthAnythingConfig;
@@ -25,6 +25,7 @@ pub struct DepthAnythingV2 {
     head: Head,
     head_index: usize,
     device: Device,
+    dtype: DType,
 }
 
 impl DepthAnythingV2 {
@@ -39,7 +40,7 @@ impl DepthAnythingV2 {
         let head = Head::new(&config, vb.pp("head")).map_err(build_error)?;
         let n = config.neck_hidden_sizes.len() as i64;
         let head_index = config.head_in_index.rem_euclid(n) as usize;
-        Ok(Self { device: vb.device().clone(), config, backbone, neck, head, head_index })
+        Ok(Self { device: vb.device().clone(), dtype: vb.dtype(), config, backbone, neck, head, head_index })
     }
 
     pub fn config(&self) -> &DepthAnythingConfig {
@@ -50,8 +51,14 @@ impl DepthAnythingV2 {
         &self.device
     }
 
+    /// The parameter dtype (`F32` unless loaded otherwise).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// `pixels`: normalised images `[B, 3, H, W]`, H and W multiples of the patch size (14).
-    /// Returns the predicted relative inverse depth (larger = closer) `[B, H, W]`.
+    /// Returns the predicted relative inverse depth (larger = closer) `[B, H, W]`, in the
+    /// parameter dtype. The input is cast to that dtype first, as the reference does.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let (_, c, height, width) = pixels.dims4().map_err(|e| invalid(format!("pixels: {e}")))?;
         let p = self.config.patch_size;
@@ -64,7 +71,8 @@ impl DepthAnythingV2 {
         }
         let (h, w) = (height / p, width / p);
         let run = || -> candle_core::Result<Tensor> {
-            let hidden = self.backbone.forward(pixels)?;
+            let pixels = pixels.to_dtype(self.dtype)?;
+            let hidden = self.backbone.forward(&pixels)?;
             let fused = self.neck.forward(&hidden, h, w)?;
             self.head.forward(&fused[self.head_index], h, w)
         };

@@ -181,7 +181,7 @@ fn pil_bicubic(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> 
 /// `align_corners=True` and returns it row-major.
 pub fn depth_to_size(depth: &Tensor, width: u32, height: u32) -> Result<Vec<f32>> {
     let run = || -> candle_core::Result<Vec<f32>> {
-        let d = depth.squeeze(0).unwrap_or_else(|_| depth.clone());
+        let d = if depth.rank() == 3 { depth.squeeze(0)? } else { depth.clone() };
         let (h, w) = d.dims2()?;
         let d = d.to_dtype(candle_core::DType::F32)?.reshape((1, 1, h, w))?;
         let d = resample::bilinear(&d, height as usize, width as usize, true)?;
