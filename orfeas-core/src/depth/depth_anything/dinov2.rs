@@ -108,12 +108,19 @@ struct Attention {
 impl Attention {
     fn new(cfg: &Dinov2Config, vb: VarBuilder) -> Result<Self> {
         let c = cfg.hidden_size;
-        let a = vb.pp("attention");
+        // Published checkpoints use `attention.{query,key,value}` + `output.dense`;
+        // transformers 5 renames them in memory to `{q,k,v,o}_proj` and may write those.
+        let (q, k, v, o) = if vb.contains_tensor("q_proj.weight") {
+            (vb.pp("q_proj"), vb.pp("k_proj"), vb.pp("v_proj"), vb.pp("o_proj"))
+        } else {
+            let a = vb.pp("attention");
+            (a.pp("query"), a.pp("key"), a.pp("value"), vb.pp("output").pp("dense"))
+        };
         Ok(Self {
-            query: linear_b(c, c, cfg.qkv_bias, a.pp("query"))?,
-            key: linear_b(c, c, cfg.qkv_bias, a.pp("key"))?,
-            value: linear_b(c, c, cfg.qkv_bias, a.pp("value"))?,
-            dense: linear(c, c, vb.pp("output").pp("dense"))?,
+            query: linear_b(c, c, cfg.qkv_bias, q)?,
+            key: linear_b(c, c, cfg.qkv_bias, k)?,
+            value: linear_b(c, c, cfg.qkv_bias, v)?,
+            dense: linear(c, c, o)?,
             heads: cfg.num_attention_heads,
             scale: ((c / cfg.num_attention_heads) as f64).powf(-0.5),
         })
