@@ -9,6 +9,17 @@
 //!
 //! Weights: `depth-anything/Depth-Anything-V2-Small-hf` (Apache-2.0); Base and Large load the
 //! same way (the config decides the size) but their weights are CC-BY-NC-4.0.
+//!
+//! Checked by `tests/depth_anything_model.rs` against transformers 5.24 on a tiny random model
+//! (max abs error ~2e-6 at 98×98, 70×126 and batch 2; GELU, LayerNorm eps, align_corners and
+//! the bicubic kernel each move the output by more than the 1e-4 tolerance) and against the
+//! reference image processor on a real photo (~4e-7).
+//!
+//! Where the two references disagree, this follows:
+//! - resize rule: the HF processor's (the per-axis scale closest to 1 wins), which puts the short
+//!   side on 518 for photos larger than 518 but the long side on 518 for smaller ones;
+//! - depth back to image size: bilinear `align_corners=True` like the authors' `infer_image`
+//!   (the HF `post_process_depth_estimation` uses bicubic).
 
 pub mod config;
 mod dinov2;
