@@ -1,5 +1,6 @@
 //! Depth estimation: image (+ foreground mask) → height map.
 
+pub mod depth_anything;
 mod inflate;
 mod relief;
 
