@@ -32,15 +32,17 @@ pub struct Preset {
     pub max_triangles: usize,
     /// Smoothing radius (Gaussian sigma, in working pixels) for luminance-derived heights.
     pub smoothing_sigma: f32,
+    /// Depth Anything input size (the processor's `size`; a multiple of the 14-pixel patch).
+    pub model_size: u32,
 }
 
 impl Quality {
     /// The preset table.
     pub const fn preset(self) -> Preset {
         match self {
-            Self::Low => Preset { working_size: 256, max_error: 0.004, max_triangles: 60_000, smoothing_sigma: 0.8 },
-            Self::Medium => Preset { working_size: 512, max_error: 0.002, max_triangles: 250_000, smoothing_sigma: 1.0 },
-            Self::High => Preset { working_size: 1024, max_error: 0.001, max_triangles: 1_000_000, smoothing_sigma: 1.2 },
+            Self::Low => Preset { working_size: 256, max_error: 0.004, max_triangles: 60_000, smoothing_sigma: 0.8, model_size: 252 },
+            Self::Medium => Preset { working_size: 512, max_error: 0.002, max_triangles: 250_000, smoothing_sigma: 1.0, model_size: 364 },
+            Self::High => Preset { working_size: 1024, max_error: 0.001, max_triangles: 1_000_000, smoothing_sigma: 1.2, model_size: 518 },
         }
     }
 

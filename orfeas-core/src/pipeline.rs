@@ -3,13 +3,17 @@
 use serde::Serialize;
 
 use crate::cancel::CancelToken;
+use std::path::Path;
+
+use crate::depth::depth_anything::DepthAnythingEstimator;
 use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
+use crate::models;
 use crate::error::{OrfeasError, Result};
 use crate::export::{self, ExportInput, MeshFormat, OutputFile};
 use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
 use crate::mask::{estimate_mask, Mask, MaskSource};
 use crate::mesh::{build_solid, build_surface, check_solid, triangulate_heightfield, CornerGrid, Mesh, MeshingLimits, Scale, Texture};
-use crate::options::{DepthMethod, GenerateSettings};
+use crate::options::{DepthMethod, GenerateSettings, Preset};
 use crate::progress::Stage;
 
 /// What a finished model looked like, for results and logs.
@@ -42,6 +46,60 @@ pub struct Model {
     pub report: ModelReport,
 }
 
+/// The depth method plus, when Depth Anything can run, the loaded model (shared by clones).
+#[derive(Clone, Debug, Default)]
+pub struct DepthSetup {
+    pub method: DepthMethod,
+    pub model: Option<DepthAnythingEstimator>,
+}
+
+impl From<DepthMethod> for DepthSetup {
+    fn from(method: DepthMethod) -> Self {
+        Self { method, model: None }
+    }
+}
+
+impl From<&DepthSetup> for DepthSetup {
+    fn from(setup: &DepthSetup) -> Self {
+        setup.clone()
+    }
+}
+
+impl DepthSetup {
+    /// Finds and loads the weights the method needs, once, before any job runs.
+    ///
+    /// `depth-anything` needs weights (from `weights`, else the Hugging Face cache) and fails
+    /// with `ERR_WEIGHTS_NOT_FOUND` saying how to get them. `auto` uses weights that are
+    /// present (explicit ones must load) and otherwise falls back to the weight-free
+    /// estimators, saying so in the log.
+    pub fn resolve(method: DepthMethod, weights: Option<&Path>) -> Result<Self> {
+        let wants_model = matches!(method, DepthMethod::DepthAnything | DepthMethod::Auto);
+        if !wants_model {
+            return Ok(method.into());
+        }
+        let location = match weights {
+            Some(path) => Some(models::weights_at(path)?),
+            None => models::find_cached_weights(),
+        };
+        let Some(location) = location else {
+            if method == DepthMethod::DepthAnything {
+                return Err(OrfeasError::WeightsNotFound(format!("no Depth Anything weights found; {}", models::how_to_get_weights())));
+            }
+            tracing::info!("no Depth Anything weights found; auto uses the weight-free estimators");
+            return Ok(method.into());
+        };
+        let dir = location.weights.parent().unwrap_or(Path::new("."));
+        match DepthAnythingEstimator::load_cpu(dir) {
+            Ok(model) => Ok(Self { method, model: Some(model) }),
+            Err(e) if method == DepthMethod::Auto && weights.is_none() => {
+                tracing::warn!("cached Depth Anything weights in {} are unusable ({e}); auto uses the weight-free estimators", dir.display());
+                Ok(method.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Reports stage changes and in-stage progress (0-100 for the whole job).
 pub type StageCallback<'a> = &'a mut dyn FnMut(Stage, f32);
 
@@ -49,12 +107,13 @@ pub type StageCallback<'a> = &'a mut dyn FnMut(Stage, f32);
 pub fn image_to_model(
     source: &ImageSource,
     settings: &GenerateSettings,
-    depth: DepthMethod,
+    depth: impl Into<DepthSetup>,
     limits: &ImageLimits,
     cancel: &CancelToken,
     on_stage: StageCallback<'_>,
 ) -> Result<Model> {
     settings.validate()?;
+    let depth = depth.into();
     let preset = settings.effective_preset();
     let name = source.name();
 
@@ -71,7 +130,7 @@ pub fn image_to_model(
     cancel.check()?;
 
     on_stage(Stage::DepthEstimation, Stage::DepthEstimation.start_percent());
-    let estimator = choose_estimator(depth, &work, &mask, preset.smoothing_sigma)?;
+    let estimator = choose_estimator(&depth, &work, &mask, &preset)?;
     tracing::info!(input = %name, depth = estimator.name(), mask = ?mask.source, "estimating depth");
     let heights = estimator.estimate(&work, &mask, cancel)?;
     cancel.check()?;
@@ -129,18 +188,21 @@ pub fn export_model(model: &Model, formats: &[MeshFormat], dir: &std::path::Path
 }
 
 /// `auto` as CONTRACT.md §1 defines it; explicit choices are honoured or refused.
-fn choose_estimator(method: DepthMethod, image: &LoadedImage, mask: &Mask, sigma: f32) -> Result<Box<dyn DepthEstimator>> {
-    match method {
-        DepthMethod::Relief => Ok(Box::new(ReliefEstimator::new(sigma))),
-        DepthMethod::Inflate => Ok(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL))),
-        DepthMethod::DepthAnything => Err(OrfeasError::FeatureDisabled("depth-anything")),
-        DepthMethod::Auto => {
-            if mask.source != MaskSource::None && !image.gray16 {
-                Ok(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL)))
-            } else {
-                Ok(Box::new(ReliefEstimator::new(sigma)))
-            }
+fn choose_estimator(depth: &DepthSetup, image: &LoadedImage, mask: &Mask, preset: &Preset) -> Result<Box<dyn DepthEstimator>> {
+    let sigma = preset.smoothing_sigma;
+    let inflate = || Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL));
+    let model = depth.model.as_ref().map(|m| Box::new(m.with_target(preset.model_size)));
+    match (depth.method, model) {
+        (DepthMethod::Relief, _) => Ok(Box::new(ReliefEstimator::new(sigma))),
+        (DepthMethod::Inflate, _) => Ok(inflate()),
+        (DepthMethod::DepthAnything, Some(model)) => Ok(model),
+        // A 16-bit gray image is already a height map: auto keeps it exact.
+        (DepthMethod::Auto, Some(model)) if !image.gray16 => Ok(model),
+        (DepthMethod::DepthAnything, None) => {
+            Err(OrfeasError::WeightsNotFound(format!("Depth Anything was asked for but not loaded; {}", models::how_to_get_weights())))
         }
+        (DepthMethod::Auto, _) if mask.source != MaskSource::None && !image.gray16 => Ok(inflate()),
+        (DepthMethod::Auto, _) => Ok(Box::new(ReliefEstimator::new(sigma))),
     }
 }
 

@@ -6,8 +6,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// The binary with an empty Hugging Face cache, so `auto` never finds weights a developer
+/// happens to have downloaded.
 fn orfeas() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_orfeas"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orfeas"));
+    cmd.env("HF_HUB_CACHE", std::env::temp_dir().join("orfeas-tests-no-hf-cache"));
+    cmd
 }
 
 fn write_png(path: &Path, size: u32) {
@@ -115,4 +119,32 @@ fn usage_errors_exit_with_two() {
     let out = orfeas().args(["generate", empty.path().to_str().expect("utf8"), "-o", d]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no images"));
+}
+
+#[test]
+fn depth_anything_runs_from_a_weights_directory_and_says_how_to_get_weights() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_png(&dir.path().join("sprite.png"), 56);
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../orfeas-core/tests/fixtures/depth_anything/tiny");
+    let out = orfeas()
+        .current_dir(dir.path())
+        .args(["generate", "sprite.png", "-o", "out", "--json", "-q", "low", "--depth", "depth-anything"])
+        .args(["--format", "stl,depth.npy", "--weights", weights.to_str().expect("utf8")])
+        .output()
+        .expect("run orfeas");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = json_of(&out);
+    assert_eq!(doc["jobs"][0]["depth"], "depth-anything");
+    assert_eq!(doc["jobs"][0]["watertight"], true);
+    let npy = std::fs::read(dir.path().join("out/sprite.depth.npy")).expect("npy written");
+    assert!(npy.starts_with(b"\x93NUMPY"));
+
+    let missing = orfeas()
+        .current_dir(dir.path())
+        .env("HF_HUB_CACHE", dir.path().join("no-cache"))
+        .args(["generate", "sprite.png", "-o", "out2", "--depth", "depth-anything"])
+        .output()
+        .expect("run orfeas");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("fetch-model"));
 }

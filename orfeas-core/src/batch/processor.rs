@@ -20,7 +20,7 @@ use crate::error::{OrfeasError, Result};
 use crate::image::ImageLimits;
 use crate::options::{DepthMethod, Device, GenerateSettings};
 use crate::export::OutputFile;
-use crate::pipeline::{export_model, image_to_model, ModelReport};
+use crate::pipeline::{export_model, image_to_model, DepthSetup, ModelReport};
 use crate::progress::{ProgressEvent, ProgressSink, Stage};
 
 /// How a [`BatchProcessor`] is set up; shared by all batches it runs.
@@ -73,6 +73,8 @@ impl std::fmt::Debug for BatchProcessor {
 struct Shared {
     config: BatchConfig,
     device: Device,
+    /// The depth method with its model loaded once, shared by every slot.
+    depth: DepthSetup,
     pool: rayon::ThreadPool,
     queue: Mutex<Queue>,
     task_ready: Condvar,
@@ -120,6 +122,7 @@ impl BatchProcessor {
             return Err(OrfeasError::InvalidInput(format!("slots must be between 1 and 256, got {}", config.slots)));
         }
         let device = config.device.resolve()?;
+        let depth = DepthSetup::resolve(config.depth, config.weights.as_deref())?;
         let threads = config
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
@@ -132,6 +135,7 @@ impl BatchProcessor {
         let shared = Arc::new(Shared {
             config,
             device,
+            depth,
             pool,
             queue: Mutex::new(Queue::default()),
             task_ready: Condvar::new(),
@@ -367,7 +371,7 @@ fn run_one(shared: &Shared, batch: &BatchRun, job: &Job, cancel: &CancelToken, r
             stage,
         });
     };
-    let model = image_to_model(&job.input, &batch.settings, shared.config.depth, &shared.config.limits, cancel, &mut on_stage)?;
+    let model = image_to_model(&job.input, &batch.settings, &shared.depth, &shared.config.limits, cancel, &mut on_stage)?;
     *report = Some(model.report.clone());
     on_stage(Stage::Exporting, Stage::Exporting.start_percent());
     std::fs::create_dir_all(&job.out_dir).map_err(|e| OrfeasError::io(&job.out_dir, e))?;

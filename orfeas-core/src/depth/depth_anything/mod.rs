@@ -23,6 +23,7 @@
 
 pub mod config;
 mod dinov2;
+mod estimator;
 mod head;
 mod model;
 mod neck;
@@ -31,6 +32,7 @@ mod resample;
 pub mod weights;
 
 pub use config::{DepthAnythingConfig, DepthEstimationType, Dinov2Config};
+pub use estimator::DepthAnythingEstimator;
 pub use model::DepthAnythingV2;
 pub use preprocess::{PreprocessOptions, Preprocessed};
 pub use weights::{load_model, WEIGHTS_HINT};

@@ -1,0 +1,80 @@
+//! Depth Anything V2 as a [`DepthEstimator`]: one loaded model shared by every slot.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+
+use super::preprocess::{depth_to_size, preprocess, PreprocessOptions};
+use super::{internal, load_model, DepthAnythingV2};
+use crate::cancel::CancelToken;
+use crate::depth::{DepthEstimator, HeightMap};
+use crate::error::Result;
+use crate::image::LoadedImage;
+use crate::mask::Mask;
+use crate::raster::{check_image, mask_bits, normalize_robust};
+
+/// The model plus the input size to run it at. Cloning shares the weights.
+#[derive(Clone)]
+pub struct DepthAnythingEstimator {
+    model: Arc<DepthAnythingV2>,
+    options: PreprocessOptions,
+}
+
+impl std::fmt::Debug for DepthAnythingEstimator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DepthAnythingEstimator").field("options", &self.options).finish()
+    }
+}
+
+impl DepthAnythingEstimator {
+    /// Loads `config.json` + `model.safetensors` from `dir` onto the CPU.
+    pub fn load_cpu(dir: &Path) -> Result<Self> {
+        Ok(Self { model: Arc::new(load_model(dir, &Device::Cpu)?), options: PreprocessOptions::default() })
+    }
+
+    /// The same weights run at another processor size (the quality presets' `model_size`).
+    pub fn with_target(&self, target: u32) -> Self {
+        Self { model: Arc::clone(&self.model), options: PreprocessOptions { target, ..self.options } }
+    }
+}
+
+impl DepthEstimator for DepthAnythingEstimator {
+    fn name(&self) -> &'static str {
+        "depth-anything"
+    }
+
+    /// Relative inverse depth (larger = closer) at the image's size, normalised to [0, 1]
+    /// between its 1st and 99th percentiles over the mask, so a few outliers do not flatten
+    /// the relief.
+    fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken) -> Result<HeightMap> {
+        let (w, h) = check_image(image)?;
+        let pre = preprocess(&image.rgba, image.width, image.height, 4, &self.options)?;
+        let input = pre.to_tensor(self.model.device())?;
+        cancel.check()?;
+        let depth = self.model.forward(&input)?;
+        cancel.check()?;
+        let depth = depth.squeeze(0).map_err(internal)?;
+        let mut data = depth_to_size(&depth, image.width, image.height)?;
+        normalize_robust(&mut data, &mask_bits(mask, w, h), 0.01, 0.99);
+        Ok(HeightMap { width: image.width, height: image.height, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_fixture_gives_a_finite_normalised_map() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/depth_anything/tiny");
+        let est = DepthAnythingEstimator::load_cpu(&dir).expect("tiny weights load").with_target(98);
+        let (w, h) = (60u32, 40u32);
+        let rgba: Vec<u8> = (0..w * h).flat_map(|i| [(i % 251) as u8, (i / 7 % 256) as u8, 90, 255]).collect();
+        let image = LoadedImage { name: "t".into(), width: w, height: h, luma: vec![0.5; (w * h) as usize], rgba, has_alpha: false, gray16: false };
+        let map = est.estimate(&image, &Mask::full(w, h), &CancelToken::new()).expect("estimate");
+        assert_eq!((map.width, map.height, map.data.len()), (w, h, (w * h) as usize));
+        assert!(map.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        assert!(map.data.iter().any(|&v| v > 0.9) && map.data.iter().any(|&v| v < 0.1), "uses the range");
+    }
+}
