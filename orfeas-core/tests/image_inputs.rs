@@ -406,6 +406,7 @@ fn committed_examples() {
 /// `ORFEAS_DUMP_IN=dir ORFEAS_DUMP_OUT=dir cargo test --release -p orfeas-core --test image_inputs -- --ignored dump_masks --nocapture`
 #[test]
 #[ignore = "diagnostic dump, run by scripts/acceptance.sh"]
+#[allow(clippy::print_stdout)] // a diagnostic that prints a table for scripts/acceptance.sh
 fn dump_masks() {
     use orfeas_core::mask::estimate_mask;
     use orfeas_core::{image_to_model, CancelToken, DepthMethod, GenerateSettings};
