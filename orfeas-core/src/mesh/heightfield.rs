@@ -73,6 +73,15 @@ impl CornerGrid {
     }
 }
 
+impl CornerGrid {
+    /// A grid from a function of the corner `(x, y)` giving `(height, inside)`: synthetic
+    /// terrains for tests and benchmarks.
+    pub fn from_fn(width: u32, height: u32, f: impl Fn(u32, u32) -> (f32, bool)) -> Self {
+        let (heights, inside) = (0..height).flat_map(|y| (0..width).map(move |x| (x, y))).map(|(x, y)| f(x, y)).unzip();
+        Self { width, height, heights, inside }
+    }
+}
+
 /// Tolerance and budget for meshing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MeshingLimits {
@@ -565,15 +574,7 @@ mod tests {
     use super::*;
 
     fn grid(w: u32, h: u32, f: impl Fn(u32, u32) -> (f32, bool)) -> CornerGrid {
-        let mut g = CornerGrid { width: w, height: h, heights: vec![], inside: vec![] };
-        for y in 0..h {
-            for x in 0..w {
-                let (v, i) = f(x, y);
-                g.heights.push(v);
-                g.inside.push(i);
-            }
-        }
-        g
+        CornerGrid::from_fn(w, h, f)
     }
 
     /// Deterministic white noise in [0, 1).

@@ -139,14 +139,7 @@ mod tests {
     use crate::mesh::{check_solid, triangulate_heightfield, CornerGrid, MeshingLimits};
 
     fn solid_from(w: u32, h: u32, f: impl Fn(u32, u32) -> (f32, bool)) -> Mesh {
-        let mut g = CornerGrid { width: w, height: h, heights: vec![], inside: vec![] };
-        for y in 0..h {
-            for x in 0..w {
-                let (v, i) = f(x, y);
-                g.heights.push(v);
-                g.inside.push(i);
-            }
-        }
+        let g = CornerGrid::from_fn(w, h, f);
         let hf = triangulate_heightfield(&g, &MeshingLimits { max_error: 0.01, max_triangles: 1 << 20 }, &CancelToken::new())
             .expect("mesh");
         build_solid(&hf, Scale { mm_per_cell: 0.5, depth_mm: 10.0, base_mm: 2.0 }).expect("solid")
