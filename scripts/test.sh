@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+target_dir=${CARGO_TARGET_DIR:-$root/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -16,7 +17,7 @@ step "CLI on examples/: every format, validated by independent readers"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cargo build --locked --bin orfeas
-"$root/target/debug/orfeas" generate examples -o "$out" --format stl,obj,glb,ply,3mf --quality low --json > "$out/summary.json"
+"$target_dir/debug/orfeas" generate examples -o "$out" --format stl,obj,glb,ply,3mf --quality low --json > "$out/summary.json"
 python3 - "$out/summary.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
