@@ -232,7 +232,7 @@ mod tests {
 /// on the CPU slots.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Device {
-    /// CUDA when this build has it and a GPU is present, else CPU.
+    /// CUDA once the model runs there; the CPU today.
     #[default]
     Auto,
     Cpu,
@@ -241,14 +241,12 @@ pub enum Device {
 }
 
 impl Device {
-    /// The device jobs will actually use. Asking for CUDA in a build without the `cuda`
-    /// feature is an error, never a silent fallback.
+    /// The device jobs will actually use. CUDA is refused (`ERR_FEATURE_DISABLED`) until the
+    /// model runs on it: asking for a GPU never silently runs on the CPU.
     pub fn resolve(self) -> Result<Device, OrfeasError> {
         match self {
-            Self::Cpu => Ok(Self::Cpu),
-            Self::Auto => Ok(if cfg!(feature = "cuda") { Self::Auto } else { Self::Cpu }),
-            Self::Cuda(_) if !cfg!(feature = "cuda") => Err(OrfeasError::FeatureDisabled("cuda")),
-            Self::Cuda(n) => Ok(Self::Cuda(n)),
+            Self::Cpu | Self::Auto => Ok(Self::Cpu),
+            Self::Cuda(_) => Err(OrfeasError::FeatureDisabled("cuda")),
         }
     }
 }
@@ -289,9 +287,7 @@ mod device_tests {
         assert_eq!("cuda:1".parse::<Device>().ok(), Some(Device::Cuda(1)));
         assert_eq!("CPU".parse::<Device>().ok(), Some(Device::Cpu));
         assert!("tpu".parse::<Device>().is_err());
-        if !cfg!(feature = "cuda") {
-            assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_FEATURE_DISABLED"));
-            assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
-        }
+        assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_FEATURE_DISABLED"));
+        assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
     }
 }
