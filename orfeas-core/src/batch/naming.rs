@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::Job;
-use crate::export::MeshFormat;
+use crate::export::{self, MeshFormat};
 
 /// A file stem from an input name: the last path component without its extension, with
 /// separators, control and reserved characters replaced, leading dots removed (no hidden or
@@ -27,16 +27,6 @@ pub fn sanitize_stem(name: &str) -> String {
     out
 }
 
-/// The file names a format writes for a stem (OBJ also writes its material and texture).
-fn files_for(format: MeshFormat, stem: &str) -> Vec<String> {
-    let mut names = vec![format!("{stem}.{}", format.extension())];
-    if format == MeshFormat::Obj {
-        names.push(format!("{stem}.mtl"));
-        names.push(format!("{stem}.png"));
-    }
-    names
-}
-
 /// Gives every job without a stem one derived from its input, unique within the batch and
 /// such that none of its output files exists yet: `photo`, then `photo_1`, `photo_2`, ...
 /// Names compare case-insensitively, so the result is safe on macOS and Windows too.
@@ -51,9 +41,10 @@ pub fn assign_stems(jobs: &mut [Job], formats: &[MeshFormat]) {
     for job in jobs.iter_mut().filter(|j| j.stem.is_none()) {
         let on_disk = existing.entry(job.out_dir.clone()).or_insert_with(|| lowercase_names(&job.out_dir));
         let base = sanitize_stem(&job.input.name());
+        // The pipeline always attaches the image as texture, so OBJ writes all three files.
         let free = |stem: &str| {
             !taken.contains(&(job.out_dir.clone(), stem.to_lowercase()))
-                && formats.iter().flat_map(|&f| files_for(f, stem)).all(|name| !on_disk.contains(&name.to_lowercase()))
+                && formats.iter().flat_map(|&f| export::file_names(f, stem, true)).all(|name| !on_disk.contains(&name.to_lowercase()))
         };
         let mut stem = base.clone();
         let mut n = 1;

@@ -91,8 +91,14 @@ pub fn to_bytes(format: MeshFormat, input: &ExportInput<'_>) -> Result<Vec<u8>> 
 /// The file names [`save`] would write for `format` with this input and stem, main file first.
 /// Lets callers pick a stem that collides with nothing before writing.
 pub fn output_names(format: MeshFormat, input: &ExportInput<'_>, stem: &str) -> Vec<String> {
+    file_names(format, stem, obj::is_textured(input))
+}
+
+/// The file names of `format` for a stem, before the input is known: `textured` says whether
+/// OBJ will carry its `.mtl` and `.png` companions.
+pub fn file_names(format: MeshFormat, stem: &str, textured: bool) -> Vec<String> {
     let mut names = vec![format!("{stem}.{}", format.extension())];
-    if format == MeshFormat::Obj && obj::is_textured(input) {
+    if format == MeshFormat::Obj && textured {
         names.push(format!("{stem}.mtl"));
         names.push(format!("{stem}.png"));
     }
