@@ -1,0 +1,103 @@
+//! `imageToMesh`: one image into an in-memory mesh, serialised on demand with `toBuffer`.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Buffer, Float32Array, Object, Uint32Array, Unknown};
+use napi::Env;
+use napi_derive::napi;
+use orfeas_core::export::{self, ExportInput};
+use orfeas_core::{image_to_model, CancelToken, DepthSetup, ImageLimits, MeshFormat, Model};
+
+use crate::errors::{from_core, parse_arg, CodedResult};
+use crate::input::to_source;
+use crate::options::MeshOptions;
+use crate::promise;
+
+/// A generated model: an indexed triangle mesh in millimetres (+z up, counter-clockwise
+/// seen from outside), with the image as its colour texture.
+#[napi]
+#[derive(Debug)]
+pub struct Mesh {
+    model: Arc<Model>,
+}
+
+#[napi]
+impl Mesh {
+    /// Vertex positions, `x, y, z` per vertex (a new copy on every read).
+    #[napi(getter)]
+    pub fn vertices(&self) -> Float32Array {
+        Float32Array::new(self.model.mesh.positions.iter().flatten().copied().collect())
+    }
+
+    /// Triangle vertex indices, three per triangle (a new copy on every read).
+    #[napi(getter)]
+    pub fn faces(&self) -> Uint32Array {
+        Uint32Array::new(self.model.mesh.triangles.iter().flatten().copied().collect())
+    }
+
+    #[napi(getter)]
+    pub fn vertex_count(&self) -> u32 {
+        u32::try_from(self.model.mesh.positions.len()).unwrap_or(u32::MAX)
+    }
+
+    #[napi(getter)]
+    pub fn triangle_count(&self) -> u32 {
+        u32::try_from(self.model.mesh.triangles.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The depth estimator that ran (`relief`, `inflate` or `depth-anything`; never `auto`).
+    #[napi(getter)]
+    pub fn depth(&self) -> String {
+        self.model.report.depth.to_owned()
+    }
+
+    /// Closed, consistently wound, positive volume, manifold (always false for a surface).
+    #[napi(getter)]
+    pub fn watertight(&self) -> bool {
+        self.model.report.watertight
+    }
+
+    /// The file bytes of `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
+    /// `depth.npy`). Runs on the calling thread: a medium-quality mesh takes milliseconds.
+    /// OBJ gives the `.obj` part only (no material or texture files).
+    #[napi]
+    pub fn to_buffer(&self, format: String) -> napi::Result<Buffer, String> {
+        let format = format.parse::<MeshFormat>().map_err(|e| from_core(&e))?;
+        let needs_depth = matches!(format, MeshFormat::Depth16 | MeshFormat::DepthNpy);
+        let model = &self.model;
+        let depth = needs_depth.then(|| model.depth.resized(model.original_width, model.original_height));
+        let input = ExportInput { mesh: &model.mesh, texture: Some(&model.texture), depth: depth.as_ref() };
+        let bytes = export::to_bytes(format, &input).map_err(|e| from_core(&e))?;
+        Ok(Buffer::from(bytes))
+    }
+}
+
+/// Turns one image (a path or its bytes) into a mesh on a worker thread. Rejects with the
+/// core's code (`ERR_IMAGE_DECODE`, `ERR_UNSUPPORTED_FORMAT`, `ERR_IO`, `ERR_INVALID_INPUT`, ...).
+#[napi(ts_args_type = "input: string | Uint8Array, options?: MeshOptions", ts_return_type = "Promise<Mesh>")]
+pub fn image_to_mesh<'env>(env: &'env Env, input: Unknown<'env>, options: Option<Unknown<'env>>) -> napi::Result<Object<'env>> {
+    match start(env, &input, options.as_ref()) {
+        Ok(promise) => Ok(promise),
+        Err(e) => promise::rejected::<Mesh>(env, e),
+    }
+}
+
+fn start<'env>(env: &'env Env, input: &Unknown<'env>, options: Option<&Unknown<'env>>) -> CodedResult<Object<'env>> {
+    let options: Option<MeshOptions<'_>> = match options {
+        Some(value) => parse_arg(value, "options")?,
+        None => None,
+    };
+    let source = to_source(input, "input", "buffer")?;
+    let (settings, method, weights) = match &options {
+        Some(o) => (o.settings()?, o.depth_method()?, o.weights.clone()),
+        None => (Default::default(), Default::default(), None),
+    };
+    let cancel = CancelToken::new();
+    crate::abort::link(env, options.as_ref().and_then(|o| o.signal.as_ref()), &cancel)?;
+    let work = move || {
+        let depth = DepthSetup::resolve(method, weights.as_deref().map(std::path::Path::new)).map_err(|e| from_core(&e))?;
+        image_to_model(&source, &settings, depth, &ImageLimits::default(), &cancel, &mut |_, _| {}).map_err(|e| from_core(&e))
+    };
+    promise::spawn(env, "orfeas-node-mesh", work, |_env, model| Ok(Mesh { model: Arc::new(model) }))
+        .map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))
+}

@@ -1,0 +1,195 @@
+//! Option objects accepted by the API and their conversion into core settings.
+//!
+//! Every field is optional and defaults to the core's defaults (CONTRACT.md §1); names are the
+//! camelCase forms of the CLI's flags. Strings are parsed by the core, so an unknown quality or
+//! format is refused with the same message and code as on the command line.
+
+use napi::bindgen_prelude::Object;
+use napi_derive::napi;
+use orfeas_core::{BatchConfig, DepthMethod, Device, GenerateSettings, MeshFormat, Quality};
+
+use crate::errors::{from_core, invalid_argument, CodedResult};
+
+/// How a `BatchProcessor` is set up; shared by every batch it runs.
+#[napi(object, object_to_js = false)]
+#[derive(Debug, Default)]
+pub struct ProcessorOptions {
+    /// Jobs processed at once (default 4).
+    pub slots: Option<u32>,
+    /// `auto` (default), `cpu`, `cuda` or `cuda:N`.
+    pub device: Option<String>,
+    /// `auto` (default), `relief`, `inflate` or `depth-anything`.
+    pub depth: Option<String>,
+    /// Depth Anything weights (file or directory); default: the Hugging Face cache.
+    pub weights: Option<String>,
+    /// CPU threads shared by all slots (default: every core).
+    pub threads: Option<u32>,
+}
+
+impl ProcessorOptions {
+    pub fn to_config(&self) -> CodedResult<BatchConfig> {
+        let mut config = BatchConfig::default();
+        if let Some(slots) = self.slots {
+            config.slots = slots as usize;
+        }
+        if let Some(device) = &self.device {
+            config.device = device.parse::<Device>().map_err(|e| from_core(&e))?;
+        }
+        config.depth = parse_depth(self.depth.as_deref())?;
+        config.weights = self.weights.as_ref().map(Into::into);
+        if let Some(threads) = self.threads {
+            if threads == 0 {
+                return Err(invalid_argument("threads", "must be at least 1"));
+            }
+            config.threads = Some(threads as usize);
+        }
+        Ok(config)
+    }
+}
+
+/// Options of `BatchProcessor.run`.
+#[napi(object, object_to_js = false)]
+pub struct RunOptions<'a> {
+    /// Where the files go (created if missing). Required.
+    pub out_dir: String,
+    /// Output formats: `stl` (default), `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`, `depth.npy`.
+    pub formats: Option<Vec<String>>,
+    /// `low`, `medium` (default) or `high`.
+    pub quality: Option<String>,
+    /// Model width in millimetres (default 100); the other side follows the aspect ratio.
+    pub width_mm: Option<f64>,
+    /// Relief height above the base in millimetres (default 20).
+    pub depth_mm: Option<f64>,
+    /// Base thickness in millimetres (default 2).
+    pub base_mm: Option<f64>,
+    /// Closed printable solid (default `true`) or the open front surface.
+    pub solid: Option<bool>,
+    /// Meshing tolerance as a fraction of the relief height (overrides the preset).
+    pub max_error: Option<f64>,
+    /// Triangle budget (overrides the preset).
+    pub max_triangles: Option<u32>,
+    /// Called on the main thread with every progress event (never blocks the workers).
+    #[napi(ts_type = "(event: ProgressEvent) => void")]
+    pub on_progress: Option<crate::progress::ProgressCallback<'a>>,
+    /// Cancels the batch: queued jobs are skipped, running jobs stop at their next check.
+    #[napi(ts_type = "AbortSignal")]
+    pub signal: Option<Object<'a>>,
+}
+
+impl RunOptions<'_> {
+    pub fn settings(&self) -> CodedResult<GenerateSettings> {
+        let shape = ShapeOptions {
+            quality: self.quality.clone(),
+            width_mm: self.width_mm,
+            depth_mm: self.depth_mm,
+            base_mm: self.base_mm,
+            solid: self.solid,
+            max_error: self.max_error,
+            max_triangles: self.max_triangles,
+        };
+        let mut settings = shape.settings()?;
+        if let Some(formats) = &self.formats {
+            settings.formats = parse_formats(formats)?;
+        }
+        settings.validate().map_err(|e| from_core(&e))?;
+        Ok(settings)
+    }
+}
+
+/// Options of `imageToMesh` and `estimateDepth`.
+#[napi(object, object_to_js = false)]
+pub struct MeshOptions<'a> {
+    /// `low`, `medium` (default) or `high`.
+    pub quality: Option<String>,
+    /// `auto` (default), `relief`, `inflate` or `depth-anything`.
+    pub depth: Option<String>,
+    /// Depth Anything weights (file or directory); default: the Hugging Face cache.
+    pub weights: Option<String>,
+    /// Model width in millimetres (default 100).
+    pub width_mm: Option<f64>,
+    /// Relief height above the base in millimetres (default 20).
+    pub depth_mm: Option<f64>,
+    /// Base thickness in millimetres (default 2).
+    pub base_mm: Option<f64>,
+    /// Closed printable solid (default `true`) or the open front surface.
+    pub solid: Option<bool>,
+    /// Meshing tolerance as a fraction of the relief height (overrides the preset).
+    pub max_error: Option<f64>,
+    /// Triangle budget (overrides the preset).
+    pub max_triangles: Option<u32>,
+    /// Cancels the work at its next check; the promise rejects with `ERR_CANCELLED`.
+    #[napi(ts_type = "AbortSignal")]
+    pub signal: Option<Object<'a>>,
+}
+
+impl MeshOptions<'_> {
+    pub fn settings(&self) -> CodedResult<GenerateSettings> {
+        let shape = ShapeOptions {
+            quality: self.quality.clone(),
+            width_mm: self.width_mm,
+            depth_mm: self.depth_mm,
+            base_mm: self.base_mm,
+            solid: self.solid,
+            max_error: self.max_error,
+            max_triangles: self.max_triangles,
+        };
+        let settings = shape.settings()?;
+        settings.validate().map_err(|e| from_core(&e))?;
+        Ok(settings)
+    }
+
+    pub fn depth_method(&self) -> CodedResult<DepthMethod> {
+        parse_depth(self.depth.as_deref())
+    }
+}
+
+/// The fields `RunOptions` and `MeshOptions` share.
+struct ShapeOptions {
+    quality: Option<String>,
+    width_mm: Option<f64>,
+    depth_mm: Option<f64>,
+    base_mm: Option<f64>,
+    solid: Option<bool>,
+    max_error: Option<f64>,
+    max_triangles: Option<u32>,
+}
+
+impl ShapeOptions {
+    fn settings(&self) -> CodedResult<GenerateSettings> {
+        let mut s = GenerateSettings::default();
+        if let Some(q) = &self.quality {
+            s.quality = q.parse::<Quality>().map_err(|e| from_core(&e))?;
+        }
+        if let Some(v) = self.width_mm {
+            s.width_mm = v as f32;
+        }
+        if let Some(v) = self.depth_mm {
+            s.depth_mm = v as f32;
+        }
+        if let Some(v) = self.base_mm {
+            s.base_mm = v as f32;
+        }
+        if let Some(v) = self.solid {
+            s.solid = v;
+        }
+        s.max_error = self.max_error.map(|v| v as f32);
+        s.max_triangles = self.max_triangles.map(|v| v as usize);
+        Ok(s)
+    }
+}
+
+pub fn parse_depth(depth: Option<&str>) -> CodedResult<DepthMethod> {
+    depth.map_or(Ok(DepthMethod::Auto), |d| d.parse::<DepthMethod>().map_err(|e| from_core(&e)))
+}
+
+/// Formats in the order given, duplicates dropped (as the CLI does).
+pub fn parse_formats(names: &[String]) -> CodedResult<Vec<MeshFormat>> {
+    let mut formats: Vec<MeshFormat> = Vec::with_capacity(names.len());
+    for name in names {
+        let format = name.parse::<MeshFormat>().map_err(|e| from_core(&e))?;
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    Ok(formats)
+}
