@@ -188,6 +188,7 @@ test('a throwing onProgress is reported as a warning and the batch completes', a
 
 test('bad options are refused with codes', async () => {
   assert.throws(() => new BatchProcessor({ slots: 0 }), (e) => e.code === 'ERR_INVALID_INPUT')
+  assert.throws(() => new BatchProcessor(4), (e) => e.code === 'ERR_INVALID_INPUT')
   assert.throws(() => new BatchProcessor({ slots: 'four' }), (e) => e.code === 'ERR_INVALID_INPUT')
   assert.throws(() => new BatchProcessor({ device: 'tpu' }), (e) => e.code === 'ERR_INVALID_INPUT' || e.code === 'ERR_DEVICE')
   assert.throws(() => new BatchProcessor({ depth: 'depth-anything', weights: '/nonexistent' }), (e) => e.code === 'ERR_WEIGHTS_NOT_FOUND')
@@ -195,6 +196,7 @@ test('bad options are refused with codes', async () => {
   assert.equal(proc.slots, 4)
   const star = example('logo_star.png')
   await rejectsWithCode(assert, proc.run([star]), 'ERR_INVALID_INPUT')
+  await rejectsWithCode(assert, proc.run([star], 'out'), 'ERR_INVALID_INPUT')
   await rejectsWithCode(assert, proc.run([star], {}), 'ERR_INVALID_INPUT')
   await rejectsWithCode(assert, proc.run('not-an-array', { outDir: tempDir() }), 'ERR_INVALID_INPUT')
   await rejectsWithCode(assert, proc.run([star, 7], { outDir: tempDir() }), 'ERR_INVALID_INPUT')

@@ -7,7 +7,7 @@ use napi::Env;
 use napi_derive::napi;
 use orfeas_core::{CancelToken, Job, JobStatus, NoProgress, ProgressSink};
 
-use crate::errors::{from_core, invalid_argument, parse_arg, CodedResult};
+use crate::errors::{from_core, invalid_argument, parse_arg, parse_object, CodedResult};
 use crate::gpu::{GpuStats, SlotCounts};
 use crate::input::to_source;
 use crate::options::{ProcessorOptions, RunOptions};
@@ -101,7 +101,7 @@ impl BatchProcessor {
     #[napi(constructor, ts_args_type = "options?: ProcessorOptions")]
     pub fn new(options: Option<Unknown<'_>>) -> napi::Result<Self, String> {
         let options: ProcessorOptions = match &options {
-            Some(value) => parse_arg::<Option<ProcessorOptions>>(value, "options")?.unwrap_or_default(),
+            Some(value) => parse_object::<ProcessorOptions>(value, "options")?,
             None => ProcessorOptions::default(),
         };
         let config = options.to_config()?;
@@ -159,7 +159,7 @@ impl BatchProcessor {
 
 impl BatchProcessor {
     fn start<'env>(&self, env: &'env Env, inputs: &Unknown<'env>, options: &Unknown<'env>) -> CodedResult<Object<'env>> {
-        let options: RunOptions<'_> = parse_arg(options, "options")?;
+        let options: RunOptions<'_> = parse_object(options, "options")?;
         let settings = options.settings()?;
         if options.out_dir.is_empty() {
             return Err(invalid_argument("options.outDir", "must be a directory path"));

@@ -5,7 +5,7 @@ use napi::Env;
 use napi_derive::napi;
 use orfeas_core::{estimate_depth as core_estimate_depth, CancelToken, DepthSetup, ImageLimits};
 
-use crate::errors::{from_core, parse_arg, CodedResult};
+use crate::errors::{from_core, parse_object, CodedResult};
 use crate::input::to_source;
 use crate::options::MeshOptions;
 use crate::promise;
@@ -32,7 +32,7 @@ pub fn estimate_depth<'env>(env: &'env Env, input: Unknown<'env>, options: Optio
 
 fn start<'env>(env: &'env Env, input: &Unknown<'env>, options: Option<&Unknown<'env>>) -> CodedResult<Object<'env>> {
     let options: Option<MeshOptions<'_>> = match options {
-        Some(value) => parse_arg(value, "options")?,
+        Some(value) => Some(parse_object(value, "options")?),
         None => None,
     };
     let source = to_source(input, "input", "buffer")?;

@@ -5,7 +5,7 @@
 //! Argument conversion failures get `ERR_INVALID_INPUT` too, never napi-rs's own statuses.
 
 use napi::bindgen_prelude::{FromNapiValue, JsError, Unknown};
-use napi::Env;
+use napi::{Env, ValueType};
 use orfeas_core::OrfeasError;
 
 /// What a binding function fails with: the status string becomes the JS error's `code`.
@@ -44,4 +44,28 @@ pub fn parse_arg<T: FromNapiValue>(value: &Unknown<'_>, what: &str) -> CodedResu
     // SAFETY: `value` is a live handle of the current call's scope (it borrows the env), and
     // `T::from_napi_value` validates the value's type before reading it.
     unsafe { value.cast::<T>() }.map_err(|e| invalid_argument(what, e.reason))
+}
+
+/// Converts an options object into `T`. Anything but an object is refused first: reading
+/// fields of `undefined` would throw a `TypeError` instead, and a number would pass as `{}`.
+pub fn parse_object<T: FromNapiValue>(value: &Unknown<'_>, what: &str) -> CodedResult<T> {
+    match value.get_type() {
+        Ok(ValueType::Object) => parse_arg(value, what),
+        Ok(other) => Err(invalid_argument(what, format!("expected an object, got {}", type_name(other)))),
+        Err(e) => Err(invalid_argument(what, e.reason)),
+    }
+}
+
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Undefined => "undefined",
+        ValueType::Null => "null",
+        ValueType::Boolean => "a boolean",
+        ValueType::Number => "a number",
+        ValueType::String => "a string",
+        ValueType::Symbol => "a symbol",
+        ValueType::Function => "a function",
+        ValueType::BigInt => "a bigint",
+        _ => "a value of another type",
+    }
 }

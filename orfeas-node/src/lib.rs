@@ -7,7 +7,7 @@
 
 mod abort;
 mod batch;
-// mod depth; (needs orfeas_core::estimate_depth from main)
+mod depth;
 mod errors;
 mod gpu;
 mod input;

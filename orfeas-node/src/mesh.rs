@@ -8,7 +8,7 @@ use napi_derive::napi;
 use orfeas_core::export::{self, ExportInput};
 use orfeas_core::{image_to_model, CancelToken, DepthSetup, ImageLimits, MeshFormat, Model};
 
-use crate::errors::{from_core, parse_arg, CodedResult};
+use crate::errors::{from_core, parse_object, CodedResult};
 use crate::input::to_source;
 use crate::options::MeshOptions;
 use crate::promise;
@@ -84,7 +84,7 @@ pub fn image_to_mesh<'env>(env: &'env Env, input: Unknown<'env>, options: Option
 
 fn start<'env>(env: &'env Env, input: &Unknown<'env>, options: Option<&Unknown<'env>>) -> CodedResult<Object<'env>> {
     let options: Option<MeshOptions<'_>> = match options {
-        Some(value) => parse_arg(value, "options")?,
+        Some(value) => Some(parse_object(value, "options")?),
         None => None,
     };
     let source = to_source(input, "input", "buffer")?;
