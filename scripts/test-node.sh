@@ -39,9 +39,12 @@ ls -l orfeas.linux-x64-gnu.node
 
 step "npm pack, then npm install <tarball> in a fresh folder"
 tarball=$(npm pack --pack-destination "$scratch" --silent | tail -n 1)
-tar -tzf "$scratch/$tarball" | sort
-tar -tzf "$scratch/$tarball" | grep -qx 'package/orfeas.linux-x64-gnu.node' \
-  || { echo "the tarball lacks the native binary" >&2; exit 1; }
+contents=$(tar -tzf "$scratch/$tarball" | sort)
+echo "$contents"
+case $'\n'"$contents"$'\n' in
+  *$'\n'package/orfeas.linux-x64-gnu.node$'\n'*) ;;
+  *) echo "the tarball lacks the native binary" >&2; exit 1 ;;
+esac
 app=$scratch/app
 mkdir -p "$app"
 cd "$app"
