@@ -10,6 +10,9 @@ use orfeas_core::{CancelToken, OrfeasError};
 
 use crate::errors::{from_core, invalid_argument, CodedResult};
 
+/// `signal.addEventListener(type, listener, options)`.
+type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
+
 /// Links `signal` (if any) to `token`.
 pub fn link(env: &Env, signal: Option<&Object<'_>>, token: &CancelToken) -> CodedResult<()> {
     let Some(signal) = signal else { return Ok(()) };
@@ -18,8 +21,7 @@ pub fn link(env: &Env, signal: Option<&Object<'_>>, token: &CancelToken) -> Code
     if aborted {
         return Err(from_core(&OrfeasError::Cancelled));
     }
-    let add: Function<'_, FnArgs<(&str, Function<'_, (), ()>, Object<'_>)>, Unknown<'_>> =
-        signal.get_named_property("addEventListener").map_err(|e| bad(e.reason))?;
+    let add: AddEventListener<'_> = signal.get_named_property("addEventListener").map_err(|e| bad(e.reason))?;
     let cancel = token.clone();
     let listener = env
         .create_function_from_closure("orfeasAbort", move |_ctx| {
