@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use std::path::Path;
 
-use crate::depth::depth_anything::DepthAnythingEstimator;
+use crate::depth::depth_anything::{heights_from_raw, DepthAnythingEstimator};
 use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
 use crate::models;
 use crate::error::{OrfeasError, Result};
@@ -38,8 +38,11 @@ pub struct Model {
     pub mesh: Mesh,
     /// The working image, used as colour texture (UVs are in the mesh).
     pub texture: Texture,
-    /// The estimator's height map at working resolution.
+    /// The estimator's height map at working resolution, normalised to [0, 1].
     pub depth: HeightMap,
+    /// The estimator's own unnormalised output at the original resolution (Depth Anything's
+    /// prediction), kept when a depth format was asked for; `depth.npy` writes it.
+    pub raw_depth: Option<HeightMap>,
     /// The input's size before downscaling, for depth maps at the original resolution.
     pub original_width: u32,
     pub original_height: u32,
@@ -116,23 +119,16 @@ pub fn image_to_model(
     let depth = depth.into();
     let preset = settings.effective_preset();
     let name = source.name();
+    let wants_raw = settings.formats.iter().any(|f| !f.needs_mesh());
 
     on_stage(Stage::Loading, Stage::Loading.start_percent());
-    let original = load_image(source, limits)?;
-    let (original_width, original_height) = (original.width, original.height);
-    let work = original.fit_within(preset.working_size);
-    drop(original);
-    cancel.check()?;
-
-    on_stage(Stage::Masking, Stage::Masking.start_percent());
-    // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
-    let mask = if work.gray16 { Mask::full(work.width, work.height) } else { estimate_mask(&work) };
-    cancel.check()?;
+    let prepared = prepare(source, &preset, limits, cancel, on_stage)?;
+    let (original_width, original_height) = (prepared.original.width, prepared.original.height);
 
     on_stage(Stage::DepthEstimation, Stage::DepthEstimation.start_percent());
-    let estimator = choose_estimator(&depth, &work, &mask, &preset)?;
-    tracing::info!(input = %name, depth = estimator.name(), mask = ?mask.source, "estimating depth");
-    let heights = estimator.estimate(&work, &mask, cancel)?;
+    let estimated = estimate(&prepared, &depth, &preset, wants_raw, cancel)?;
+    let Prepared { work, mask, .. } = prepared;
+    let heights = estimated.heights;
     cancel.check()?;
 
     on_stage(Stage::Meshing, Stage::Meshing.start_percent());
@@ -154,7 +150,7 @@ pub fn image_to_model(
     let texture = Texture { width: work.width, height: work.height, rgba: work.rgba.clone() };
     mesh.colors = sample_colors(&mesh, &work);
     let report = ModelReport {
-        depth: estimator.name(),
+        depth: estimated.name,
         mask: mask.source,
         triangles: mesh.triangles.len(),
         watertight,
@@ -162,14 +158,101 @@ pub fn image_to_model(
         working_width: work.width,
         working_height: work.height,
     };
-    Ok(Model { mesh, texture, depth: heights, original_width, original_height, report })
+    Ok(Model { mesh, texture, depth: heights, raw_depth: estimated.raw, original_width, original_height, report })
+}
+
+/// The raw depth of one image at its original size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DepthMap {
+    pub width: u32,
+    pub height: u32,
+    /// Row-major, `width * height` values: Depth Anything's relative inverse depth as the model
+    /// predicts it (unnormalised, larger = closer), or the weight-free estimators' heights in [0, 1].
+    pub values: Vec<f32>,
+    /// The estimator that ran (`relief`, `inflate`, `depth-anything`); never `auto`.
+    pub depth: &'static str,
+}
+
+/// Loads, masks and estimates depth without meshing: what `depth.npy` holds, for callers that
+/// want the map itself (the Python and Node `estimate_depth`).
+pub fn estimate_depth(
+    source: &ImageSource,
+    settings: &GenerateSettings,
+    depth: impl Into<DepthSetup>,
+    limits: &ImageLimits,
+    cancel: &CancelToken,
+) -> Result<DepthMap> {
+    settings.validate()?;
+    let depth = depth.into();
+    let preset = settings.effective_preset();
+    let prepared = prepare(source, &preset, limits, cancel, &mut |_, _| {})?;
+    let estimated = estimate(&prepared, &depth, &preset, true, cancel)?;
+    let (width, height) = (prepared.original.width, prepared.original.height);
+    let raw = estimated.raw.unwrap_or_else(|| estimated.heights.resized(width, height));
+    Ok(DepthMap { width, height, values: raw.data, depth: estimated.name })
+}
+
+/// The decoded input at full size, its working-size copy and the foreground mask.
+struct Prepared {
+    original: LoadedImage,
+    work: LoadedImage,
+    mask: Mask,
+}
+
+fn prepare(
+    source: &ImageSource,
+    preset: &Preset,
+    limits: &ImageLimits,
+    cancel: &CancelToken,
+    on_stage: StageCallback<'_>,
+) -> Result<Prepared> {
+    let original = load_image(source, limits)?;
+    let work = original.fit_within(preset.working_size);
+    cancel.check()?;
+    on_stage(Stage::Masking, Stage::Masking.start_percent());
+    // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
+    let mask = if work.gray16 { Mask::full(work.width, work.height) } else { estimate_mask(&work) };
+    cancel.check()?;
+    Ok(Prepared { original, work, mask })
+}
+
+struct Estimated {
+    name: &'static str,
+    /// Heights in [0, 1] at working size, for the mesher.
+    heights: HeightMap,
+    /// The estimator's unnormalised output at the original size, when it has one of its own
+    /// and it was asked for.
+    raw: Option<HeightMap>,
+}
+
+fn estimate(prepared: &Prepared, depth: &DepthSetup, preset: &Preset, wants_raw: bool, cancel: &CancelToken) -> Result<Estimated> {
+    let Prepared { original, work, mask } = prepared;
+    let estimator = choose_estimator(depth, work, mask, preset)?;
+    tracing::info!(input = %work.name, depth = estimator.name(), mask = ?mask.source, "estimating depth");
+    match estimator {
+        Chosen::Model(model) => {
+            // The model sees the full-resolution input, as the reference processor does, and
+            // its one prediction is resampled to both sizes.
+            let prediction = model.predict(original, cancel)?;
+            let heights = heights_from_raw(prediction.at_size(work.width, work.height)?, mask);
+            let raw = if wants_raw { Some(prediction.at_size(original.width, original.height)?) } else { None };
+            Ok(Estimated { name: "depth-anything", heights, raw })
+        }
+        Chosen::Classic(estimator) => {
+            let heights = estimator.estimate(work, mask, cancel)?;
+            Ok(Estimated { name: estimator.name(), heights, raw: None })
+        }
+    }
 }
 
 /// Writes every requested format as `<dir>/<stem>.<ext>`. On failure, files already written
 /// for this model are removed: a failed job leaves nothing behind.
 pub fn export_model(model: &Model, formats: &[MeshFormat], dir: &std::path::Path, stem: &str, cancel: &CancelToken) -> Result<Vec<OutputFile>> {
-    let needs_depth = formats.iter().any(|f| matches!(f, MeshFormat::Depth16 | MeshFormat::DepthNpy));
-    let full_depth = needs_depth.then(|| model.depth.resized(model.original_width, model.original_height));
+    let needs_depth = formats.iter().any(|f| !f.needs_mesh());
+    let full_depth = needs_depth.then(|| match &model.raw_depth {
+        Some(raw) => raw.clone(),
+        None => model.depth.resized(model.original_width, model.original_height),
+    });
     let input = ExportInput { mesh: &model.mesh, texture: Some(&model.texture), depth: full_depth.as_ref() };
     let mut written: Vec<OutputFile> = Vec::new();
     for &format in formats {
@@ -187,13 +270,29 @@ pub fn export_model(model: &Model, formats: &[MeshFormat], dir: &std::path::Path
     Ok(written)
 }
 
+/// The estimator a job runs: the model works from the full-resolution image, the weight-free
+/// estimators from the working copy.
+enum Chosen {
+    Model(DepthAnythingEstimator),
+    Classic(Box<dyn DepthEstimator>),
+}
+
+impl Chosen {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Model(model) => model.name(),
+            Self::Classic(estimator) => estimator.name(),
+        }
+    }
+}
+
 /// `auto` as CONTRACT.md §1 defines it; explicit choices are honoured or refused.
-fn choose_estimator(depth: &DepthSetup, image: &LoadedImage, mask: &Mask, preset: &Preset) -> Result<Box<dyn DepthEstimator>> {
+fn choose_estimator(depth: &DepthSetup, image: &LoadedImage, mask: &Mask, preset: &Preset) -> Result<Chosen> {
     let sigma = preset.smoothing_sigma;
-    let inflate = || Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL));
-    let model = depth.model.as_ref().map(|m| Box::new(m.with_target(preset.model_size)));
+    let inflate = || Chosen::Classic(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL)));
+    let model = depth.model.as_ref().map(|m| Chosen::Model(m.with_target(preset.model_size)));
     match (depth.method, model) {
-        (DepthMethod::Relief, _) => Ok(Box::new(ReliefEstimator::new(sigma))),
+        (DepthMethod::Relief, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
         (DepthMethod::Inflate, _) => Ok(inflate()),
         (DepthMethod::DepthAnything, Some(model)) => Ok(model),
         // A 16-bit gray image is already a height map: auto keeps it exact.
@@ -202,7 +301,7 @@ fn choose_estimator(depth: &DepthSetup, image: &LoadedImage, mask: &Mask, preset
             Err(OrfeasError::WeightsNotFound(format!("Depth Anything was asked for but not loaded; {}", models::how_to_get_weights())))
         }
         (DepthMethod::Auto, _) if mask.source != MaskSource::None && !image.gray16 => Ok(inflate()),
-        (DepthMethod::Auto, _) => Ok(Box::new(ReliefEstimator::new(sigma))),
+        (DepthMethod::Auto, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
     }
 }
 

@@ -126,11 +126,20 @@ fn preprocessing_matches_the_reference_processor_on_a_photo() {
     assert!(max_abs_diff(&mean, &refs["default_mean"]) <= 1e-4);
 }
 
+/// Reference: `F.interpolate(d, size=(3, 4), mode="bicubic", align_corners=False)` in PyTorch
+/// 2.15, what transformers' `post_process_depth_estimation` does.
 #[test]
-fn depth_goes_back_to_the_image_size() {
+fn depth_goes_back_to_the_image_size_like_transformers() {
     let d = Tensor::from_vec(vec![0f32, 1.0, 2.0, 3.0], (1, 2, 2), &Device::Cpu).expect("tensor");
-    let out = orfeas_core::depth::depth_anything::preprocess::depth_to_size(&d, 3, 3).expect("resize");
-    assert_eq!(out, vec![0.0, 0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 2.5, 3.0]);
+    let out = orfeas_core::depth::depth_anything::preprocess::depth_to_size(&d, 4, 3).expect("resize");
+    let reference = [
+        -0.27907994, 0.052951373, 0.5998265, 0.9318578, 0.89453125, 1.2265625, 1.7734375, 2.1054688, 2.0681422,
+        2.4001732, 2.9470487, 3.2790797,
+    ];
+    assert_eq!(out.len(), reference.len());
+    for (got, want) in out.iter().zip(reference) {
+        assert!((got - want).abs() < 1e-5, "{out:?}");
+    }
 }
 
 /// Not a test: the CPU time of one forward of the Small architecture at 518×518 with random

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
+use candle_core::Tensor;
+
 use super::preprocess::{depth_to_size, preprocess, PreprocessOptions};
 use super::{internal, load_model, DepthAnythingV2};
 use crate::cancel::CancelToken;
@@ -37,6 +39,33 @@ impl DepthAnythingEstimator {
     pub fn with_target(&self, target: u32) -> Self {
         Self { model: Arc::clone(&self.model), options: PreprocessOptions { target, ..self.options } }
     }
+
+    /// Runs the model on `image` (any size: it is resized as the reference processor does, so
+    /// pass the full-resolution input to match transformers on the same file).
+    pub fn predict(&self, image: &LoadedImage, cancel: &CancelToken) -> Result<Prediction> {
+        check_image(image)?;
+        let pre = preprocess(&image.rgba, image.width, image.height, 4, &self.options)?;
+        let input = pre.to_tensor(self.model.device())?;
+        cancel.check()?;
+        let depth = self.model.forward(&input)?;
+        cancel.check()?;
+        Ok(Prediction { depth: depth.squeeze(0).map_err(internal)? })
+    }
+}
+
+/// The model's relative inverse depth (larger = closer) at the model's own resolution.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    depth: Tensor,
+}
+
+impl Prediction {
+    /// The raw prediction resampled to `width`×`height`, as transformers'
+    /// `post_process_depth_estimation(target_sizes=...)` does it (bicubic, unnormalised).
+    pub fn at_size(&self, width: u32, height: u32) -> Result<HeightMap> {
+        let data = depth_to_size(&self.depth, width, height)?;
+        Ok(HeightMap { width, height, data })
+    }
 }
 
 impl DepthEstimator for DepthAnythingEstimator {
@@ -48,17 +77,17 @@ impl DepthEstimator for DepthAnythingEstimator {
     /// between its 1st and 99th percentiles over the mask, so a few outliers do not flatten
     /// the relief.
     fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken) -> Result<HeightMap> {
-        let (w, h) = check_image(image)?;
-        let pre = preprocess(&image.rgba, image.width, image.height, 4, &self.options)?;
-        let input = pre.to_tensor(self.model.device())?;
-        cancel.check()?;
-        let depth = self.model.forward(&input)?;
-        cancel.check()?;
-        let depth = depth.squeeze(0).map_err(internal)?;
-        let mut data = depth_to_size(&depth, image.width, image.height)?;
-        normalize_robust(&mut data, &mask_bits(mask, w, h), 0.01, 0.99);
-        Ok(HeightMap { width: image.width, height: image.height, data })
+        let raw = self.predict(image, cancel)?.at_size(image.width, image.height)?;
+        Ok(heights_from_raw(raw, mask))
     }
+}
+
+/// Normalises raw depth to [0, 1] between its 1st and 99th percentiles over the mask, so a few
+/// outliers do not flatten the relief.
+pub(crate) fn heights_from_raw(mut raw: HeightMap, mask: &Mask) -> HeightMap {
+    let bits = mask_bits(mask, raw.width as usize, raw.height as usize);
+    normalize_robust(&mut raw.data, &bits, 0.01, 0.99);
+    raw
 }
 
 #[cfg(test)]

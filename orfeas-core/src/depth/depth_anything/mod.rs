@@ -18,8 +18,10 @@
 //! Where the two references disagree, this follows:
 //! - resize rule: the HF processor's (the per-axis scale closest to 1 wins), which puts the short
 //!   side on 518 for photos larger than 518 but the long side on 518 for smaller ones;
-//! - depth back to image size: bilinear `align_corners=True` like the authors' `infer_image`
-//!   (the HF `post_process_depth_estimation` uses bicubic).
+//! - depth back to image size: bicubic (`align_corners=False`) like the HF
+//!   `post_process_depth_estimation`, the reference users compare against (the authors'
+//!   `infer_image` uses bilinear `align_corners=True`). The model always sees the
+//!   full-resolution input, so `depth.npy` matches transformers on the same file.
 
 pub mod config;
 mod dinov2;
@@ -32,7 +34,8 @@ mod resample;
 pub mod weights;
 
 pub use config::{DepthAnythingConfig, DepthEstimationType, Dinov2Config};
-pub use estimator::DepthAnythingEstimator;
+pub use estimator::{DepthAnythingEstimator, Prediction};
+pub(crate) use estimator::heights_from_raw;
 pub use model::DepthAnythingV2;
 pub use preprocess::{PreprocessOptions, Preprocessed};
 pub use weights::{load_model, WEIGHTS_HINT};

@@ -8,8 +8,8 @@
 //! vertical pass, each rounded and clamped to 8 bits), so the normalised tensor matches the
 //! processor's to float rounding.
 //!
-//! Output: the `[h, w]` depth back at the original image size with bilinear
-//! `align_corners=True`, as the Depth Anything V2 authors' `infer_image` does.
+//! Output: the `[h, w]` depth back at the original image size with bicubic
+//! `align_corners=False`, as transformers' `post_process_depth_estimation` does.
 
 use candle_core::{Device, Tensor};
 
@@ -177,14 +177,14 @@ fn pil_bicubic(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> 
     out
 }
 
-/// Resizes predicted depth `[h, w]` (or `[1, h, w]`) to `width × height` with bilinear
-/// `align_corners=True` and returns it row-major.
+/// Resizes predicted depth `[h, w]` (or `[1, h, w]`) to `width × height` with bicubic
+/// `align_corners=False` (transformers' `post_process_depth_estimation`) and returns it row-major.
 pub fn depth_to_size(depth: &Tensor, width: u32, height: u32) -> Result<Vec<f32>> {
     let run = || -> candle_core::Result<Vec<f32>> {
         let d = if depth.rank() == 3 { depth.squeeze(0)? } else { depth.clone() };
         let (h, w) = d.dims2()?;
         let d = d.to_dtype(candle_core::DType::F32)?.reshape((1, 1, h, w))?;
-        let d = resample::bilinear(&d, height as usize, width as usize, true)?;
+        let d = resample::bicubic(&d, height as usize, width as usize)?;
         d.flatten_all()?.to_vec1::<f32>()
     };
     run().map_err(internal)
