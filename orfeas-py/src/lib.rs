@@ -7,7 +7,7 @@
 //! normalisation (PIL images, directories), `run_async` and the command line.
 
 mod cancel;
-// mod depth;
+mod depth;
 mod errors;
 mod events;
 mod gpu;
@@ -28,7 +28,7 @@ fn _orfeas(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mesh::PyMesh>()?;
     m.add_class::<cancel::PyCancelToken>()?;
     m.add_function(wrap_pyfunction!(mesh::image_to_mesh, m)?)?;
-    // m.add_function(wrap_pyfunction!(depth::estimate_depth, m)?)?;
+    m.add_function(wrap_pyfunction!(depth::estimate_depth, m)?)?;
     m.add_function(wrap_pyfunction!(gpu::gpu_stats, m)?)?;
     m.add_function(wrap_pyfunction!(mesh::formats, m)?)?;
     Ok(())

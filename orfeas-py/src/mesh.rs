@@ -22,7 +22,6 @@ use crate::worker::run_on_worker;
 /// `vertices`, `faces`, `uvs` and `colors` are read-only numpy arrays, copied from the Rust
 /// mesh once on first access and then shared.
 #[pyclass(module = "orfeas._orfeas", name = "Mesh", frozen)]
-#[derive(Debug)]
 pub(crate) struct PyMesh {
     model: Arc<Model>,
     vertices: PyOnceLock<Py<PyArray2<f32>>>,
@@ -172,9 +171,13 @@ impl PyMesh {
     }
 }
 
-/// The raw height map at the input's original size, only for the depth formats.
+/// The estimator's map at the input's original size (as `export_model` writes it), only for
+/// the depth formats.
 fn full_depth(model: &Model, format: MeshFormat) -> Option<HeightMap> {
-    (!format.needs_mesh()).then(|| model.depth.resized(model.original_width, model.original_height))
+    (!format.needs_mesh()).then(|| match &model.raw_depth {
+        Some(raw) => raw.clone(),
+        None => model.depth.resized(model.original_width, model.original_height),
+    })
 }
 
 fn export_input<'a>(model: &'a Model, depth: Option<&'a HeightMap>) -> ExportInput<'a> {

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
 from . import _orfeas
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 from ._inputs import collect_paths, normalise_image, normalise_inputs
 from ._orfeas import CancelToken, JobResult, Mesh, __version__, formats, gpu_stats
 from .errors import (
@@ -241,6 +245,27 @@ def image_to_mesh(
     )
 
 
+def estimate_depth(
+    image: ImageInput,
+    depth: str = "auto",
+    quality: str = "medium",
+    weights: Optional[PathLike] = None,
+    device: str = "auto",
+    cancel: Optional[CancelToken] = None,
+) -> "npt.NDArray[np.float32]":
+    """The depth map of one image at its original size, float32 ``[H, W]`` (what ``depth.npy``
+    holds): Depth Anything's relative inverse depth (larger = closer), or the weight-free
+    estimators' heights in [0, 1]. ``quality`` sets the working and model resolution."""
+    return _orfeas.estimate_depth(
+        normalise_image(image),
+        depth=depth,
+        quality=quality,
+        weights=None if weights is None else os.fspath(weights),
+        device=device,
+        cancel=cancel,
+    )
+
+
 __all__ = [
     "BatchProcessor",
     "CancelToken",
@@ -262,6 +287,7 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "collect_paths",
+    "estimate_depth",
     "formats",
     "gpu_stats",
     "image_to_mesh",

@@ -1,18 +1,34 @@
 """Type stubs of the native module ``orfeas._orfeas`` (checked with ``mypy.stubtest``)."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import final
+
+__all__ = [
+    "BatchProcessor",
+    "__version__",
+    "CancelToken",
+    "JobResult",
+    "Mesh",
+    "estimate_depth",
+    "formats",
+    "gpu_stats",
+    "image_to_mesh",
+]
 
 __version__: str
 
+@final
 class CancelToken:
-    def __init__(self) -> None: ...
+    def __new__(cls) -> CancelToken: ...
     def cancel(self) -> None: ...
     @property
     def cancelled(self) -> bool: ...
 
+@final
 class JobResult:
     @property
     def job_id(self) -> str: ...
@@ -42,6 +58,7 @@ class JobResult:
     def ok(self) -> bool: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class Mesh:
     @property
     def vertices(self) -> npt.NDArray[np.float32]: ...
@@ -64,18 +81,19 @@ class Mesh:
     @property
     def bounds(self) -> Optional[Tuple[Tuple[float, float, float], Tuple[float, float, float]]]: ...
     def to_bytes(self, format: str = "stl") -> bytes: ...
-    def save(self, path: str, format: Optional[str] = None, overwrite: bool = False) -> List[str]: ...
+    def save(self, path: Union[str, os.PathLike[str]], format: Optional[str] = None, overwrite: bool = False) -> List[str]: ...
     def __len__(self) -> int: ...
 
+@final
 class BatchProcessor:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         slots: int = 4,
         device: str = "auto",
         depth: str = "auto",
-        weights: Optional[str] = None,
+        weights: Optional[Union[str, os.PathLike[str]]] = None,
         threads: Optional[int] = None,
-    ) -> None: ...
+    ) -> BatchProcessor: ...
     @property
     def slots(self) -> int: ...
     @property
@@ -90,7 +108,7 @@ class BatchProcessor:
     def run(
         self,
         inputs: List[Any],
-        out_dir: str,
+        out_dir: Union[str, os.PathLike[str]],
         formats: List[str],
         quality: str = "medium",
         on_progress: Optional[Callable[[Dict[str, Any]], Any]] = None,

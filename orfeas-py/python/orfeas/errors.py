@@ -124,4 +124,21 @@ def error_from_code(code: str, message: str) -> OrfeasError:
     return error
 
 
-__all__ = ["ERRORS_BY_CODE", "error_from_code", "OrfeasError"] + [c.__name__ for c in ERRORS_BY_CODE.values()]
+__all__ = [
+    "ERRORS_BY_CODE",
+    "CancelledError",
+    "DeviceError",
+    "EmptyInputError",
+    "ExportError",
+    "FeatureDisabledError",
+    "ImageDecodeError",
+    "ImageTooLargeError",
+    "InternalError",
+    "InvalidInputError",
+    "IoError",
+    "MeshingError",
+    "OrfeasError",
+    "UnsupportedFormatError",
+    "WeightsNotFoundError",
+    "error_from_code",
+]
