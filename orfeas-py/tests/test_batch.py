@@ -106,3 +106,28 @@ def test_name_collisions_get_suffixes_never_overwrite(tmp_path: Path, photo_arra
     second = proc.run([("same", photo_array), ("same", photo_array)], tmp_path, quality="low")
     names = [Path(r.outputs[0]).name for r in first + second]
     assert len(set(names)) == 3 and names[0] == "same.stl"
+
+
+def test_the_gil_is_released_while_work_runs(tmp_path: Path, photo_array: np.ndarray) -> None:
+    """A pure-Python thread can only count while the calling thread does not hold the GIL."""
+    counter = [0]
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+
+    proc = orfeas.BatchProcessor(slots=2)
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        before = counter[0]
+        proc.run([photo_array] * 4, tmp_path, quality="low")
+        during_run = counter[0] - before
+        before = counter[0]
+        orfeas.image_to_mesh(photo_array, quality="medium")
+        during_mesh = counter[0] - before
+    finally:
+        stop.set()
+        spinner.join()
+    assert during_run > 10_000 and during_mesh > 10_000, (during_run, during_mesh)
