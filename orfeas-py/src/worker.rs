@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orfeas_core::{CancelToken, NoProgress, OrfeasError, ProgressEvent, ProgressSink};
-use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -51,6 +51,11 @@ where
     T: Send + 'static,
     F: FnOnce(Arc<dyn ProgressSink>) -> T + Send + 'static,
 {
+    if let Some(callback) = on_progress {
+        if !callback.is_callable() {
+            return Err(PyTypeError::new_err("on_progress must be callable (it receives one dict per event) or None"));
+        }
+    }
     let (tx, rx) = mpsc::channel::<Message<T>>();
     let sink: Arc<dyn ProgressSink> = match on_progress {
         Some(_) => Arc::new(ChannelSink(tx.clone())),

@@ -131,3 +131,9 @@ def test_the_gil_is_released_while_work_runs(tmp_path: Path, photo_array: np.nda
         stop.set()
         spinner.join()
     assert during_run > 10_000 and during_mesh > 10_000, (during_run, during_mesh)
+
+
+def test_a_callback_that_is_not_callable_is_refused_before_any_work(tmp_path: Path, photo_array: np.ndarray) -> None:
+    with pytest.raises(TypeError, match="on_progress"):
+        orfeas.BatchProcessor(slots=1).run([photo_array], tmp_path, on_progress="print")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
