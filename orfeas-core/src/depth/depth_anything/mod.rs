@@ -24,6 +24,7 @@
 //!   full-resolution input, so `depth.npy` matches transformers on the same file.
 
 pub mod config;
+mod conv;
 mod dinov2;
 mod estimator;
 mod head;
