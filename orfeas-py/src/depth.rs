@@ -28,13 +28,14 @@ pub(crate) fn estimate_depth<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let settings = GenerateSettings { quality: parse(quality)?, ..GenerateSettings::default() };
     let method = parse(depth)?;
-    parse::<Device>(device)?.resolve().py_err()?;
+    let device: Device = parse(device)?;
     let source = extract(&image, 0)?;
     let token = token_of(cancel.as_deref());
     let worker_token = token.clone();
     let map = run_on_worker(py, &token, None, move |_sink| {
         let source = source.into_source()?;
-        let setup = DepthSetup::resolve(method, weights.as_deref())?;
+        // The device is opened (and the weights loaded) on the worker: both can take seconds.
+        let setup = DepthSetup::resolve_on(method, weights.as_deref(), device.resolve()?, 1)?;
         core_estimate_depth(&source, &settings, &setup, &ImageLimits::default(), &worker_token)
     })?
     .py_err()?;

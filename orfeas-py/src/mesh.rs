@@ -232,13 +232,14 @@ pub(crate) fn image_to_mesh(
     let shape = ShapeArgs { quality: quality.to_owned(), width_mm, depth_mm, base_mm, solid, max_error, max_triangles };
     let settings = shape.settings(vec![MeshFormat::Stl])?;
     let method = parse(depth)?;
-    parse::<Device>(device)?.resolve().py_err()?;
+    let device: Device = parse(device)?;
     let source = extract(&image, 0)?;
     let token = token_of(cancel.as_deref());
     let worker_token = token.clone();
     let model = run_on_worker(py, &token, on_progress.as_ref(), move |sink| {
         let source = source.into_source()?;
-        let setup = DepthSetup::resolve(method, weights.as_deref())?;
+        // The device is opened (and the weights loaded) on the worker: both can take seconds.
+        let setup = DepthSetup::resolve_on(method, weights.as_deref(), device.resolve()?, 1)?;
         let input = source.name();
         let mut on_stage = |stage: Stage, progress: f32| {
             sink.emit(&ProgressEvent::GenerationProgress { job_id: JobId::from("mesh"), batch_id: String::new(), input: input.clone(), progress, stage });

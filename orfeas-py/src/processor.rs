@@ -47,7 +47,7 @@ impl PyBatchProcessor {
         self.inner.slots()
     }
 
-    /// The resolved device (`cpu` today, or `cuda:N`).
+    /// The resolved device (`cpu`, or `cuda:N` in a build with the `cuda` feature).
     #[getter]
     fn device(&self) -> String {
         self.inner.device().to_string()
