@@ -40,9 +40,11 @@ async fn events_arrive_in_order_and_late_clients_get_a_snapshot() {
         assert!(done["output_file"].as_str().is_some_and(|u| u.starts_with("/api/download/")));
         assert!(done["outputs"][0]["path"].is_null(), "no server paths on the wire");
     }
-    let counts: Vec<&Value> = events.iter().filter(|e| e["event"] == "batch_progress").map(|e| &e["data"]).collect();
-    let last = counts.last().expect("batch_progress");
-    assert_eq!((last["total"].as_u64(), last["complete"].as_u64(), last["queued"].as_u64()), (Some(3), Some(3), Some(0)));
+    // The batch's counts follow each terminal event; the last one has all three complete.
+    let counts = early.until(|e| e["event"] == "batch_progress").await;
+    let last: &Value = &counts.last().expect("batch_progress")["data"];
+    assert_eq!((last["total"].as_u64(), last["complete"].as_u64(), last["queued"].as_u64()), (Some(3), Some(3), Some(0)), "{last}");
+    assert_eq!(last["batch_id"], batch_id.as_str());
 
     let mut late = server.ws().await;
     let snapshot = late.next().await.expect("snapshot");
