@@ -192,12 +192,14 @@ async fn read_text(mut field: Field<'_>) -> Result<Result<String, ApiError>, Api
     Ok(String::from_utf8(bytes).map_err(|_| ApiError::bad_request(format!("field {name:?} is not UTF-8 text"))))
 }
 
+/// The body could not be read on: the rest of it stays unread, so the connection closes.
 fn body_error(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let error = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large(format!("request body too large: {}", e.body_text()))
     } else {
         ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
-    }
+    };
+    error.closing()
 }
 
 fn remove_quietly(path: &Path) {

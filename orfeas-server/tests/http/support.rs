@@ -42,7 +42,7 @@ impl Server {
         let handle = tokio::spawn(orfeas_server::serve(listener, state, async move {
             let _ = stopped.await;
         }));
-        Self { addr, data_dir: data_dir.to_owned(), http: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
+        Self { addr, data_dir: data_dir.to_owned(), http: reqwest::Client::builder().no_proxy().build().expect("client"), stop: Some(stop), handle: Some(handle) }
     }
 
     pub fn url(&self, path: &str) -> String {
