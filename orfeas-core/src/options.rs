@@ -232,7 +232,7 @@ mod tests {
 /// on the CPU slots.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Device {
-    /// CUDA once the model runs there; the CPU today.
+    /// The first CUDA device when this build has the `cuda` feature and a GPU answers, else the CPU.
     #[default]
     Auto,
     Cpu,
@@ -241,12 +241,32 @@ pub enum Device {
 }
 
 impl Device {
-    /// The device jobs will actually use. CUDA is refused (`ERR_FEATURE_DISABLED`) until the
-    /// model runs on it: asking for a GPU never silently runs on the CPU.
+    /// The device jobs will actually use. An explicit CUDA request is refused
+    /// (`ERR_FEATURE_DISABLED` in builds without the `cuda` feature, `ERR_DEVICE` when the GPU
+    /// cannot be opened) rather than silently running on the CPU; `auto` falls back and says so.
     pub fn resolve(self) -> Result<Device, OrfeasError> {
         match self {
-            Self::Cpu | Self::Auto => Ok(Self::Cpu),
-            Self::Cuda(_) => Err(OrfeasError::FeatureDisabled("cuda")),
+            Self::Cpu => Ok(Self::Cpu),
+            Self::Auto if !cfg!(feature = "cuda") => Ok(Self::Cpu),
+            Self::Auto => match Self::Cuda(0).candle_device() {
+                Ok(_) => Ok(Self::Cuda(0)),
+                Err(e) => {
+                    tracing::info!("no usable CUDA device ({e}); the model runs on the CPU");
+                    Ok(Self::Cpu)
+                }
+            },
+            Self::Cuda(_) => self.candle_device().map(|_| self),
+        }
+    }
+
+    /// Opens the device for candle. Each call on CUDA gets its own stream, so the slots that
+    /// hold one each run their forwards concurrently on the GPU.
+    pub(crate) fn candle_device(self) -> Result<candle_core::Device, OrfeasError> {
+        match self {
+            Self::Cpu | Self::Auto => Ok(candle_core::Device::Cpu),
+            Self::Cuda(_) if !cfg!(feature = "cuda") => Err(OrfeasError::FeatureDisabled("cuda")),
+            Self::Cuda(n) => candle_core::Device::new_cuda_with_stream(n)
+                .map_err(|e| OrfeasError::Device(format!("cannot open cuda:{n}: {}", crate::depth::depth_anything::root(&e)))),
         }
     }
 }
@@ -283,11 +303,20 @@ mod device_tests {
     use super::*;
 
     #[test]
-    fn devices_parse_and_cuda_is_refused_without_the_feature() {
+    fn devices_parse_and_cuda_is_refused_when_unusable() {
         assert_eq!("cuda:1".parse::<Device>().ok(), Some(Device::Cuda(1)));
         assert_eq!("CPU".parse::<Device>().ok(), Some(Device::Cpu));
         assert!("tpu".parse::<Device>().is_err());
-        assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_FEATURE_DISABLED"));
-        assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
+        if cfg!(feature = "cuda") {
+            // With the feature, a machine without a GPU refuses an explicit request clearly.
+            if Device::Cuda(0).resolve().is_err() {
+                assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_DEVICE"));
+                assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
+            }
+        } else {
+            assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_FEATURE_DISABLED"));
+            assert_eq!(Device::Cuda(3).candle_device().map_err(|e| e.code()).err(), Some("ERR_FEATURE_DISABLED"));
+            assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
+        }
     }
 }

@@ -76,6 +76,12 @@ impl DepthSetup {
     /// present (explicit ones must load) and otherwise falls back to the weight-free
     /// estimators, saying so in the log.
     pub fn resolve(method: DepthMethod, weights: Option<&Path>) -> Result<Self> {
+        Self::resolve_on(method, weights, crate::Device::Cpu, 1)
+    }
+
+    /// [`resolve`](Self::resolve) with the model placed on `device` (already resolved) for
+    /// `slots` concurrent jobs: one copy per slot, each on its own CUDA stream.
+    pub fn resolve_on(method: DepthMethod, weights: Option<&Path>, device: crate::Device, slots: usize) -> Result<Self> {
         let wants_model = matches!(method, DepthMethod::DepthAnything | DepthMethod::Auto);
         if !wants_model {
             return Ok(method.into());
@@ -92,7 +98,7 @@ impl DepthSetup {
             return Ok(method.into());
         };
         let dir = location.weights.parent().unwrap_or(Path::new("."));
-        match DepthAnythingEstimator::load_cpu(dir) {
+        match DepthAnythingEstimator::load(dir, device, slots) {
             Ok(model) => Ok(Self { method, model: Some(model) }),
             Err(e) if method == DepthMethod::Auto && weights.is_none() => {
                 tracing::warn!("cached Depth Anything weights in {} are unusable ({e}); auto uses the weight-free estimators", dir.display());

@@ -13,6 +13,9 @@ use candle_core::{Device, Tensor};
 use orfeas_benches::median;
 use orfeas_core::depth::depth_anything::load_model;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().ok_or("usage: da_forward WEIGHTS_DIR [SIZE [RUNS]]")?);

@@ -122,7 +122,7 @@ impl BatchProcessor {
             return Err(OrfeasError::InvalidInput(format!("slots must be between 1 and 256, got {}", config.slots)));
         }
         let device = config.device.resolve()?;
-        let depth = DepthSetup::resolve(config.depth, config.weights.as_deref())?;
+        let depth = DepthSetup::resolve_on(config.depth, config.weights.as_deref(), device, config.slots)?;
         let threads = config
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))

@@ -1,9 +1,8 @@
 //! Depth Anything V2 as a [`DepthEstimator`]: one loaded model shared by every slot.
 
 use std::path::Path;
-use std::sync::Arc;
-
-use candle_core::Device;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use candle_core::Tensor;
 
@@ -19,25 +18,57 @@ use crate::raster::{check_image, mask_bits, normalize_robust};
 /// The model plus the input size to run it at. Cloning shares the weights.
 #[derive(Clone)]
 pub struct DepthAnythingEstimator {
-    model: Arc<DepthAnythingV2>,
+    replicas: Arc<Vec<Replica>>,
     options: PreprocessOptions,
+}
+
+/// One copy of the weights on one device (on CUDA: on its own stream).
+struct Replica {
+    model: DepthAnythingV2,
+    /// Held while a forward runs on a CUDA replica, so each stream serves one job at a time.
+    in_use: Mutex<()>,
 }
 
 impl std::fmt::Debug for DepthAnythingEstimator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DepthAnythingEstimator").field("options", &self.options).finish()
+        f.debug_struct("DepthAnythingEstimator")
+            .field("replicas", &self.replicas.len())
+            .field("device", &self.replicas.first().map(|r| format!("{:?}", r.model.device().location())))
+            .field("options", &self.options)
+            .finish()
     }
 }
+
+/// Spreads waiting jobs over the replicas when every stream is busy.
+static NEXT_REPLICA: AtomicUsize = AtomicUsize::new(0);
 
 impl DepthAnythingEstimator {
     /// Loads `config.json` + `model.safetensors` from `dir` onto the CPU.
     pub fn load_cpu(dir: &Path) -> Result<Self> {
-        Ok(Self { model: Arc::new(load_model(dir, &Device::Cpu)?), options: PreprocessOptions::default() })
+        Self::load(dir, crate::Device::Cpu, 1)
+    }
+
+    /// Loads the weights for `slots` concurrent jobs on `device`. On the CPU one copy is shared
+    /// (a forward only reads the weights, and the CPU pool is shared anyway); on CUDA each slot
+    /// gets its own copy on its own stream, so forwards of different jobs overlap on the GPU
+    /// while the other stages of those jobs run on the CPU.
+    pub fn load(dir: &Path, device: crate::Device, slots: usize) -> Result<Self> {
+        let copies = match device {
+            crate::Device::Cuda(_) => slots.max(1),
+            crate::Device::Cpu | crate::Device::Auto => 1,
+        };
+        let replicas = (0..copies)
+            .map(|_| {
+                let device = device.candle_device()?;
+                Ok(Replica { model: load_model(dir, &device)?, in_use: Mutex::new(()) })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { replicas: Arc::new(replicas), options: PreprocessOptions::default() })
     }
 
     /// The same weights run at another processor size (the quality presets' `model_size`).
     pub fn with_target(&self, target: u32) -> Self {
-        Self { model: Arc::clone(&self.model), options: PreprocessOptions { target, ..self.options } }
+        Self { replicas: Arc::clone(&self.replicas), options: PreprocessOptions { target, ..self.options } }
     }
 
     /// Runs the model on `image` (any size: it is resized as the reference processor does, so
@@ -45,11 +76,29 @@ impl DepthAnythingEstimator {
     pub fn predict(&self, image: &LoadedImage, cancel: &CancelToken) -> Result<Prediction> {
         check_image(image)?;
         let pre = preprocess(&image.rgba, image.width, image.height, 4, &self.options)?;
-        let input = pre.to_tensor(self.model.device())?;
         cancel.check()?;
-        let depth = self.model.forward(&input)?;
+        let depth = match self.replicas.as_slice() {
+            [only] if !only.model.device().is_cuda() => only.model.forward(&pre.to_tensor(only.model.device())?)?,
+            _ => {
+                let (replica, _stream) = self.acquire();
+                replica.model.forward(&pre.to_tensor(replica.model.device())?)?
+            }
+        };
         cancel.check()?;
         Ok(Prediction { depth: depth.squeeze(0).map_err(internal)? })
+    }
+
+    /// A free replica (its stream idle), else waits for one.
+    fn acquire(&self) -> (&Replica, MutexGuard<'_, ()>) {
+        for replica in self.replicas.iter() {
+            match replica.in_use.try_lock() {
+                Ok(guard) => return (replica, guard),
+                Err(TryLockError::Poisoned(p)) => return (replica, p.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let replica = &self.replicas[NEXT_REPLICA.fetch_add(1, Ordering::Relaxed) % self.replicas.len()];
+        (replica, replica.in_use.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 

@@ -2,15 +2,16 @@
 //! → ReLU → conv 1×1 → ReLU (relative) or sigmoid (metric) → × `max_depth`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{conv2d, Conv2d, VarBuilder};
 
 use super::config::{DepthAnythingConfig, DepthEstimationType};
+use super::conv::Conv3x3;
 use super::resample;
 
 #[derive(Debug)]
 pub struct Head {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    conv1: Conv3x3,
+    conv2: Conv3x3,
     /// 1×1 with padding 0, so the output is exactly `14h × 14w` (candle-transformers pads it
     /// by 1 and returns 520 × 520 for a 518 × 518 input).
     conv3: Conv2d,
@@ -22,10 +23,9 @@ pub struct Head {
 impl Head {
     pub fn new(cfg: &DepthAnythingConfig, vb: VarBuilder) -> Result<Self> {
         let f = cfg.fusion_hidden_size;
-        let pad1 = Conv2dConfig { padding: 1, ..Default::default() };
         Ok(Self {
-            conv1: conv2d(f, f / 2, 3, pad1, vb.pp("conv1"))?,
-            conv2: conv2d(f / 2, cfg.head_hidden_size, 3, pad1, vb.pp("conv2"))?,
+            conv1: Conv3x3::new(f, f / 2, true, vb.pp("conv1"))?,
+            conv2: Conv3x3::new(f / 2, cfg.head_hidden_size, true, vb.pp("conv2"))?,
             conv3: conv2d(cfg.head_hidden_size, 1, 1, Default::default(), vb.pp("conv3"))?,
             kind: cfg.depth_estimation_type,
             max_depth: cfg.max_depth(),

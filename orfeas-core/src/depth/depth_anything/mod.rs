@@ -24,6 +24,7 @@
 //!   full-resolution input, so `depth.npy` matches transformers on the same file.
 
 pub mod config;
+mod conv;
 mod dinov2;
 mod estimator;
 mod head;
@@ -52,8 +53,9 @@ pub(crate) fn invalid(msg: impl Into<String>) -> OrfeasError {
     OrfeasError::InvalidInput(msg.into())
 }
 
-/// Peels candle's context/backtrace wrappers off an error.
-pub(crate) fn root(e: &candle_core::Error) -> &candle_core::Error {
+/// Peels candle's context/backtrace wrappers off an error (candle appends a backtrace when
+/// RUST_BACKTRACE is set).
+pub fn root(e: &candle_core::Error) -> &candle_core::Error {
     use candle_core::Error as E;
     match e {
         E::Context { inner, .. } | E::WithPath { inner, .. } | E::WithBacktrace { inner, .. } => root(inner),

@@ -3,14 +3,14 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{
-    conv2d, conv2d_no_bias, conv_transpose2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig,
+    conv2d, conv_transpose2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig,
     VarBuilder,
 };
 
 use super::config::DepthAnythingConfig;
+use super::conv::Conv3x3;
 use super::resample;
 
-const PAD1: Conv2dConfig = Conv2dConfig { padding: 1, stride: 1, dilation: 1, groups: 1, cudnn_fwd_algo: None };
 
 #[derive(Debug)]
 enum Resize {
@@ -56,15 +56,15 @@ impl ReassembleLayer {
 /// Pre-activation residual unit: `x + conv2(relu(conv1(relu(x))))`.
 #[derive(Debug)]
 struct ResidualUnit {
-    convolution1: Conv2d,
-    convolution2: Conv2d,
+    convolution1: Conv3x3,
+    convolution2: Conv3x3,
 }
 
 impl ResidualUnit {
     fn new(c: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            convolution1: conv2d(c, c, 3, PAD1, vb.pp("convolution1"))?,
-            convolution2: conv2d(c, c, 3, PAD1, vb.pp("convolution2"))?,
+            convolution1: Conv3x3::new(c, c, true, vb.pp("convolution1"))?,
+            convolution2: Conv3x3::new(c, c, true, vb.pp("convolution2"))?,
         })
     }
 
@@ -115,7 +115,7 @@ impl FusionLayer {
 #[derive(Debug)]
 pub struct Neck {
     reassemble: Vec<ReassembleLayer>,
-    convs: Vec<Conv2d>,
+    convs: Vec<Conv3x3>,
     fusion: Vec<FusionLayer>,
 }
 
@@ -135,7 +135,7 @@ impl Neck {
             .neck_hidden_sizes
             .iter()
             .enumerate()
-            .map(|(i, &c)| conv2d_no_bias(c, f, 3, PAD1, vb.pp("convs").pp(i)))
+            .map(|(i, &c)| Conv3x3::new(c, f, false, vb.pp("convs").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         let fusion = (0..n)
             .map(|i| FusionLayer::new(f, i > 0, vb.pp("fusion_stage").pp("layers").pp(i)))

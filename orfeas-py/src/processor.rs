@@ -1,0 +1,129 @@
+//! `orfeas._orfeas.BatchProcessor`: the core's slot scheduler, driven from Python.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use orfeas_core::{BatchConfig, BatchProcessor, Job};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::cancel::{token_of, PyCancelToken};
+use crate::errors::IntoPyResult;
+use crate::gpu::stats_to_dict;
+use crate::options::{parse, parse_formats, ShapeArgs};
+use crate::result::PyJobResult;
+use crate::source::{extract, PendingSource};
+use crate::worker::run_on_worker;
+
+/// Runs batches of jobs on `slots` concurrent slots; the depth model (if any) is loaded once
+/// here and shared by every batch. Thread-safe: several threads may call `run` at once.
+#[pyclass(module = "orfeas._orfeas", name = "BatchProcessor", frozen)]
+#[derive(Debug)]
+pub(crate) struct PyBatchProcessor {
+    inner: Arc<BatchProcessor>,
+}
+
+#[pymethods]
+impl PyBatchProcessor {
+    #[new]
+    #[pyo3(signature = (slots=4, device="auto", depth="auto", weights=None, threads=None))]
+    fn new(py: Python<'_>, slots: usize, device: &str, depth: &str, weights: Option<PathBuf>, threads: Option<usize>) -> PyResult<Self> {
+        let config = BatchConfig {
+            slots,
+            device: parse(device)?,
+            depth: parse(depth)?,
+            weights,
+            threads,
+            ..BatchConfig::default()
+        };
+        // Loading weights can take seconds: without the GIL.
+        let inner = py.detach(move || BatchProcessor::new(config)).py_err()?;
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Number of slots.
+    #[getter]
+    fn slots(&self) -> usize {
+        self.inner.slots()
+    }
+
+    /// The resolved device (`cpu`, or `cuda:N` in a build with the `cuda` feature).
+    #[getter]
+    fn device(&self) -> String {
+        self.inner.device().to_string()
+    }
+
+    /// The requested depth method (`auto`, `relief`, `inflate`, `depth-anything`).
+    #[getter]
+    fn depth(&self) -> &'static str {
+        self.inner.config().depth.as_str()
+    }
+
+    /// Slots running a job right now.
+    #[getter]
+    fn busy_slots(&self) -> usize {
+        self.inner.busy_slots()
+    }
+
+    /// Jobs waiting for a slot.
+    #[getter]
+    fn queued(&self) -> usize {
+        self.inner.queued()
+    }
+
+    /// `orfeas.gpu_stats()` plus `slots: {total, busy}` and `queue` (the `/api/gpu-stats` shape).
+    fn gpu_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = py.detach(orfeas_core::gpu_stats);
+        let dict = stats_to_dict(py, &stats)?;
+        let slots = PyDict::new(py);
+        slots.set_item("total", self.inner.slots())?;
+        slots.set_item("busy", self.inner.busy_slots())?;
+        dict.set_item("slots", slots)?;
+        dict.set_item("queue", self.inner.queued())?;
+        Ok(dict)
+    }
+
+    /// Converts every input into files under `out_dir`; returns one `JobResult` per input, in
+    /// input order. A failing input fails its own job only. Raises for arguments no job could
+    /// use (unknown format or quality, out-of-range sizes), and `KeyboardInterrupt` after
+    /// cancelling the batch on Ctrl-C.
+    #[pyo3(signature = (inputs, out_dir, formats, quality="medium", on_progress=None, width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, cancel=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        py: Python<'_>,
+        inputs: Vec<Bound<'_, PyAny>>,
+        out_dir: PathBuf,
+        formats: Vec<String>,
+        quality: &str,
+        on_progress: Option<Bound<'_, PyAny>>,
+        width_mm: f32,
+        depth_mm: f32,
+        base_mm: f32,
+        solid: bool,
+        max_error: Option<f32>,
+        max_triangles: Option<usize>,
+        cancel: Option<PyRef<'_, PyCancelToken>>,
+    ) -> PyResult<Vec<PyJobResult>> {
+        let shape = ShapeArgs { quality: quality.to_owned(), width_mm, depth_mm, base_mm, solid, max_error, max_triangles };
+        let settings = shape.settings(parse_formats(&formats)?)?;
+        let sources: Vec<PendingSource> = inputs.iter().enumerate().map(|(i, obj)| extract(obj, i)).collect::<PyResult<_>>()?;
+        let token = token_of(cancel.as_deref());
+        let inner = Arc::clone(&self.inner);
+        let worker_token = token.clone();
+        let results = run_on_worker(py, &token, on_progress.as_ref(), move |sink| {
+            let jobs = sources
+                .into_iter()
+                .enumerate()
+                .map(|(i, source)| Ok(Job::new(format!("job-{}", i + 1), source.into_source()?, &out_dir)))
+                .collect::<orfeas_core::Result<Vec<Job>>>()?;
+            inner.run(jobs, &settings, sink, &worker_token)
+        })?
+        .py_err()?;
+        Ok(results.into_iter().map(PyJobResult::from).collect())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("BatchProcessor(slots={}, device={:?}, depth={:?})", self.inner.slots(), self.inner.device().to_string(), self.depth())
+    }
+}
