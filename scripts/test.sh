@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: Rust unit + integration tests, then the CLI on
-# the bundled examples judged by independent readers (trimesh, Khronos glTF validator).
-# Installs what it needs by itself (Rust crates, and the validators' Python/npm packages).
+# The whole test suite, from a fresh clone: Rust unit + integration tests (core, CLI, the HTTP
+# server over real HTTP/WebSocket), the CLI on the bundled examples judged by independent
+# readers (trimesh, Khronos glTF validator), the Python package in a fresh virtual environment,
+# the Node package installed from its `npm pack` tarball, and the Batch Studio page in headless
+# Chromium. Installs what it needs by itself (crates, PyPI/npm packages, Debian's chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-target_dir=${CARGO_TARGET_DIR:-$root/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# napi always builds with an explicit --target, which cargo keeps apart from host-default builds;
+# giving every step the same explicit target lets cargo test, maturin and napi share one build of
+# the dependencies (dev profile) instead of three.
+export CARGO_BUILD_TARGET=${CARGO_BUILD_TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
+bin_dir=$CARGO_TARGET_DIR/$CARGO_BUILD_TARGET/debug
+export ORFEAS_BIN=${ORFEAS_BIN:-$bin_dir/orfeas}
+started=$(date +%s)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -16,8 +25,8 @@ cargo test --workspace --locked
 step "CLI on examples/: every format, validated by independent readers"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-cargo build --locked --bin orfeas
-"$target_dir/debug/orfeas" generate examples -o "$out" --format stl,obj,glb,ply,3mf --quality low --json > "$out/summary.json"
+# The binary `cargo test` built for the CLI tests (same features: no second build).
+"$ORFEAS_BIN" generate examples -o "$out" --format stl,obj,glb,ply,3mf --quality low --json > "$out/summary.json"
 python3 - "$out/summary.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
@@ -41,5 +50,9 @@ else
   echo "validate-meshes not found beside the checkout (../shared/tools); skipped" >&2
   exit 1
 fi
+
+step "Python package (wheel in a fresh virtual environment)"
+bash scripts/test-python.sh
+
 echo
-echo "all test suites passed"
+echo "all test suites passed in $(( $(date +%s) - started )) s"
