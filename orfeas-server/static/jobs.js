@@ -2,40 +2,14 @@
 // WebSocket events, HTTP answers and `snapshot`s; plus the stats bar and "download all".
 
 import { batchZipUrl } from './api.js';
-import { announce, baseName, el, formatBytes, formatCount, formatSeconds, stageLabel } from './util.js';
+import { countJobs, mergeJob, TERMINAL, toJob } from './job-state.js';
+import { announce, el, formatBytes, formatCount, formatSeconds, stageLabel } from './util.js';
 
-const TERMINAL = new Set(['complete', 'error', 'cancelled']);
 const STATUS_LABEL = {
   queued: 'Queued', processing: 'Processing', complete: 'Complete', error: 'Failed', cancelled: 'Cancelled',
 };
 /** Formats the viewer can show, best first. */
 const PREVIEWABLE = ['glb', 'stl'];
-
-/** Maps the spellings a server might use onto the five card states of CONTRACT.md §3. */
-export function normaliseStatus(status, stage) {
-  const s = String(status ?? stage ?? '').toLowerCase();
-  if (s === 'failed' || s === 'error') return 'error';
-  if (s === 'canceled' || s === 'cancelled') return 'cancelled';
-  if (s === 'complete' || s === 'completed' || s === 'done') return 'complete';
-  if (s === 'queued' || s === 'pending' || s === '') return 'queued';
-  return 'processing';
-}
-
-/** The download URL of one output; built from its file name when the server gave none. */
-function outputUrl(jobId, output) {
-  if (output.url) return output.url;
-  const name = baseName(output.filename ?? output.file ?? output.path ?? '');
-  return `/api/download/${encodeURIComponent(jobId)}/${encodeURIComponent(name)}`;
-}
-
-function normaliseOutputs(jobId, outputs) {
-  if (!Array.isArray(outputs)) return [];
-  return outputs.map((o) => ({
-    format: String(o.format ?? '').toLowerCase() || baseName(o.url ?? o.path ?? '').split('.').pop(),
-    url: outputUrl(jobId, o),
-    bytes: Number(o.bytes),
-  }));
-}
 
 function timeOf(value) {
   if (value === null || value === undefined || value === '') return NaN;
@@ -52,6 +26,7 @@ export class JobBoard {
     this.options = options;
     this.jobs = new Map();
     this.cards = new Map();
+    this.groups = new Map();
     this.thumbs = new Map();
     this.batchOrder = new Map();
     this.seq = 0;
@@ -107,57 +82,14 @@ export class JobBoard {
   }
 
   toJob(raw) {
-    const id = raw?.job_id ?? raw?.id;
-    if (id === undefined || id === null) return null;
-    const jobId = String(id);
-    const job = { job_id: jobId };
-    if (raw.batch_id !== undefined) job.batch_id = String(raw.batch_id);
-    const name = raw.filename ?? raw.input;
-    if (name) job.filename = baseName(name);
-    if (raw.status !== undefined || raw.stage !== undefined) job.status = normaliseStatus(raw.status, raw.stage);
-    if (raw.stage !== undefined && raw.stage !== null) job.stage = String(raw.stage);
-    if (raw.progress !== undefined && raw.progress !== null) job.progress = Math.max(0, Math.min(100, Number(raw.progress) || 0));
-    if (raw.outputs !== undefined) job.outputs = normaliseOutputs(jobId, raw.outputs);
-    if (raw.error !== undefined) job.error = raw.error ? String(raw.error) : null;
-    if (raw.triangles !== undefined && raw.triangles !== null) job.triangles = Number(raw.triangles);
-    if (raw.seconds !== undefined) job.seconds = Number(raw.seconds);
-    if (raw.depth !== undefined) job.depth = raw.depth;
-    if (raw.created_at !== undefined) job.created_at = raw.created_at;
-    if (raw.finished_at !== undefined) job.finished_at = raw.finished_at;
-    return job;
+    return toJob(raw);
   }
 
   store(incoming, authoritative) {
     const id = incoming.job_id;
     const current = this.jobs.get(id);
-    let next;
-    if (!current) {
-      next = { status: 'queued', progress: 0, stage: 'queued', outputs: [], error: null, ...incoming, seq: this.seq++ };
-    } else if (authoritative) {
-      next = { ...current, ...incoming };
-    } else {
-      next = { ...current };
-      const wasTerminal = TERMINAL.has(current.status);
-      const incomingTerminal = TERMINAL.has(incoming.status);
-      for (const [key, value] of Object.entries(incoming)) {
-        if (['status', 'stage', 'progress'].includes(key)) continue;
-        next[key] = value;
-      }
-      if (incomingTerminal || (!wasTerminal && incoming.status !== undefined)) {
-        if (!wasTerminal && !incomingTerminal && current.status === 'processing' && incoming.status === 'queued') {
-          // A late "queued" after work started: keep processing.
-        } else {
-          next.status = incoming.status ?? next.status;
-          if (incoming.stage !== undefined) next.stage = incoming.stage;
-        }
-        if (incoming.progress !== undefined) {
-          next.progress = incomingTerminal ? incoming.progress : Math.max(current.progress ?? 0, incoming.progress);
-        }
-      }
-    }
-    if (next.status === 'complete') next.progress = 100;
-    if (!next.batch_id) next.batch_id = current?.batch_id ?? '';
-    if (!next.filename) next.filename = current?.filename ?? next.job_id;
+    const next = mergeJob(current, incoming, authoritative);
+    if (!current) next.seq = this.seq++;
     this.jobs.set(id, next);
     this.noteBatch(next);
 
@@ -204,10 +136,76 @@ export class JobBoard {
       return a.seq - b.seq;
     });
     const list = this.options.list;
-    sorted.forEach((job, index) => {
-      const node = this.cards.get(job.job_id).root;
-      if (list.children[index] !== node) list.insertBefore(node, list.children[index] ?? null);
+    const order = [];
+    const members = new Map();
+    for (const job of sorted) {
+      if (!members.has(job.batch_id)) {
+        members.set(job.batch_id, []);
+        order.push(job.batch_id);
+      }
+      members.get(job.batch_id).push(this.cards.get(job.job_id).root);
+    }
+    order.forEach((batchId, index) => {
+      const group = this.group(batchId);
+      if (list.children[index] !== group.root) list.insertBefore(group.root, list.children[index] ?? null);
+      members.get(batchId).forEach((node, i) => {
+        if (group.body.children[i] !== node) group.body.insertBefore(node, group.body.children[i] ?? null);
+      });
     });
+    for (const [batchId, group] of this.groups) {
+      if (!members.has(batchId)) {
+        group.root.remove();
+        this.groups.delete(batchId);
+      }
+    }
+  }
+
+  /** The section holding one batch's cards, created on first use. */
+  group(batchId) {
+    let group = this.groups.get(batchId);
+    if (group) return group;
+    const headingId = `batch-${String(batchId).replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const title = el('h3', { class: 'batch-title', id: headingId });
+    const counts = el('span', { class: 'batch-counts' });
+    const zip = el('a', { class: 'btn-link', 'data-testid': 'batch-zip', 'aria-disabled': 'true' }, 'ZIP');
+    const body = el('div', { class: 'batch-jobs' });
+    const root = el('section', { class: 'batch', 'data-batch-id': batchId, 'aria-labelledby': headingId },
+      el('header', { class: 'batch-head' }, title, counts, zip), body);
+    group = { root, title, counts, zip, body, key: '' };
+    this.groups.set(batchId, group);
+    return group;
+  }
+
+  renderGroups() {
+    for (const [batchId, group] of this.groups) {
+      const jobs = this.jobsOfBatch(batchId);
+      const c = countJobs(jobs);
+      const started = jobs.map((j) => timeOf(j.created_at)).filter(Number.isFinite).sort((x, y) => x - y)[0];
+      const title = Number.isFinite(started)
+        ? `Batch of ${new Date(started).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`
+        : `Batch ${batchId}`;
+      const parts = [`${c.total} job${c.total === 1 ? '' : 's'}`];
+      if (c.complete) parts.push(`${c.complete} complete`);
+      if (c.processing + c.queued) parts.push(`${c.processing + c.queued} to go`);
+      if (c.failed) parts.push(`${c.failed} failed`);
+      if (c.cancelled) parts.push(`${c.cancelled} cancelled`);
+      const key = `${title}|${parts.join()}`;
+      if (group.key === key) continue;
+      group.key = key;
+      group.title.textContent = title;
+      group.title.title = `batch id ${batchId}`;
+      group.counts.textContent = parts.join(' · ');
+      if (c.complete > 0) {
+        group.zip.href = batchZipUrl(batchId);
+        group.zip.setAttribute('download', '');
+        group.zip.setAttribute('aria-disabled', 'false');
+        group.zip.setAttribute('aria-label', `Download the finished files of this batch as a ZIP`);
+      } else {
+        group.zip.removeAttribute('href');
+        group.zip.removeAttribute('download');
+        group.zip.setAttribute('aria-disabled', 'true');
+      }
+    }
   }
 
   createCard(job) {
@@ -348,12 +346,8 @@ export class JobBoard {
   }
 
   refreshSummary() {
-    const counts = { total: 0, processing: 0, complete: 0, queued: 0, failed: 0, cancelled: 0 };
-    for (const job of this.jobs.values()) {
-      counts.total += 1;
-      if (job.status === 'error') counts.failed += 1;
-      else counts[job.status] += 1;
-    }
+    const counts = countJobs(this.jobs.values());
+    this.renderGroups();
     for (const stat of this.options.stats.querySelectorAll('[data-stat]')) {
       const value = counts[stat.dataset.stat];
       const dd = stat.querySelector('dd');
@@ -382,7 +376,7 @@ export class JobBoard {
 
   /** The first finished job that can be previewed, newest batch first, for the automatic preview. */
   firstPreviewable() {
-    const list = [...this.options.list.children].map((node) => this.jobs.get(node.dataset.jobId));
+    const list = [...this.options.list.querySelectorAll('[data-testid="job-card"]')].map((node) => this.jobs.get(node.dataset.jobId));
     return list.find((job) => job?.status === 'complete' && PREVIEWABLE.some((f) => job.outputs.some((o) => o.format === f))) ?? null;
   }
 }

@@ -50,11 +50,6 @@ export function formatCount(n) {
   return Number.isFinite(n) ? n.toLocaleString() : '';
 }
 
-/** The last path component of a name that may carry directories (either separator). */
-export function baseName(name) {
-  return String(name ?? '').split(/[\\/]/).pop() || String(name ?? '');
-}
-
 /** Stage names from the pipeline (`depth_estimation`) made readable (`Depth estimation`). */
 export function stageLabel(stage) {
   if (!stage) return '';
