@@ -52,6 +52,7 @@ export function toJob(raw) {
   if (raw.progress !== undefined && raw.progress !== null) job.progress = Math.max(0, Math.min(100, Number(raw.progress) || 0));
   if (raw.outputs !== undefined && raw.outputs !== null) job.outputs = normaliseOutputs(jobId, raw.outputs);
   if (raw.error !== undefined) job.error = raw.error ? String(raw.error) : null;
+  if (raw.code !== undefined) job.code = raw.code ? String(raw.code) : null;
   if (raw.triangles !== undefined && raw.triangles !== null) job.triangles = Number(raw.triangles);
   if (raw.seconds !== undefined && raw.seconds !== null) job.seconds = Number(raw.seconds);
   if (raw.depth !== undefined) job.depth = raw.depth;

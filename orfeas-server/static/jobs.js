@@ -276,6 +276,7 @@ export class JobBoard {
     const showError = job.status === 'error' || Boolean(card.localError);
     refs.error.hidden = !showError;
     refs.error.textContent = card.localError ?? (job.error || 'The job failed without a message.');
+    if (job.code && !card.localError) refs.error.title = `error code ${job.code}`;
 
     this.renderThumb(card, job);
     this.renderActions(card, job);
