@@ -8,7 +8,7 @@
 // ORFEAS_STUDIO_URL (test a server that is already running instead; the restart step is skipped).
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -252,8 +252,10 @@ describe('Batch Studio in Chromium', () => {
   });
 
   it('cancels a queued job; the rest of its batch completes', async () => {
-    // Two slots, four slower jobs: the last one waits in the queue when it is cancelled.
-    const files = [...IMAGES, EXTRA_IMAGE];
+    // Two slots, every example at high quality: the last job waits in the queue for seconds.
+    const files = readdirSync(path.join(repo, 'examples')).filter((f) => /\.(png|jpe?g|webp|bmp)$/i.test(f)).sort()
+      .map((f) => path.join(repo, 'examples', f));
+    assert.ok(files.length >= 6, `examples/ has ${files.length} images`);
     const batch = await startBatch(files, { formats: ['stl'], quality: 'high' });
     const last = batch.job_ids[batch.job_ids.length - 1];
     const cancel = card(last).locator('[data-testid="cancel-button"]');
