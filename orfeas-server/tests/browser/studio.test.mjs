@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
 import { checkBinaryStl, checkGlb, zipEntryNames } from './mesh-files.mjs';
@@ -25,6 +26,7 @@ const bin = process.env.ORFEAS_BIN ?? path.join(targetDir, 'debug', 'orfeas');
 const artifacts = path.resolve(process.env.ORFEAS_ARTIFACTS ?? path.join(targetDir, 'test-artifacts'));
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const externalUrl = process.env.ORFEAS_STUDIO_URL;
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const IMAGES = ['cat_silhouette.png', 'logo_star.png', 'strip_wave.png'].map((f) => path.join(repo, 'examples', f));
 const EXTRA_IMAGE = path.join(repo, 'examples', 'terrain_height16.png');
@@ -232,6 +234,25 @@ describe('Batch Studio in Chromium', () => {
     await page.click('#preview-rotate');
     assert.equal(await page.locator('#preview-rotate').getAttribute('aria-pressed'), 'true');
     await page.click('#preview-rotate');
+  });
+
+  it('has no serious accessibility problems (axe-core, WCAG 2 A/AA), in the light and the dark theme', async () => {
+    await page.addScriptTag({ path: axePath });
+    const audit = () => page.evaluate(async () => {
+      const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+      return result.violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 6).map((n) => n.target.join(' ')).join(', ')}`);
+    });
+    try {
+      for (const colorScheme of ['light', 'dark']) {
+        await page.emulateMedia({ colorScheme });
+        await page.waitForTimeout(600); // colour transitions finish before contrast is measured
+        assert.deepEqual(await audit(), [], `${colorScheme} theme`);
+      }
+    } finally {
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
   });
 
   it('downloads a job\'s STL and GLB and the batch ZIP, and the files are what they claim', async () => {
