@@ -8,9 +8,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose);
+    cli::init_logging(args.verbose, !matches!(args.command, cli::Command::Serve(_)));
     match args.command {
         cli::Command::Generate(generate) => cli::generate::run(generate),
+        cli::Command::Serve(serve) => cli::serve::run(serve),
         cli::Command::Gpu { json } => cli::gpu::run(json),
         cli::Command::FetchModel { model } => cli::fetch_model::run(&model),
     }

@@ -3,6 +3,7 @@
 pub mod fetch_model;
 pub mod generate;
 pub mod gpu;
+pub mod serve;
 mod inputs;
 mod progress_view;
 mod summary;
@@ -32,6 +33,8 @@ pub enum Command {
         #[arg(long, default_value = "depth-anything-v2-small")]
         model: String,
     },
+    /// Run the HTTP server and the Batch Studio page.
+    Serve(ServeArgs),
     /// Show NVIDIA GPU telemetry (JSON), or say plainly that there is none. Always exits 0.
     Gpu {
         /// Print JSON even when no GPU is present (`{"available": false, ...}`).
@@ -92,14 +95,74 @@ pub struct GenerateArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (0.0.0.0 to accept other machines).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Uploads, outputs and the job list (jobs.json) live here.
+    #[arg(long, default_value = "orfeas-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Jobs processed at once.
+    #[arg(long, default_value_t = 4)]
+    pub slots: usize,
+    /// Depth estimator for every job: auto, relief, inflate or depth-anything.
+    #[arg(long, default_value = "auto", value_parser = parse_from_str::<DepthMethod>)]
+    pub depth: DepthMethod,
+    /// Model weights (file or directory) for depth-anything.
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+    /// Where the depth model runs: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_from_str::<Device>)]
+    pub device: Device,
+    /// Default formats when a request names none.
+    #[arg(short, long, default_value = "stl", value_delimiter = ',', value_parser = parse_from_str::<MeshFormat>)]
+    pub format: Vec<MeshFormat>,
+    /// Default quality when a request names none.
+    #[arg(short, long, default_value = "medium", value_parser = parse_from_str::<Quality>)]
+    pub quality: Quality,
+    /// Default model width in millimetres.
+    #[arg(long, default_value_t = 100.0)]
+    pub width_mm: f32,
+    /// Default relief height above the base, millimetres.
+    #[arg(long, default_value_t = 20.0)]
+    pub depth_mm: f32,
+    /// Default base thickness, millimetres.
+    #[arg(long, default_value_t = 2.0)]
+    pub base_mm: f32,
+    /// Write open front surfaces instead of closed solids by default.
+    #[arg(long)]
+    pub surface: bool,
+    /// Default meshing tolerance (fraction of the relief height).
+    #[arg(long)]
+    pub max_error: Option<f32>,
+    /// Default triangle budget.
+    #[arg(long)]
+    pub max_triangles: Option<usize>,
+    /// Largest uploaded file, megabytes (10^6 bytes).
+    #[arg(long, default_value_t = 50.0, value_name = "MB")]
+    pub max_file_mb: f64,
+    /// Largest upload request, megabytes (10^6 bytes).
+    #[arg(long, default_value_t = 200.0, value_name = "MB")]
+    pub max_request_mb: f64,
+    /// Most files in one batch.
+    #[arg(long, default_value_t = 100)]
+    pub max_files: usize,
+}
+
 fn parse_from_str<T: std::str::FromStr<Err = orfeas_core::OrfeasError>>(s: &str) -> Result<T, String> {
     s.parse::<T>().map_err(|e| e.to_string())
 }
 
-/// Logs go to stderr; stdout is reserved for `--json`.
-pub fn init_logging(verbose: u8) {
+/// Logs go to stderr; stdout is reserved for `--json`. A server (`quiet_default = false`)
+/// logs warnings by default: refused downloads and failed saves must be visible.
+pub fn init_logging(verbose: u8, quiet_default: bool) {
     let default = match verbose {
-        0 => "error",
+        0 if quiet_default => "error",
+        0 => "warn",
         1 => "info",
         _ => "debug",
     };

@@ -1,0 +1,125 @@
+//! `orfeas serve`: the HTTP server and Batch Studio page (CONTRACT.md §2-3).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use orfeas_core::{BatchConfig, GenerateSettings};
+use orfeas_server::{AppState, ServerConfig, UploadLimits};
+
+use super::ServeArgs;
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let mut formats = args.format.clone();
+    let mut seen = std::collections::HashSet::new();
+    formats.retain(|f| seen.insert(*f));
+    let defaults = GenerateSettings {
+        formats,
+        quality: args.quality,
+        max_error: args.max_error,
+        max_triangles: args.max_triangles,
+        width_mm: args.width_mm,
+        depth_mm: args.depth_mm,
+        base_mm: args.base_mm,
+        solid: !args.surface,
+    };
+    if let Err(e) = defaults.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let mut config = ServerConfig::new(&args.data_dir);
+    config.defaults = defaults;
+    config.batch = BatchConfig { slots: args.slots, depth: args.depth, device: args.device, weights: args.weights.clone(), ..BatchConfig::default() };
+    config.limits = UploadLimits {
+        max_file_bytes: mb_to_bytes(args.max_file_mb),
+        max_request_bytes: mb_to_bytes(args.max_request_mb),
+        max_files: args.max_files,
+    };
+    if config.limits.max_files == 0 || config.limits.max_file_bytes == 0 || config.limits.max_request_bytes == 0 {
+        eprintln!("error: upload limits must be positive");
+        return ExitCode::from(EXIT_USAGE);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orfeas-http").build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(async move {
+        let state = match tokio::task::spawn_blocking(move || AppState::new(config)).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        let addr = format!("{}:{}", args.host, args.port);
+        let listener = match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        let local: Option<SocketAddr> = listener.local_addr().ok();
+        let shown = local.map_or(addr.clone(), |a| a.to_string());
+        eprintln!(
+            "orfeas serve: http://{shown}/ (data in {}, {} slots, device {}, depth {})",
+            state.data_dir().display(),
+            state.processor().slots(),
+            state.processor().device(),
+            state.processor().config().depth
+        );
+        match orfeas_server::serve(listener, state, shutdown_signal()).await {
+            Ok(()) => {
+                eprintln!("orfeas serve: stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+    })
+}
+
+fn mb_to_bytes(mb: f64) -> u64 {
+    if mb.is_finite() && mb > 0.0 {
+        (mb * 1_000_000.0) as u64
+    } else {
+        0
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    eprintln!("orfeas serve: shutting down (cancelling running jobs)");
+}

@@ -1,0 +1,216 @@
+//! What the server remembers about one job, and the JSON clients see of it.
+
+use serde::{Deserialize, Serialize};
+
+/// A job's state. `processing` covers every pipeline stage; the stage itself is in
+/// [`JobRecord::stage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Processing,
+    Complete,
+    Error,
+    Cancelled,
+}
+
+impl JobState {
+    /// Complete, error and cancelled never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Complete | Self::Error | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Complete => "complete",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One file the server wrote for a job. Only the bare file name is kept: downloads look the
+/// name up here and join it to the job's own output directory, never a client-given path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub format: String,
+    pub file: String,
+    pub bytes: u64,
+}
+
+/// The server's record of one job; persisted in `jobs.json` as is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub batch_id: String,
+    /// The uploaded file's name, sanitised (what the user recognises on the card).
+    pub filename: String,
+    pub status: JobState,
+    /// 0-100 for the whole job.
+    pub progress: f32,
+    /// The pipeline stage (`queued`, `loading`, ..., `complete`, `error`, `cancelled`).
+    pub stage: String,
+    pub outputs: Vec<OutputRecord>,
+    pub error: Option<String>,
+    /// Stable code of the error (`ERR_…`).
+    pub code: Option<String>,
+    pub triangles: usize,
+    /// The depth estimator that ran.
+    pub depth: Option<String>,
+    pub watertight: bool,
+    /// Seconds the job spent in a slot.
+    pub seconds: Option<f64>,
+    /// Requested output formats and quality, for display.
+    pub formats: Vec<String>,
+    pub quality: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// An output as clients see it: with its download URL.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputView {
+    pub format: String,
+    pub filename: String,
+    pub url: String,
+    pub bytes: u64,
+}
+
+impl OutputRecord {
+    pub fn view(&self, job_id: &str) -> OutputView {
+        OutputView {
+            format: self.format.clone(),
+            filename: self.file.clone(),
+            url: download_url(job_id, &self.file),
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// `/api/download/{job}/{file}` with the file name percent-encoded.
+pub fn download_url(job_id: &str, file: &str) -> String {
+    format!("/api/download/{}/{}", percent_encode(job_id), percent_encode(file))
+}
+
+/// Encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A job as the API and the WebSocket `snapshot` show it (CONTRACT.md §3).
+#[derive(Clone, Debug, Serialize)]
+pub struct JobView {
+    pub job_id: String,
+    pub batch_id: String,
+    pub filename: String,
+    pub status: JobState,
+    pub progress: f32,
+    pub stage: String,
+    pub outputs: Vec<OutputView>,
+    /// Download URL of the first output, when there is one.
+    pub output_file: Option<String>,
+    pub error: Option<String>,
+    pub code: Option<String>,
+    pub triangles: usize,
+    pub depth: Option<String>,
+    pub watertight: bool,
+    pub seconds: Option<f64>,
+    pub formats: Vec<String>,
+    pub quality: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl JobRecord {
+    pub fn view(&self) -> JobView {
+        let outputs: Vec<OutputView> = self.outputs.iter().map(|o| o.view(&self.job_id)).collect();
+        JobView {
+            job_id: self.job_id.clone(),
+            batch_id: self.batch_id.clone(),
+            filename: self.filename.clone(),
+            status: self.status,
+            progress: self.progress,
+            stage: self.stage.clone(),
+            output_file: outputs.first().map(|o| o.url.clone()),
+            outputs,
+            error: self.error.clone(),
+            code: self.code.clone(),
+            triangles: self.triangles,
+            depth: self.depth.clone(),
+            watertight: self.watertight,
+            seconds: self.seconds,
+            formats: self.formats.clone(),
+            quality: self.quality.clone(),
+            created_at: self.created_at.clone(),
+            started_at: self.started_at.clone(),
+            finished_at: self.finished_at.clone(),
+        }
+    }
+}
+
+/// Counts of one batch's jobs by state (the `batch_progress` event and `GET /api/batches/{id}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BatchCounts {
+    pub batch_id: String,
+    pub total: usize,
+    pub queued: usize,
+    pub processing: usize,
+    pub complete: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+impl BatchCounts {
+    pub fn add(&mut self, state: JobState) {
+        self.total += 1;
+        match state {
+            JobState::Queued => self.queued += 1,
+            JobState::Processing => self.processing += 1,
+            JobState::Complete => self.complete += 1,
+            JobState::Error => self.failed += 1,
+            JobState::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    /// Every job of the batch reached a terminal state.
+    pub fn finished(&self) -> bool {
+        self.queued == 0 && self.processing == 0
+    }
+}
+
+/// Job ids are generated by the server (UUIDs); anything else found in a persisted file is
+/// refused so that no record can ever name a path outside its directory.
+pub fn is_safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_encode_every_reserved_character() {
+        assert_eq!(download_url("ab-1", "cat photo#1.stl"), "/api/download/ab-1/cat%20photo%231.stl");
+        assert_eq!(download_url("x", "é.glb"), "/api/download/x/%C3%A9.glb");
+    }
+
+    #[test]
+    fn only_generated_ids_are_safe() {
+        assert!(is_safe_id("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(!is_safe_id("../etc"));
+        assert!(!is_safe_id("a/b"));
+        assert!(!is_safe_id(""));
+    }
+}

@@ -1,0 +1,76 @@
+//! # orfeas-server
+//!
+//! The HTTP and WebSocket server behind `orfeas serve` (CONTRACT.md §3) and the Batch
+//! Studio page. [`app`] builds the router so tests drive the real thing; [`serve`] runs it
+//! on a listener with the background ticker and a graceful shutdown.
+//!
+//! Shape: uploads are streamed to disk ([`upload`]), each valid image becomes a job with its
+//! own directory under the data dir and its own cancel token, jobs run on the shared
+//! `orfeas_core::BatchProcessor` ([`runner`]), and the [`jobs::JobStore`] owns every job's
+//! state, persists it as `jobs.json` and broadcasts each change to WebSocket clients.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod files;
+pub mod form;
+pub mod jobs;
+pub mod routes;
+pub mod runner;
+pub mod state;
+pub mod ticker;
+pub mod upload;
+
+use std::future::Future;
+use std::time::Duration;
+
+use std::future::IntoFuture;
+
+use axum::Router;
+
+pub use config::{ServerConfig, UploadLimits};
+pub use state::AppState;
+
+/// The whole HTTP application on `state`.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// How long open connections (downloads, WebSockets) get to finish after shutdown starts
+/// before the server stops waiting for them.
+const CONNECTION_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `state` on `listener` until `shutdown` resolves, then shuts down gracefully: new
+/// connections are refused, uploads get 503, running jobs are cancelled (the core removes
+/// their partial files) and waiting ones marked cancelled, WebSocket clients receive those
+/// last events and then a Close frame, and the job store is saved.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let ticker = tokio::spawn(ticker::run(state.clone()));
+    let on_signal = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            state.begin_shutdown();
+        }
+    };
+    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(on_signal).into_future();
+    let wind_down = {
+        let state = state.clone();
+        async move {
+            state.shutdown_token().cancelled().await;
+            state.wind_down().await;
+            tokio::time::sleep(CONNECTION_GRACE).await;
+        }
+    };
+    let result = tokio::select! {
+        r = server => r,
+        () = wind_down => {
+            tracing::warn!("connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    state.finish_shutdown().await;
+    let _ = ticker.await;
+    result
+}

@@ -1,0 +1,134 @@
+//! `POST /api/batch-generate`: receive images, create one job per valid image, start them.
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use orfeas_core::batch::sanitize_stem;
+use serde_json::{json, Value};
+
+use crate::clock::now_rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{JobRecord, JobState, NewJob};
+use crate::runner::{spawn_batch, ReadyJob};
+use crate::state::AppState;
+use crate::upload::{self, StagingDir};
+
+pub async fn batch_generate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if state.is_shutting_down() {
+        return Err(ApiError::unavailable("the server is shutting down"));
+    }
+    let limits = state.config().limits;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_bytes) {
+        return Err(ApiError::too_large(format!("request body too large: over the limit of {} bytes", limits.max_request_bytes)));
+    }
+    let multipart = multipart.map_err(|e| ApiError::unsupported_media(format!("expected a multipart/form-data body with image files: {e}")))?;
+
+    let batch_id = new_id();
+    let staging = StagingDir::create(state.uploads_dir().join(&batch_id)).map_err(|e| ApiError::internal(format!("cannot stage uploads: {e}")))?;
+    let received = upload::receive(multipart, staging.path(), &limits).await?;
+    let processor = state.processor();
+    let request = crate::form::parse(&received.fields, &state.config().defaults, processor.config().depth, processor.slots())?;
+
+    let image_limits = processor.config().limits;
+    let staged = received.files;
+    let (valid, checked_out) = tokio::task::spawn_blocking(move || upload::validate(staged, &image_limits))
+        .await
+        .map_err(|e| ApiError::internal(format!("upload check failed: {e}")))?;
+    let mut rejected = received.rejected;
+    rejected.extend(checked_out);
+    if valid.is_empty() {
+        let message = if rejected.is_empty() { "no image files in the request (field `files`)".to_owned() } else { "no valid image in the request".to_owned() };
+        let error = if received.oversize && rejected.iter().all(|r| r.code == "ERR_FILE_TOO_LARGE") {
+            ApiError::too_large(format!("{message}: every file is over the limit of {} bytes", limits.max_file_bytes))
+        } else {
+            ApiError::bad_request(message)
+        };
+        return Err(error.with_extra(json!({ "rejected": rejected })));
+    }
+
+    let settings = request.settings;
+    let formats: Vec<String> = settings.formats.iter().map(|f| f.as_str().to_owned()).collect();
+    let created_at = now_rfc3339();
+    let mut new_jobs = Vec::with_capacity(valid.len());
+    let mut ready = Vec::with_capacity(valid.len());
+    for file in valid {
+        let job_id = new_id();
+        let stem = sanitize_stem(&file.filename);
+        let input_dir = state.input_dir(&job_id);
+        let out_dir = state.out_dir(&job_id);
+        let input = input_dir.join(format!("{stem}.{}", file.extension));
+        std::fs::create_dir_all(&input_dir)
+            .and_then(|()| std::fs::create_dir_all(&out_dir))
+            .and_then(|()| std::fs::rename(&file.path, &input))
+            .map_err(|e| ApiError::internal(format!("cannot store an upload: {e}")))?;
+        let cancel = state.job_token();
+        new_jobs.push(NewJob {
+            record: JobRecord {
+                job_id: job_id.clone(),
+                batch_id: batch_id.clone(),
+                filename: file.filename.clone(),
+                status: JobState::Queued,
+                progress: 0.0,
+                stage: "queued".into(),
+                outputs: Vec::new(),
+                error: None,
+                code: None,
+                triangles: 0,
+                depth: None,
+                watertight: false,
+                seconds: None,
+                formats: formats.clone(),
+                quality: settings.quality.as_str().into(),
+                created_at: created_at.clone(),
+                started_at: None,
+                finished_at: None,
+            },
+            cancel: cancel.clone(),
+        });
+        ready.push(ReadyJob { job_id, filename: file.filename, input, out_dir, stem, cancel });
+    }
+    drop(staging);
+
+    let job_ids: Vec<String> = ready.iter().map(|j| j.job_id.clone()).collect();
+    let total = job_ids.len();
+    let parallel = request.batch_size.min(processor.slots()).max(1);
+    let per_job = state.store().mean_seconds(settings.quality.as_str()).unwrap_or(match settings.quality {
+        orfeas_core::Quality::Low => 1.0,
+        orfeas_core::Quality::Medium => 3.0,
+        orfeas_core::Quality::High => 10.0,
+    });
+    let estimated = (total.div_ceil(parallel) as f64 * per_job * 10.0).round() / 10.0;
+
+    state.store().add(new_jobs);
+    spawn_batch(&state, &batch_id, ready, settings, request.batch_size);
+    tracing::info!(batch_id = %batch_id, jobs = total, rejected = rejected.len(), "batch accepted");
+
+    let message = if rejected.is_empty() {
+        format!("{total} job(s) queued")
+    } else {
+        format!("{total} job(s) queued, {} file(s) rejected", rejected.len())
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "batch_id": batch_id,
+            "job_ids": job_ids,
+            "total_jobs": total,
+            "estimated_time_seconds": estimated,
+            "message": message,
+            "rejected": rejected,
+        })),
+    ))
+}
+
+/// A random id (UUID v4, 32 hex digits with dashes): never derived from client input.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

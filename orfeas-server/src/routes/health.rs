@@ -1,0 +1,23 @@
+//! `GET /api/health`: liveness plus what this server runs with.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+pub async fn health(State(state): State<AppState>) -> Json<Value> {
+    let processor = state.processor();
+    Json(json!({
+        "status": if state.is_shutting_down() { "shutting_down" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "device": processor.device().to_string(),
+        "slots": processor.slots(),
+        "depth": processor.config().depth.as_str(),
+        "limits": {
+            "max_file_bytes": state.config().limits.max_file_bytes,
+            "max_request_bytes": state.config().limits.max_request_bytes,
+            "max_files": state.config().limits.max_files,
+        },
+    }))
+}

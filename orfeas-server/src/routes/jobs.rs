@@ -1,0 +1,82 @@
+//! Job and batch state: list, inspect, cancel.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{CancelOutcome, JobState, JobView};
+use crate::state::AppState;
+
+/// `GET /api/jobs`: every job, oldest first.
+pub async fn list(State(state): State<AppState>) -> Json<Vec<JobView>> {
+    Json(state.store().list())
+}
+
+/// `GET /api/jobs/{job_id}`.
+pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult<Json<JobView>> {
+    state
+        .store()
+        .get(&job_id)
+        .map(|job| Json(job.view()))
+        .ok_or_else(|| ApiError::not_found(format!("no job {job_id:?}")))
+}
+
+/// `DELETE /api/jobs/{job_id}`: a waiting job is cancelled at once; a running one is asked
+/// to stop and the answer waits (bounded) until it has, so `cancelled` means its partial
+/// files are gone. 409 when the job had already finished (or finished before it could be
+/// stopped), 202 `cancelling` when it is still winding down after the wait.
+pub async fn cancel_job(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let store = state.store();
+    match store.cancel(&job_id, "cancelled by request") {
+        CancelOutcome::NotFound => Err(ApiError::not_found(format!("no job {job_id:?}"))),
+        CancelOutcome::Finished(status) => Err(already_finished(&job_id, status)),
+        CancelOutcome::Cancelled => Ok((StatusCode::OK, Json(json!({ "job_id": job_id, "status": "cancelled", "success": true })))),
+        CancelOutcome::Running => match store.wait_finished(&job_id, state.config().cancel_wait).await {
+            Some(JobState::Cancelled) => {
+                Ok((StatusCode::OK, Json(json!({ "job_id": job_id, "status": "cancelled", "success": true }))))
+            }
+            Some(status) => Err(already_finished(&job_id, status)),
+            None => Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id, "status": "cancelling", "success": true })))),
+        },
+    }
+}
+
+fn already_finished(job_id: &str, status: JobState) -> ApiError {
+    ApiError::conflict(format!("job {job_id:?} already finished ({})", status.as_str()))
+        .with_extra(json!({ "job_id": job_id, "status": status }))
+}
+
+/// `GET /api/batches/{batch_id}`: counts by state and the job ids (and jobs) of a batch.
+pub async fn get_batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult<Json<Value>> {
+    let (counts, jobs) = state.store().batch(&batch_id).ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
+    let job_ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+    let views: Vec<JobView> = jobs.iter().map(|j| j.view()).collect();
+    Ok(Json(json!({
+        "batch_id": counts.batch_id,
+        "total": counts.total,
+        "queued": counts.queued,
+        "processing": counts.processing,
+        "complete": counts.complete,
+        "failed": counts.failed,
+        "cancelled": counts.cancelled,
+        "finished": counts.finished(),
+        "job_ids": job_ids,
+        "jobs": views,
+        "zip_url": format!("/api/batches/{}/zip", counts.batch_id),
+    })))
+}
+
+/// `DELETE /api/batches/{batch_id}`: cancels every unfinished job of the batch.
+pub async fn cancel_batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult<Json<Value>> {
+    let store = state.store();
+    let (_, jobs) = store.batch(&batch_id).ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
+    let mut cancelled = Vec::new();
+    for job in jobs.iter().filter(|j| !j.status.is_terminal()) {
+        if matches!(store.cancel(&job.job_id, "cancelled by request"), CancelOutcome::Cancelled | CancelOutcome::Running) {
+            cancelled.push(job.job_id.clone());
+        }
+    }
+    Ok(Json(json!({ "batch_id": batch_id, "cancelled": cancelled, "success": true })))
+}

@@ -1,0 +1,178 @@
+//! [`AppState`]: what every route shares (cheap to clone, `Arc` inside).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use orfeas_core::{BatchProcessor, CancelToken, OrfeasError};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::jobs::JobStore;
+
+/// Shared server state: configuration, the processor, the job store and shutdown handles.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ServerConfig,
+    /// The canonical data directory; every file served must lie below it.
+    data_dir: PathBuf,
+    processor: Arc<BatchProcessor>,
+    store: Arc<JobStore>,
+    /// Parent of every job's token: cancelling it stops all jobs.
+    jobs_cancel: CancelToken,
+    /// Cancelled when shutdown starts: uploads are refused and the ticker ends.
+    shutdown: CancellationToken,
+    /// Cancelled once the cancelled jobs have wound down: WebSocket clients get their last
+    /// events, then a Close frame.
+    clients: CancellationToken,
+    /// Job tasks, awaited at shutdown.
+    tasks: TaskTracker,
+    /// Jobs handed to the processor at once (slots × 2): the rest wait here as cheap async
+    /// tasks instead of holding a blocking thread each.
+    in_flight: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Creates the data directory, loads the job store and starts the processor (which
+    /// loads model weights when the depth method needs them: call off the async runtime or
+    /// accept a short block).
+    pub fn new(config: ServerConfig) -> Result<Self, OrfeasError> {
+        for dir in [config.data_dir.clone(), config.data_dir.join("jobs"), config.data_dir.join("uploads"), config.data_dir.join("tmp")] {
+            std::fs::create_dir_all(&dir).map_err(|e| OrfeasError::io(&dir, e))?;
+        }
+        let data_dir = config.data_dir.canonicalize().map_err(|e| OrfeasError::io(&config.data_dir, e))?;
+        clear_dir(&data_dir.join("uploads"));
+        clear_dir(&data_dir.join("tmp"));
+        let store = JobStore::open(&data_dir, config.event_buffer).map_err(|e| OrfeasError::io(data_dir.join("jobs.json"), e))?;
+        let processor = BatchProcessor::new(config.batch.clone())?;
+        let in_flight = Arc::new(Semaphore::new(processor.slots() * 2));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                data_dir,
+                processor: Arc::new(processor),
+                store: Arc::new(store),
+                jobs_cancel: CancelToken::new(),
+                shutdown: CancellationToken::new(),
+                clients: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                in_flight,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The canonical data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    pub fn processor(&self) -> &Arc<BatchProcessor> {
+        &self.inner.processor
+    }
+
+    pub fn store(&self) -> &Arc<JobStore> {
+        &self.inner.store
+    }
+
+    /// A fresh token for one job, cancelled with the server.
+    pub fn job_token(&self) -> CancelToken {
+        self.inner.jobs_cancel.child()
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Cancelled when WebSocket clients should be closed.
+    pub fn clients_token(&self) -> &CancellationToken {
+        &self.inner.clients
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    pub fn in_flight(&self) -> &Arc<Semaphore> {
+        &self.inner.in_flight
+    }
+
+    /// `<data>/jobs/<job_id>`: the job's own directory (input/ and out/ inside).
+    pub fn job_dir(&self, job_id: &str) -> PathBuf {
+        self.inner.data_dir.join("jobs").join(job_id)
+    }
+
+    /// Where a job's outputs are written.
+    pub fn out_dir(&self, job_id: &str) -> PathBuf {
+        self.job_dir(job_id).join("out")
+    }
+
+    /// Where a job's uploaded image is kept.
+    pub fn input_dir(&self, job_id: &str) -> PathBuf {
+        self.job_dir(job_id).join("input")
+    }
+
+    /// Staging area for uploads still being received.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("uploads")
+    }
+
+    /// Temporary files (ZIP archives being built).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("tmp")
+    }
+
+    /// First half of shutdown: refuse new work, close WebSockets, cancel every job.
+    pub fn begin_shutdown(&self) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        tracing::info!("shutting down: cancelling unfinished jobs");
+        self.inner.shutdown.cancel();
+        self.inner.jobs_cancel.cancel();
+        self.inner.store.cancel_all("cancelled: server shut down");
+    }
+
+    /// Second half: wait (bounded) for the cancelled jobs to stop, then let WebSocket
+    /// clients go (they have seen every job's last event by then).
+    pub async fn wind_down(&self) {
+        self.begin_shutdown();
+        self.inner.tasks.close();
+        if tokio::time::timeout(self.inner.config.shutdown_grace, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("some jobs did not stop within the shutdown grace period");
+        }
+        self.inner.clients.cancel();
+    }
+
+    /// Last step: everything wound down; save the store.
+    pub async fn finish_shutdown(&self) {
+        self.wind_down().await;
+        self.inner.store.persist();
+    }
+}
+
+/// Leftovers of an earlier run (partial uploads, half-built archives) are removed at start.
+fn clear_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let result = if entry.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            if let Err(e) = result {
+                tracing::warn!(path = %path.display(), "cannot remove a leftover file: {e}");
+            }
+        }
+    }
+}

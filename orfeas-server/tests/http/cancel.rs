@@ -1,0 +1,59 @@
+//! Cancelling a waiting job and a running one.
+
+use reqwest::StatusCode;
+
+use crate::support::{by_job, files_below, job_ids, noise_png, png, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_a_queued_and_a_running_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), |c| c.batch.slots = 1).await;
+    let mut ws = server.ws().await;
+    ws.next().await.expect("snapshot");
+
+    // One slot: the big noisy image runs (slowly, quality=high) while the small one waits.
+    let files = vec![("slow.png", noise_png(2048)), ("waiting.png", png(32, 9))];
+    let (status, body) = server.upload(&files, &[("quality", "high"), ("format_type", "stl,glb,obj,ply")]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let ids = job_ids(&body);
+    let (slow, waiting) = (&ids[0], &ids[1]);
+
+    ws.until(|e| e["event"] == "generation_progress" && e["data"]["job_id"] == slow.as_str() && e["data"]["stage"] != "queued").await;
+    let (_, job) = server.get_json(&format!("/api/jobs/{waiting}")).await;
+    assert_eq!(job["status"], "queued", "{job}");
+
+    let (status, answer) = server.delete_json(&format!("/api/jobs/{waiting}")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!((answer["job_id"].as_str(), answer["status"].as_str()), (Some(waiting.as_str()), Some("cancelled")));
+
+    let (status, answer) = server.delete_json(&format!("/api/jobs/{slow}")).await;
+    assert_eq!(status, StatusCode::OK, "the running job stops: {answer}");
+    assert_eq!(answer["status"], "cancelled");
+
+    let events = ws.until_terminal(&ids).await;
+    let per_job = by_job(&events);
+    for id in [slow, waiting] {
+        let last = per_job[id].last().expect("events");
+        assert_eq!(last["event"], "generation_cancelled", "{last}");
+        let job = server.wait_job(id).await;
+        assert_eq!(job["status"], "cancelled");
+        assert!(job["outputs"].as_array().is_some_and(Vec::is_empty));
+    }
+    // Nothing partial left behind by the running job, nothing written for the waiting one.
+    for id in [slow, waiting] {
+        let out = server.data_dir.join("jobs").join(id).join("out");
+        assert!(files_below(&out).is_empty(), "{:?}", files_below(&out));
+    }
+
+    let (status, again) = server.delete_json(&format!("/api/jobs/{slow}")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert_eq!(again["success"], false);
+    let (status, _) = server.delete_json("/api/jobs/no-such-job").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The slot is free again: a new job runs to completion.
+    let (_, body) = server.upload(&[("after.png", png(32, 4))], &[("quality", "low")]).await;
+    let job = server.wait_job(&job_ids(&body)[0]).await;
+    assert_eq!(job["status"], "complete", "{job}");
+    server.stop().await;
+}
