@@ -45,6 +45,15 @@ export async function cancelJob(jobId) {
   return body;
 }
 
+/** DELETE /api/batches/{id}: cancels every unfinished job of a batch. */
+export async function cancelBatch(batchId) {
+  const response = await fetch(`/api/batches/${encodeURIComponent(batchId)}`, { method: 'DELETE' });
+  let body = null;
+  try { body = await response.json(); } catch { /* not JSON */ }
+  if (!response.ok) throw new ApiError(messageFor(response.status, body), response.status, body);
+  return body;
+}
+
 export const batchZipUrl = (batchId) => `/api/batches/${encodeURIComponent(batchId)}/zip`;
 
 /**

@@ -51,7 +51,7 @@ export class GpuMonitor {
           meter('Utilisation', util / 100, `${Math.round(util)} %`));
       }));
     } else {
-      this.body.replaceChildren(el('p', { class: 'muted' },
+      this.body.replaceChildren(el('p', { class: 'muted', title: stats.reason ?? '' },
         'CPU mode: no NVIDIA GPU or driver on the server, so every job runs on the CPU.'));
     }
 

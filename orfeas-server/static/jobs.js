@@ -1,7 +1,7 @@
 // The job board: one card per job, keyed by job id (never by position), updated in place from
 // WebSocket events, HTTP answers and `snapshot`s; plus the stats bar and "download all".
 
-import { batchZipUrl } from './api.js';
+import { batchZipUrl, cancelBatch } from './api.js';
 import { countJobs, mergeJob, TERMINAL, toJob } from './job-state.js';
 import { announce, el, formatBytes, formatCount, formatSeconds, stageLabel } from './util.js';
 
@@ -168,10 +168,24 @@ export class JobBoard {
     const title = el('h3', { class: 'batch-title', id: headingId });
     const counts = el('span', { class: 'batch-counts' });
     const zip = el('a', { class: 'btn-link', 'data-testid': 'batch-zip', 'aria-disabled': 'true' }, 'ZIP');
+    const stop = el('button', {
+      type: 'button', class: 'btn-link btn-link-danger', 'data-testid': 'cancel-batch', hidden: true,
+      'aria-label': 'Cancel every unfinished job of this batch',
+      onclick: async () => {
+        stop.disabled = true;
+        try {
+          await cancelBatch(batchId);
+        } catch (error) {
+          announce(`Could not cancel the batch: ${error.message}`);
+        } finally {
+          stop.disabled = false;
+        }
+      },
+    }, 'Cancel rest');
     const body = el('div', { class: 'batch-jobs' });
     const root = el('section', { class: 'batch', 'data-batch-id': batchId, 'aria-labelledby': headingId },
-      el('header', { class: 'batch-head' }, title, counts, zip), body);
-    group = { root, title, counts, zip, body, key: '' };
+      el('header', { class: 'batch-head' }, title, counts, stop, zip), body);
+    group = { root, title, counts, zip, stop, body, key: '' };
     this.groups.set(batchId, group);
     return group;
   }
@@ -195,6 +209,7 @@ export class JobBoard {
       group.title.textContent = title;
       group.title.title = `batch id ${batchId}`;
       group.counts.textContent = parts.join(' · ');
+      group.stop.hidden = c.processing + c.queued === 0;
       if (c.complete > 0) {
         group.zip.href = batchZipUrl(batchId);
         group.zip.setAttribute('download', '');
@@ -330,7 +345,9 @@ export class JobBoard {
       await this.options.onCancel(jobId);
       this.update({ job_id: jobId, status: 'cancelled', stage: 'cancelled' });
     } catch (error) {
-      card.localError = `Could not cancel: ${error.message}`;
+      // 409: it finished first; its own event brings the final state, which is no error.
+      if (error.status === 409) announce(`${this.jobs.get(jobId)?.filename ?? 'The job'} had already finished`);
+      else card.localError = `Could not cancel: ${error.message}`;
     } finally {
       card.cancelling = false;
       if (this.jobs.has(jobId)) this.renderCard(card, this.jobs.get(jobId));

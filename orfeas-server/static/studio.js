@@ -325,12 +325,31 @@ for (const [button, apply] of [[dom.previewRotate, (on) => viewer?.setAutoRotate
 
 // ---------- start ----------
 
+/**
+ * The server loads one depth estimator at start-up and accepts only that one (or `auto`) per
+ * request; other choices stay visible but disabled, with the flag that would enable them.
+ */
+function limitDepthChoices(serverDepth) {
+  if (!serverDepth) return;
+  for (const option of dom.depth.options) {
+    if (!option.value) {
+      option.textContent = `Server default (${serverDepth})`;
+      continue;
+    }
+    const usable = option.value === 'auto' || option.value === serverDepth;
+    option.disabled = !usable;
+    option.title = usable ? '' : `Start the server with --depth ${option.value} to use this`;
+  }
+  if (dom.depth.selectedOptions[0]?.disabled) dom.depth.value = '';
+}
+
 async function loadHealth() {
   try {
     const health = await getHealth();
     const parts = [`orfeas ${health.version}`, health.device, `${health.slots} slot${health.slots === 1 ? '' : 's'}`, `${health.depth} depth`];
     dom.serverInfo.textContent = parts.filter(Boolean).join(' · ');
     dom.serverInfo.dataset.ready = 'true';
+    limitDepthChoices(health.depth);
   } catch (error) {
     dom.serverInfo.textContent = `Server not answering: ${error.message}`;
   }
