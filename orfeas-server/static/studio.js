@@ -23,6 +23,7 @@ const dom = {
   width: $('width-mm'),
   relief: $('depth-mm'),
   base: $('base-mm'),
+  batchSize: $('batch-size'),
   connection: document.querySelector('[data-testid="connection"]'),
   serverInfo: $('server-info'),
   preview: document.querySelector('[data-testid="preview"]'),
@@ -117,9 +118,9 @@ dom.form.addEventListener('submit', async (event) => {
     dom.formats.focus();
     return;
   }
-  for (const input of [dom.width, dom.relief, dom.base]) {
+  for (const input of [dom.width, dom.relief, dom.base, dom.batchSize]) {
     if (!input.checkValidity()) {
-      showFormError(`${input.labels[0].textContent} (mm): ${input.validationMessage}`);
+      showFormError(`${input.labels[0].textContent}: ${input.validationMessage}`);
       input.focus();
       return;
     }
@@ -138,6 +139,7 @@ dom.form.addEventListener('submit', async (event) => {
       width_mm: settings.width_mm,
       depth_mm: settings.depth_mm,
       base_mm: settings.base_mm,
+      batch_size: Number.isFinite(dom.batchSize.valueAsNumber) ? dom.batchSize.valueAsNumber : undefined,
     }, (fraction) => updateStartButton(fraction));
     await acceptBatch(answer, items);
   } catch (error) {
@@ -350,6 +352,10 @@ async function loadHealth() {
     dom.serverInfo.textContent = parts.filter(Boolean).join(' · ');
     dom.serverInfo.dataset.ready = 'true';
     limitDepthChoices(health.depth);
+    if (Number.isInteger(health.slots) && health.slots > 0) {
+      dom.batchSize.max = String(health.slots);
+      dom.batchSize.placeholder = `All ${health.slots} slots`;
+    }
   } catch (error) {
     dom.serverInfo.textContent = `Server not answering: ${error.message}`;
   }

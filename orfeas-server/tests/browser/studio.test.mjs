@@ -8,7 +8,7 @@
 // ORFEAS_STUDIO_URL (test a server that is already running instead; the restart step is skipped).
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
 import { checkBinaryStl, checkGlb, zipEntryNames } from './mesh-files.mjs';
+import { writeNoisePng } from './noise-png.mjs';
 import { freePort, startServer } from './orfeas-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -273,19 +274,27 @@ describe('Batch Studio in Chromium', () => {
   });
 
   it('cancels a queued job; the rest of its batch completes', async () => {
-    // Two slots, every example at high quality: the last job waits in the queue for seconds.
-    const files = readdirSync(path.join(repo, 'examples')).filter((f) => /\.(png|jpe?g|webp|bmp)$/i.test(f)).sort()
-      .map((f) => path.join(repo, 'examples', f));
-    assert.ok(files.length >= 6, `examples/ has ${files.length} images`);
+    // One job at a time and two slow (noisy, high quality) images: whichever job runs first,
+    // the others wait in the queue for seconds, so a queued one is there to cancel.
+    const files = [path.join(work, 'noise-a.png'), path.join(work, 'noise-b.png'), IMAGES[0]];
+    writeNoisePng(files[0], 1536, 1);
+    writeNoisePng(files[1], 1536, 2);
+    await page.fill('[data-testid="batch-size"]', '1');
     const batch = await startBatch(files, { formats: ['stl'], quality: 'high' });
-    const last = batch.job_ids[batch.job_ids.length - 1];
-    const cancel = card(last).locator('[data-testid="cancel-button"]');
-    await cancel.waitFor({ timeout: 10_000 });
-    await cancel.click();
-    await waitForCards([last], ['cancelled'], 30_000);
-    assert.equal(await card(last).locator('[data-testid="download-button"]').count(), 0);
-    const rest = batch.job_ids.slice(0, -1);
-    assert.deepEqual(await waitForCards(rest, ['complete', 'error', 'cancelled']), rest.map(() => 'complete'));
+    await page.fill('[data-testid="batch-size"]', '');
+    assert.equal(batch.job_ids.length, files.length);
+    const target = await page.waitForFunction((ids) => {
+      const queued = ids.filter((id) => document.querySelector(`[data-testid="job-card"][data-job-id="${CSS.escape(id)}"]`)?.dataset.status === 'queued');
+      return queued.length ? queued[queued.length - 1] : null;
+    }, batch.job_ids, { timeout: 10_000 }).then((handle) => handle.jsonValue());
+    await card(target).locator('[data-testid="cancel-button"]').click();
+    await waitForCards([target], ['cancelled'], 30_000);
+    assert.equal(await card(target).locator('[data-testid="download-button"]').count(), 0);
+    assert.equal(await card(target).locator('[data-testid="cancel-button"]').count(), 0);
+    const rest = batch.job_ids.filter((id) => id !== target);
+    const errors = () => page.locator('[data-testid="job-card"][data-status="error"] [data-testid="job-error"]').allInnerTexts();
+    const states = await waitForCards(rest, ['complete', 'error', 'cancelled']);
+    assert.deepEqual(states, rest.map(() => 'complete'), `job errors: ${(await errors()).join('; ')}`);
   });
 
   it('reconnects by itself after the server restarts and re-renders from the snapshot', { skip: externalUrl ? 'ORFEAS_STUDIO_URL: not our server' : false }, async () => {
