@@ -116,7 +116,7 @@ async fn main() {
     let o = parse_args();
     let data = tempfile::tempdir().expect("tempdir");
     let (mut child, addr) = start_server(&o, data.path());
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().no_proxy().build().expect("client");
     for _ in 0..100 {
         if http.get(format!("http://{addr}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {
             break;

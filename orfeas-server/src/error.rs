@@ -16,11 +16,14 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields merged into the body (e.g. the `rejected` list of an upload).
     pub extra: Option<serde_json::Value>,
+    /// Answer with `Connection: close`: the request body was not read to its end, so the
+    /// connection cannot carry another request (and a client must not pool it).
+    pub close_connection: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None }
+        Self { status, code, message: message.into(), extra: None, close_connection: false }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -49,6 +52,12 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "ERR_INTERNAL", message)
+    }
+
+    /// Marks the connection for closing after the answer.
+    pub fn closing(mut self) -> Self {
+        self.close_connection = true;
+        self
     }
 
     /// Adds fields to the JSON body.
@@ -87,7 +96,11 @@ impl IntoResponse for ApiError {
                 obj.entry(k).or_insert(v);
             }
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.close_connection {
+            response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

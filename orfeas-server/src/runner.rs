@@ -27,29 +27,39 @@ pub struct ReadyJob {
     pub cancel: CancelToken,
 }
 
-/// Starts every job of a batch; returns at once.
+/// Starts a batch; returns at once. One dispatcher task per batch takes the jobs in
+/// submission order, waits for a permit of the batch (`batch_size`) and one of the server
+/// (`slots × 2`), then starts the job with both permits; so jobs start in the order they
+/// were uploaded, and batches share the server fairly (the semaphores are FIFO).
 pub fn spawn_batch(state: &AppState, batch_id: &str, jobs: Vec<ReadyJob>, settings: GenerateSettings, batch_size: usize) {
     let gate = Arc::new(Semaphore::new(batch_size.max(1)));
     let settings = Arc::new(settings);
-    for job in jobs {
-        let state = state.clone();
-        let gate = Arc::clone(&gate);
-        let settings = Arc::clone(&settings);
-        let batch_id = batch_id.to_owned();
-        state.tasks().clone().spawn(async move { run_job(state, gate, batch_id, job, settings).await });
-    }
+    let batch_id = batch_id.to_owned();
+    let dispatcher_state = state.clone();
+    state.tasks().spawn(async move {
+        let state = dispatcher_state;
+        let store = Arc::clone(state.store());
+        for job in jobs {
+            let Ok(batch_permit) = Arc::clone(&gate).acquire_owned().await else { return };
+            let Ok(slot_permit) = Arc::clone(state.in_flight()).acquire_owned().await else { return };
+            if store.is_cancel_requested(&job.job_id) {
+                // Cancelled while waiting; `cancel` already recorded it unless shutdown set
+                // the token first, in which case this records it.
+                store.cancel(&job.job_id, "cancelled: server shut down");
+                continue;
+            }
+            let (state2, settings, batch_id) = (state.clone(), Arc::clone(&settings), batch_id.clone());
+            state.tasks().spawn(async move {
+                run_job(state2, batch_id, job, settings).await;
+                drop((batch_permit, slot_permit));
+            });
+        }
+    });
 }
 
-async fn run_job(state: AppState, gate: Arc<Semaphore>, batch_id: String, job: ReadyJob, settings: Arc<GenerateSettings>) {
+/// Runs one job on a blocking thread and makes sure the store ends with its final state.
+async fn run_job(state: AppState, batch_id: String, job: ReadyJob, settings: Arc<GenerateSettings>) {
     let store = Arc::clone(state.store());
-    let Ok(_batch_permit) = gate.acquire_owned().await else { return };
-    let Ok(_slot_permit) = Arc::clone(state.in_flight()).acquire_owned().await else { return };
-    if store.is_cancel_requested(&job.job_id) {
-        // Cancelled while waiting; `cancel` already recorded it unless shutdown set the
-        // token first, in which case this records it.
-        store.cancel(&job.job_id, "cancelled: server shut down");
-        return;
-    }
     let job_id = job.job_id.clone();
     let sink = Arc::new(JobSink {
         store: Arc::clone(&store),

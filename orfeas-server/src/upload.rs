@@ -86,16 +86,25 @@ impl Drop for StagingDir {
 
 /// Reads every field: files go to `staging` as `0`, `1`, ... (never under a client-given
 /// name), text fields are collected. Errors: 413 when the body or the file count is over
-/// the limit, 400 for a malformed body.
+/// the limit, 400 for a malformed body or an overlong text field. A request refused for its
+/// content is still read to its end (within the body limit) before the answer, so that the
+/// client, still sending, receives the answer instead of a reset connection.
 pub async fn receive(mut multipart: Multipart, staging: &Path, limits: &UploadLimits) -> Result<Received, ApiError> {
     let mut received = Received::default();
     let mut file_fields = 0usize;
+    let mut refusal: Option<ApiError> = None;
     while let Some(field) = multipart.next_field().await.map_err(body_error)? {
         let name = field.name().unwrap_or_default().to_owned();
+        if refusal.is_some() {
+            drain(field).await?;
+            continue;
+        }
         if is_file_field(&name) {
             file_fields += 1;
             if file_fields > limits.max_files {
-                return Err(ApiError::too_large(format!("too many files: at most {} per batch", limits.max_files)));
+                refusal = Some(ApiError::too_large(format!("too many files: at most {} per batch", limits.max_files)));
+                drain(field).await?;
+                continue;
             }
             let filename = display_name(field.file_name().unwrap_or("image"));
             let path = staging.join(file_fields.to_string());
@@ -116,11 +125,24 @@ pub async fn receive(mut multipart: Multipart, staging: &Path, limits: &UploadLi
                 }
             }
         } else {
-            let text = read_text(field).await?;
-            received.fields.insert(name, text);
+            match read_text(field).await? {
+                Ok(text) => {
+                    received.fields.insert(name, text);
+                }
+                Err(e) => refusal = Some(e),
+            }
         }
     }
-    Ok(received)
+    match refusal {
+        Some(e) => Err(e),
+        None => Ok(received),
+    }
+}
+
+/// Reads a field to its end, keeping nothing.
+async fn drain(mut field: Field<'_>) -> Result<(), ApiError> {
+    while field.chunk().await.map_err(body_error)?.is_some() {}
+    Ok(())
 }
 
 enum Written {
@@ -152,24 +174,32 @@ async fn write_field(mut field: Field<'_>, path: &Path, max_bytes: u64) -> Resul
     Ok(Written::Complete(written))
 }
 
-async fn read_text(mut field: Field<'_>) -> Result<String, ApiError> {
+/// A text field: `Ok(Err(..))` when it is too long or not UTF-8 (the rest of it is read).
+async fn read_text(mut field: Field<'_>) -> Result<Result<String, ApiError>, ApiError> {
     let name = field.name().unwrap_or_default().to_owned();
     let mut bytes = Vec::new();
+    let mut too_long = false;
     while let Some(chunk) = field.chunk().await.map_err(body_error)? {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > MAX_TEXT_FIELD {
-            return Err(ApiError::bad_request(format!("field {name:?} is longer than {MAX_TEXT_FIELD} bytes")));
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
+            too_long = true;
+        } else {
+            bytes.extend_from_slice(&chunk);
         }
     }
-    String::from_utf8(bytes).map_err(|_| ApiError::bad_request(format!("field {name:?} is not UTF-8 text")))
+    if too_long {
+        return Ok(Err(ApiError::bad_request(format!("field {name:?} is longer than {MAX_TEXT_FIELD} bytes"))));
+    }
+    Ok(String::from_utf8(bytes).map_err(|_| ApiError::bad_request(format!("field {name:?} is not UTF-8 text"))))
 }
 
+/// The body could not be read on: the rest of it stays unread, so the connection closes.
 fn body_error(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let error = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large(format!("request body too large: {}", e.body_text()))
     } else {
         ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
-    }
+    };
+    error.closing()
 }
 
 fn remove_quietly(path: &Path) {

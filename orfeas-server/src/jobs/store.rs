@@ -232,22 +232,21 @@ impl JobStore {
                 let reason = inner.live.get(&job_id).and_then(|l| l.reason.clone());
                 let job = &mut inner.jobs[idx];
                 match event {
-                    ProgressEvent::GenerationProgress { progress, stage, .. } => {
-                        if *stage != Stage::Queued {
-                            let started = job.status == JobState::Queued;
-                            job.status = JobState::Processing;
-                            job.progress = progress.clamp(0.0, 100.0);
-                            job.stage = stage.as_str().to_owned();
-                            job.started_at.get_or_insert(now);
-                            let text = events::progress(job);
-                            let batch_id = job.batch_id.clone();
-                            self.send(text);
-                            if started {
-                                self.send(events::batch_progress(&inner.counts(&batch_id)));
-                            }
-                            if let Some(live) = inner.live.get_mut(&job_id) {
-                                live.last_sent = Instant::now();
-                            }
+                    // The core's own `queued` event repeats what `add` announced.
+                    ProgressEvent::GenerationProgress { progress, stage, .. } if *stage != Stage::Queued => {
+                        let started = job.status == JobState::Queued;
+                        job.status = JobState::Processing;
+                        job.progress = progress.clamp(0.0, 100.0);
+                        job.stage = stage.as_str().to_owned();
+                        job.started_at.get_or_insert(now);
+                        let text = events::progress(job);
+                        let batch_id = job.batch_id.clone();
+                        self.send(text);
+                        if started {
+                            self.send(events::batch_progress(&inner.counts(&batch_id)));
+                        }
+                        if let Some(live) = inner.live.get_mut(&job_id) {
+                            live.last_sent = Instant::now();
                         }
                     }
                     ProgressEvent::GenerationComplete { outputs, triangles, depth, watertight, seconds, .. } => {

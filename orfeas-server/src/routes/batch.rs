@@ -20,14 +20,14 @@ pub async fn batch_generate(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if state.is_shutting_down() {
-        return Err(ApiError::unavailable("the server is shutting down"));
+        return Err(ApiError::unavailable("the server is shutting down").closing());
     }
     let limits = state.config().limits;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_request_bytes) {
-        return Err(ApiError::too_large(format!("request body too large: over the limit of {} bytes", limits.max_request_bytes)));
+        return Err(ApiError::too_large(format!("request body too large: over the limit of {} bytes", limits.max_request_bytes)).closing());
     }
-    let multipart = multipart.map_err(|e| ApiError::unsupported_media(format!("expected a multipart/form-data body with image files: {e}")))?;
+    let multipart = multipart.map_err(|e| ApiError::unsupported_media(format!("expected a multipart/form-data body with image files: {e}")).closing())?;
 
     let batch_id = new_id();
     let staging = StagingDir::create(state.uploads_dir().join(&batch_id)).map_err(|e| ApiError::internal(format!("cannot stage uploads: {e}")))?;

@@ -51,6 +51,20 @@ async fn cancel_a_queued_and_a_running_job() {
     let (status, _) = server.delete_json("/api/jobs/no-such-job").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Cancelling a whole batch stops its running job and its waiting one.
+    let (_, body) = server.upload(&[("slow2.png", noise_png(2048)), ("waiting2.png", png(32, 7))], &[("quality", "high")]).await;
+    let batch_ids = job_ids(&body);
+    ws.until(|e| e["event"] == "generation_progress" && e["data"]["job_id"] == batch_ids[0].as_str() && e["data"]["stage"] != "queued").await;
+    let batch = body["batch_id"].as_str().expect("batch");
+    let (status, answer) = server.delete_json(&format!("/api/batches/{batch}")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["cancelled"].as_array().map(Vec::len), Some(2), "{answer}");
+    for id in &batch_ids {
+        assert_eq!(server.wait_job(id).await["status"], "cancelled");
+    }
+    let (_, counts) = server.get_json(&format!("/api/batches/{batch}")).await;
+    assert_eq!((counts["cancelled"].as_u64(), counts["finished"].as_bool()), (Some(2), Some(true)), "{counts}");
+
     // The slot is free again: a new job runs to completion.
     let (_, body) = server.upload(&[("after.png", png(32, 4))], &[("quality", "low")]).await;
     let job = server.wait_job(&job_ids(&body)[0]).await;

@@ -30,11 +30,15 @@ async fn oversized_and_malformed_uploads_are_refused() {
     assert_eq!(body["total_jobs"], 1);
     assert_eq!(body["rejected"][0]["filename"], "big.png");
 
-    // A request body over the request limit (declared length): 413 before reading it.
-    let parts: Vec<(&str, Vec<u8>)> = (0..3).map(|i| (["a.png", "b.png", "c.png"][i], vec![1u8; 90_000])).collect();
-    let (status, body) = server.upload(&parts, &[]).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert_json_error(&body);
+    // A request body over the request limit (declared length): 413 before reading it; the
+    // headers alone get the answer.
+    let head = format!(
+        "POST /api/batch-generate HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n",
+        server.addr
+    );
+    let (status, body) = server.raw_request(&head).await;
+    assert_eq!(status, 413, "{body}");
+    assert_json_error(&serde_json::from_str(&body).expect("json body"));
 
     // The same without a declared length (chunked): 413 while streaming.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..30).map(|_| Ok(vec![7u8; 10_000])).collect();
@@ -46,10 +50,14 @@ async fn oversized_and_malformed_uploads_are_refused() {
         assert_json_error(&response.json().await.expect("json"));
     }
 
-    // Too many files.
+    // Too many files (the body is read to its end, so the client gets the answer).
     let many: Vec<(&str, Vec<u8>)> = (0..4).map(|_| ("x.png", png(8, 1))).collect();
     let (status, body) = server.upload(&many, &[]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("too many files")), "{body}");
+    let long = "x".repeat(5000);
+    let (status, body) = server.upload(&[("a.png", png(16, 1))], &[("quality", long.as_str())]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Not multipart: 415. No files: 400. Only non-images: 400 with reasons. Bad settings: 400.
     let response = server.http.post(server.url("/api/batch-generate")).json(&serde_json::json!({"files": []})).send().await.expect("POST");

@@ -28,7 +28,11 @@ async fn restart_keeps_completed_jobs_and_reports_interrupted_ones() {
     while let Some(e) = ws.next().await {
         tail.push(e);
     }
-    assert!(tail.iter().any(|e| e["event"] == "generation_cancelled" && e["data"]["job_id"] == ids[1].as_str()));
+    let saved = std::fs::read_to_string(dir.path().join("jobs.json")).unwrap_or_default();
+    let names: Vec<String> = tail.iter().map(|e| format!("{} {}", e["event"], e["data"]["job_id"])).collect();
+    for id in &ids {
+        assert!(tail.iter().any(|e| e["event"] == "generation_cancelled" && e["data"]["job_id"] == id.as_str()), "{id}: {names:?} {saved}");
+    }
 
     let server = Server::start(dir.path(), |c| c.batch.slots = 1).await;
     let (status, jobs) = server.get_json("/api/jobs").await;

@@ -54,6 +54,9 @@ async fn health_gpu_studio_and_unknown_routes() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = server.get_json("/api/batches/unknown").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = server.delete_json("/api/batches/unknown").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["success"], false);
     let (status, jobs) = server.get_json("/api/jobs").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(jobs, serde_json::json!([]));

@@ -23,7 +23,6 @@ pub const PATIENCE: Duration = Duration::from_secs(180);
 pub struct Server {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    pub state: AppState,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
@@ -40,10 +39,10 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(orfeas_server::serve(listener, state.clone(), async move {
+        let handle = tokio::spawn(orfeas_server::serve(listener, state, async move {
             let _ = stopped.await;
         }));
-        Self { addr, data_dir: data_dir.to_owned(), state, http: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
+        Self { addr, data_dir: data_dir.to_owned(), http: reqwest::Client::builder().no_proxy().build().expect("client"), stop: Some(stop), handle: Some(handle) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -103,8 +102,12 @@ impl Server {
     /// Sends a request line as given (no client-side path normalisation) and returns the
     /// status code and body.
     pub async fn raw_get(&self, raw_path: &str) -> (u16, String) {
+        self.raw_request(&format!("GET {raw_path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr)).await
+    }
+
+    /// Sends `request` byte for byte and reads the answer until the server closes.
+    pub async fn raw_request(&self, request: &str) -> (u16, String) {
         let mut stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
-        let request = format!("GET {raw_path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut response = Vec::new();
         tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response)).await.expect("response in time").expect("read");

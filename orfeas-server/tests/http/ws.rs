@@ -40,9 +40,11 @@ async fn events_arrive_in_order_and_late_clients_get_a_snapshot() {
         assert!(done["output_file"].as_str().is_some_and(|u| u.starts_with("/api/download/")));
         assert!(done["outputs"][0]["path"].is_null(), "no server paths on the wire");
     }
-    let counts: Vec<&Value> = events.iter().filter(|e| e["event"] == "batch_progress").map(|e| &e["data"]).collect();
-    let last = counts.last().expect("batch_progress");
-    assert_eq!((last["total"].as_u64(), last["complete"].as_u64(), last["queued"].as_u64()), (Some(3), Some(3), Some(0)));
+    // The batch's counts follow each terminal event; the last one has all three complete.
+    let counts = early.until(|e| e["event"] == "batch_progress").await;
+    let last: &Value = &counts.last().expect("batch_progress")["data"];
+    assert_eq!((last["total"].as_u64(), last["complete"].as_u64(), last["queued"].as_u64()), (Some(3), Some(3), Some(0)), "{last}");
+    assert_eq!(last["batch_id"], batch_id.as_str());
 
     let mut late = server.ws().await;
     let snapshot = late.next().await.expect("snapshot");
@@ -59,4 +61,43 @@ async fn events_arrive_in_order_and_late_clients_get_a_snapshot() {
     while let Some(e) = late.next().await {
         assert!(!TERMINAL.contains(&e["event"].as_str().unwrap_or("")), "late client got an old event: {e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_jobs_are_heard_from_while_a_stage_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), |c| {
+        c.batch.slots = 1;
+        c.progress_interval = std::time::Duration::from_millis(100);
+        c.gpu_interval = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let mut ws = server.ws().await;
+    ws.next().await.expect("snapshot");
+    let (_, body) = server.upload(&[("slow.png", crate::support::noise_png(2048))], &[("quality", "high"), ("format_type", "stl,glb,obj,ply")]).await;
+    let id = job_ids(&body)[0].clone();
+    // The core is silent inside a stage; the server repeats the job's last progress and
+    // sends gpu_stats (slots busy, the job counted) while it runs.
+    let mut last: Option<(Value, Value)> = None;
+    let mut repeated = false;
+    let mut gpu_busy = false;
+    while !(repeated && gpu_busy) {
+        let e = ws.next().await.expect("events while the job runs");
+        match e["event"].as_str() {
+            Some("generation_progress") if e["data"]["job_id"] == id.as_str() && e["data"]["stage"] != "queued" => {
+                let key = (e["data"]["stage"].clone(), e["data"]["progress"].clone());
+                repeated |= last.as_ref() == Some(&key);
+                last = Some(key);
+            }
+            Some("gpu_stats") => {
+                assert!(e["data"]["available"].is_boolean() && e["data"]["gpus"].is_array(), "{e}");
+                gpu_busy |= e["data"]["slots"]["busy"] == 1 && e["data"]["slots"]["total"] == 1;
+            }
+            Some(name) if TERMINAL.contains(&name) => panic!("the job ended before it was heard from twice: {e}"),
+            _ => {}
+        }
+    }
+    let (status, _) = server.delete_json(&format!("/api/jobs/{id}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    server.stop().await;
 }
