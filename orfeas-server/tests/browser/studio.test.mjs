@@ -274,11 +274,12 @@ describe('Batch Studio in Chromium', () => {
   });
 
   it('cancels a queued job; the rest of its batch completes', async () => {
-    // One job at a time and two slow (noisy, high quality) images: whichever job runs first,
-    // the others wait in the queue for seconds, so a queued one is there to cancel.
-    const files = [path.join(work, 'noise-a.png'), path.join(work, 'noise-b.png'), IMAGES[0]];
+    // One job at a time and two slow (noisy, high quality) images around a quick one: jobs start
+    // in upload order, so the quick one and the second slow one wait behind the first for
+    // seconds; and in any order, one slow job is queued while the other two run.
+    const files = [path.join(work, 'noise-a.png'), IMAGES[0], path.join(work, 'noise-b.png')];
     writeNoisePng(files[0], 1536, 1);
-    writeNoisePng(files[1], 1536, 2);
+    writeNoisePng(files[2], 1536, 2);
     await page.fill('[data-testid="batch-size"]', '1');
     const batch = await startBatch(files, { formats: ['stl'], quality: 'high' });
     await page.fill('[data-testid="batch-size"]', '');
