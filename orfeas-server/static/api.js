@@ -36,6 +36,9 @@ export async function listJobs() {
   return Array.isArray(body) ? body : (body?.jobs ?? []);
 }
 
+/** GET /api/batches/{id}: counts and the batch's job objects. */
+export const getBatch = (batchId) => getJson(`/api/batches/${encodeURIComponent(batchId)}`);
+
 /** DELETE /api/jobs/{id}: cancels a queued or running job. */
 export async function cancelJob(jobId) {
   const response = await fetch(`/api/jobs/${encodeURIComponent(jobId)}`, { method: 'DELETE' });

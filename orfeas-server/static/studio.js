@@ -2,7 +2,7 @@
 // no build step; three.js comes from /static/vendor through the import map and is loaded only
 // when the first preview opens.
 
-import { cancelJob, getGpuStats, getHealth, listJobs, submitBatch } from './api.js';
+import { cancelJob, getBatch, getGpuStats, getHealth, listJobs, submitBatch } from './api.js';
 import { GpuMonitor } from './gpu.js';
 import { JobBoard, PREVIEWABLE } from './jobs.js';
 import { ReconnectingSocket } from './socket.js';
@@ -156,9 +156,12 @@ async function acceptBatch(answer, items) {
   for (const r of answer.rejected ?? []) uploads.reject(r.filename, r.error, 'server');
   const ids = (answer.job_ids ?? []).map(String);
   board.setCurrentBatch(answer.batch_id);
-  // The listing gives each job its file name; events that arrived meanwhile are not undone.
+  // The batch's job objects give each card its file name; events that arrived meanwhile are not undone.
   let known = [];
-  try { known = await listJobs(); } catch { /* the WebSocket will fill the cards in */ }
+  try {
+    const batch = await getBatch(answer.batch_id);
+    known = Array.isArray(batch?.jobs) ? batch.jobs : await listJobs();
+  } catch { /* the WebSocket fills the cards in */ }
   const byId = new Map(known.map((job) => [String(job.job_id), job]));
   const used = new Set();
   for (const id of ids) {

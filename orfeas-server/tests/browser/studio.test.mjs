@@ -176,6 +176,9 @@ describe('Batch Studio in Chromium', () => {
       assert.equal(await c.locator('[data-testid="job-progress"]').getAttribute('aria-valuenow'), '100');
       assert.equal(await c.locator('[data-testid="download-button"]').count(), 2, 'one download per format');
       assert.equal(await c.locator('[data-testid="cancel-button"]').count(), 0);
+      // The card shows the thumbnail of the file it was made from (matched by name, not position).
+      const thumb = await c.locator('.job-thumb img').getAttribute('src');
+      assert.match(thumb ?? '', /^blob:/);
     }
     const names = await Promise.all(firstBatch.job_ids.map((id) => card(id).locator('.job-name').innerText()));
     assert.deepEqual([...names].sort(), IMAGES.map((f) => path.basename(f)).sort());
