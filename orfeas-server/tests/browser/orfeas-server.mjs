@@ -2,7 +2,7 @@
 // directory, output captured to a log file, /api/health polled until it answers.
 
 import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
@@ -34,6 +34,7 @@ function tail(file, lines = 30) {
  * shutdown) and SIGKILL after 15 s.
  */
 export async function startServer({ bin, port, dataDir, extraArgs = [], logFile, timeoutMs = 90_000 }) {
+  if (!existsSync(bin)) throw new Error(`no orfeas binary at ${bin}: build it (cargo build --bin orfeas) or set ORFEAS_BIN`);
   const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extraArgs];
   const log = createWriteStream(logFile, { flags: 'a' });
   log.write(`\n$ ${bin} ${args.join(' ')}\n`);
@@ -44,6 +45,11 @@ export async function startServer({ bin, port, dataDir, extraArgs = [], logFile,
   const exitPromise = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       exited = { code, signal };
+      resolve(exited);
+    });
+    // Spawning itself failed (not executable, ...): there will be no 'exit'.
+    child.on('error', (error) => {
+      exited = { code: error.message, signal: null };
       resolve(exited);
     });
   });
