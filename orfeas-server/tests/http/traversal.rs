@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 
 use crate::support::{job_ids, png, Server};
 
+#[cfg(unix)] // plants symbolic links
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traversal_attempts_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
