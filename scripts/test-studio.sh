@@ -25,7 +25,7 @@ export CHROMIUM=$chromium
 if [ -z "${ORFEAS_BIN:-}" ]; then
   step "Building orfeas (dev profile)"
   cargo build --locked --bin orfeas
-  export ORFEAS_BIN=$CARGO_TARGET_DIR/debug/orfeas
+  export ORFEAS_BIN=$CARGO_TARGET_DIR/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug/orfeas
 fi
 
 step "Installing the browser test's npm packages"

@@ -54,5 +54,11 @@ fi
 step "Python package (wheel in a fresh virtual environment)"
 bash scripts/test-python.sh
 
+step "Node package (napi build, npm pack, installed in a fresh folder)"
+bash scripts/test-node.sh
+
+step "Batch Studio page in headless Chromium"
+bash scripts/test-studio.sh
+
 echo
 echo "all test suites passed in $(( $(date +%s) - started )) s"
