@@ -3,12 +3,11 @@
 use napi::bindgen_prelude::{Float32Array, Object, Unknown};
 use napi::Env;
 use napi_derive::napi;
-use orfeas_core::{estimate_depth as core_estimate_depth, CancelToken, DepthSetup, ImageLimits};
+use orfeas_core::estimate_depth as core_estimate_depth;
 
-use crate::errors::{from_core, parse_object, CodedResult};
-use crate::input::to_source;
-use crate::options::MeshOptions;
+use crate::errors::{from_core, CodedResult};
 use crate::promise;
+use crate::single::SingleImage;
 
 /// A depth (height) map: `width * height` values, row-major, larger is nearer/higher.
 #[napi(object, object_from_js = false)]
@@ -31,23 +30,12 @@ pub fn estimate_depth<'env>(env: &'env Env, input: Unknown<'env>, options: Optio
 }
 
 fn start<'env>(env: &'env Env, input: &Unknown<'env>, options: Option<&Unknown<'env>>) -> CodedResult<Object<'env>> {
-    let options: Option<MeshOptions<'_>> = match options {
-        Some(value) => Some(parse_object(value, "options")?),
-        None => None,
+    let request = SingleImage::parse(env, input, options)?;
+    let work = |r: &SingleImage| {
+        let depth = r.depth_setup()?;
+        core_estimate_depth(&r.source, &r.settings, &depth, &r.limits, &r.cancel).map_err(|e| from_core(&e))
     };
-    let source = to_source(input, "input", "buffer")?;
-    let (settings, method, weights) = match &options {
-        Some(o) => (o.settings()?, o.depth_method()?, o.weights.clone()),
-        None => (Default::default(), Default::default(), None),
-    };
-    let cancel = CancelToken::new();
-    crate::abort::link(env, options.as_ref().and_then(|o| o.signal.as_ref()), &cancel)?;
-    let work = move || {
-        let depth = DepthSetup::resolve(method, weights.as_deref().map(std::path::Path::new)).map_err(|e| from_core(&e))?;
-        core_estimate_depth(&source, &settings, &depth, &ImageLimits::default(), &cancel).map_err(|e| from_core(&e))
-    };
-    promise::spawn(env, "orfeas-node-depth", work, |_env, map: orfeas_core::DepthMap| {
+    request.spawn(env, "orfeas-node-depth", work, |_env, map: orfeas_core::DepthMap| {
         Ok(DepthMap { width: map.width, height: map.height, data: Float32Array::new(map.values), depth: map.depth.to_owned() })
     })
-    .map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))
 }

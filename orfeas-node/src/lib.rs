@@ -15,3 +15,4 @@ mod mesh;
 mod options;
 mod progress;
 mod promise;
+mod single;

@@ -6,12 +6,11 @@ use napi::bindgen_prelude::{Buffer, Float32Array, Object, Uint32Array, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use orfeas_core::export::{self, ExportInput};
-use orfeas_core::{image_to_model, CancelToken, DepthSetup, ImageLimits, MeshFormat, Model};
+use orfeas_core::{image_to_model, MeshFormat, Model};
 
-use crate::errors::{from_core, parse_object, CodedResult};
-use crate::input::to_source;
-use crate::options::MeshOptions;
+use crate::errors::{from_core, CodedResult};
 use crate::promise;
+use crate::single::SingleImage;
 
 /// A generated model: an indexed triangle mesh in millimetres (+z up, counter-clockwise
 /// seen from outside), with the image as its colour texture.
@@ -83,21 +82,10 @@ pub fn image_to_mesh<'env>(env: &'env Env, input: Unknown<'env>, options: Option
 }
 
 fn start<'env>(env: &'env Env, input: &Unknown<'env>, options: Option<&Unknown<'env>>) -> CodedResult<Object<'env>> {
-    let options: Option<MeshOptions<'_>> = match options {
-        Some(value) => Some(parse_object(value, "options")?),
-        None => None,
+    let request = SingleImage::parse(env, input, options)?;
+    let work = |r: &SingleImage| {
+        let depth = r.depth_setup()?;
+        image_to_model(&r.source, &r.settings, depth, &r.limits, &r.cancel, &mut |_, _| {}).map_err(|e| from_core(&e))
     };
-    let source = to_source(input, "input", "buffer")?;
-    let (settings, method, weights) = match &options {
-        Some(o) => (o.settings()?, o.depth_method()?, o.weights.clone()),
-        None => (Default::default(), Default::default(), None),
-    };
-    let cancel = CancelToken::new();
-    crate::abort::link(env, options.as_ref().and_then(|o| o.signal.as_ref()), &cancel)?;
-    let work = move || {
-        let depth = DepthSetup::resolve(method, weights.as_deref().map(std::path::Path::new)).map_err(|e| from_core(&e))?;
-        image_to_model(&source, &settings, depth, &ImageLimits::default(), &cancel, &mut |_, _| {}).map_err(|e| from_core(&e))
-    };
-    promise::spawn(env, "orfeas-node-mesh", work, |_env, model| Ok(Mesh { model: Arc::new(model) }))
-        .map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))
+    request.spawn(env, "orfeas-node-mesh", work, |_env, model| Ok(Mesh { model: Arc::new(model) }))
 }

@@ -1,0 +1,63 @@
+//! What `imageToMesh` and `estimateDepth` share: one image, its options parsed and checked on
+//! the calling thread (so bad arguments reject at once), the AbortSignal linked, and the work
+//! run on a worker thread with the depth estimator loaded there.
+
+use napi::bindgen_prelude::{ToNapiValue, Unknown};
+use napi::Env;
+use orfeas_core::{CancelToken, DepthMethod, DepthSetup, GenerateSettings, ImageLimits, ImageSource};
+
+use crate::errors::{from_core, parse_object, CodedResult};
+use crate::input::to_source;
+use crate::options::MeshOptions;
+use crate::promise;
+
+/// Everything one single-image call needs, owned, ready to move to a worker thread.
+pub struct SingleImage {
+    pub source: ImageSource,
+    pub settings: GenerateSettings,
+    method: DepthMethod,
+    weights: Option<String>,
+    pub cancel: CancelToken,
+    pub limits: ImageLimits,
+}
+
+impl SingleImage {
+    /// Parses `input` (a path or bytes) and `options`, and links `options.signal` to the
+    /// call's cancel token.
+    pub fn parse(env: &Env, input: &Unknown<'_>, options: Option<&Unknown<'_>>) -> CodedResult<Self> {
+        let options: Option<MeshOptions<'_>> = match options {
+            Some(value) => Some(parse_object(value, "options")?),
+            None => None,
+        };
+        let source = to_source(input, "input", "buffer")?;
+        let (settings, method, weights) = match &options {
+            Some(o) => (o.settings()?, o.depth_method()?, o.weights.clone()),
+            None => (Default::default(), Default::default(), None),
+        };
+        let cancel = CancelToken::new();
+        crate::abort::link(env, options.as_ref().and_then(|o| o.signal.as_ref()), &cancel)?;
+        Ok(Self { source, settings, method, weights, cancel, limits: ImageLimits::default() })
+    }
+
+    /// Loads the depth estimator (Depth Anything weights when asked for or found), on the
+    /// worker thread: it can take seconds.
+    pub fn depth_setup(&self) -> CodedResult<DepthSetup> {
+        DepthSetup::resolve(self.method, self.weights.as_deref().map(std::path::Path::new)).map_err(|e| from_core(&e))
+    }
+
+    /// Runs `work` on a new thread named `name` and settles the returned promise with
+    /// `to_js` of its result.
+    pub fn spawn<'env, T, V>(
+        self,
+        env: &'env Env,
+        name: &str,
+        work: impl FnOnce(&SingleImage) -> CodedResult<V> + Send + 'static,
+        to_js: impl FnOnce(Env, V) -> napi::Result<T> + Send + 'static,
+    ) -> CodedResult<napi::bindgen_prelude::Object<'env>>
+    where
+        T: ToNapiValue + 'static,
+        V: Send + 'static,
+    {
+        promise::spawn(env, name, move || work(&self), to_js).map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))
+    }
+}
