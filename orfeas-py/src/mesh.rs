@@ -16,6 +16,9 @@ use crate::options::{parse, ShapeArgs};
 use crate::source::extract;
 use crate::worker::run_on_worker;
 
+/// An `(x, y, z)` tuple for Python.
+type Point = (f32, f32, f32);
+
 /// A generated model: a triangle mesh in millimetres (+z up, counter-clockwise outside),
 /// with the working image as its texture and the estimator's height map.
 ///
@@ -112,7 +115,7 @@ impl PyMesh {
 
     /// `(min, max)` corners of the axis-aligned bounding box, millimetres.
     #[getter]
-    fn bounds(&self) -> Option<((f32, f32, f32), (f32, f32, f32))> {
+    fn bounds(&self) -> Option<(Point, Point)> {
         self.model.mesh.bounds().map(|(lo, hi)| ((lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])))
     }
 
