@@ -128,11 +128,11 @@ pub fn image_to_model(
     let wants_raw = settings.formats.iter().any(|f| !f.needs_mesh());
 
     on_stage(Stage::Loading, Stage::Loading.start_percent());
-    let prepared = prepare(source, &preset, limits, cancel, on_stage)?;
-    let (original_width, original_height) = (prepared.original.width, prepared.original.height);
+    let mut prepared = prepare(source, &preset, limits, cancel, on_stage)?;
+    let (original_width, original_height) = prepared.original_size;
 
     on_stage(Stage::DepthEstimation, Stage::DepthEstimation.start_percent());
-    let estimated = estimate(&prepared, &depth, &preset, wants_raw, cancel)?;
+    let estimated = estimate(&mut prepared, &depth, &preset, wants_raw, cancel)?;
     let Prepared { work, mask, .. } = prepared;
     let heights = estimated.heights;
     cancel.check()?;
@@ -191,16 +191,19 @@ pub fn estimate_depth(
     settings.validate()?;
     let depth = depth.into();
     let preset = settings.effective_preset();
-    let prepared = prepare(source, &preset, limits, cancel, &mut |_, _| {})?;
-    let estimated = estimate(&prepared, &depth, &preset, true, cancel)?;
-    let (width, height) = (prepared.original.width, prepared.original.height);
+    let mut prepared = prepare(source, &preset, limits, cancel, &mut |_, _| {})?;
+    let estimated = estimate(&mut prepared, &depth, &preset, true, cancel)?;
+    let (width, height) = prepared.original_size;
     let raw = estimated.raw.unwrap_or_else(|| estimated.heights.resized(width, height));
     Ok(DepthMap { width, height, values: raw.data, depth: estimated.name })
 }
 
 /// The decoded input at full size, its working-size copy and the foreground mask.
 struct Prepared {
-    original: LoadedImage,
+    /// Kept only until the estimator is chosen: the model reads it, the others drop it at once
+    /// (a 12 MP input is ~100 MB decoded).
+    original: Option<LoadedImage>,
+    original_size: (u32, u32),
     work: LoadedImage,
     mask: Mask,
 }
@@ -219,7 +222,8 @@ fn prepare(
     // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
     let mask = if work.gray16 { Mask::full(work.width, work.height) } else { estimate_mask(&work) };
     cancel.check()?;
-    Ok(Prepared { original, work, mask })
+    let original_size = (original.width, original.height);
+    Ok(Prepared { original: Some(original), original_size, work, mask })
 }
 
 struct Estimated {
@@ -231,20 +235,24 @@ struct Estimated {
     raw: Option<HeightMap>,
 }
 
-fn estimate(prepared: &Prepared, depth: &DepthSetup, preset: &Preset, wants_raw: bool, cancel: &CancelToken) -> Result<Estimated> {
-    let Prepared { original, work, mask } = prepared;
-    let estimator = choose_estimator(depth, work, mask, preset)?;
+fn estimate(prepared: &mut Prepared, depth: &DepthSetup, preset: &Preset, wants_raw: bool, cancel: &CancelToken) -> Result<Estimated> {
+    let estimator = choose_estimator(depth, &prepared.work, &prepared.mask, preset)?;
+    let original = prepared.original.take();
+    let Prepared { work, mask, original_size: (width, height), .. } = prepared;
     tracing::info!(input = %work.name, depth = estimator.name(), mask = ?mask.source, "estimating depth");
     match estimator {
         Chosen::Model(model) => {
             // The model sees the full-resolution input, as the reference processor does, and
             // its one prediction is resampled to both sizes.
-            let prediction = model.predict(original, cancel)?;
+            let original = original.ok_or_else(|| OrfeasError::Internal("the full-size image was already released".into()))?;
+            let prediction = model.predict(&original, cancel)?;
+            drop(original);
             let heights = heights_from_raw(prediction.at_size(work.width, work.height)?, mask);
-            let raw = if wants_raw { Some(prediction.at_size(original.width, original.height)?) } else { None };
+            let raw = if wants_raw { Some(prediction.at_size(*width, *height)?) } else { None };
             Ok(Estimated { name: "depth-anything", heights, raw })
         }
         Chosen::Classic(estimator) => {
+            drop(original);
             let heights = estimator.estimate(work, mask, cancel)?;
             Ok(Estimated { name: estimator.name(), heights, raw: None })
         }
