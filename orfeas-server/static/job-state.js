@@ -4,6 +4,9 @@
 
 export const TERMINAL = new Set(['complete', 'error', 'cancelled']);
 
+/** Fields a job gets when it finishes; a non-final payload never overrides them. */
+const FINISH_FIELDS = new Set(['outputs', 'error', 'code', 'triangles', 'seconds', 'depth', 'finished_at']);
+
 /** Maps the spellings a server might use onto the five card states of CONTRACT.md §3. */
 export function normaliseStatus(status, stage) {
   const s = String(status ?? stage ?? '').toLowerCase();
@@ -75,11 +78,16 @@ export function mergeJob(current, incoming, authoritative) {
     next = { ...current, ...incoming };
   } else {
     next = { ...current };
-    for (const [key, value] of Object.entries(incoming)) {
-      if (key !== 'status' && key !== 'stage' && key !== 'progress') next[key] = value;
-    }
     const wasTerminal = TERMINAL.has(current.status);
     const isTerminal = TERMINAL.has(incoming.status);
+    // A payload from before the job finished (e.g. a GET answered while it ran, arriving after
+    // the completion event) must not wipe what the finish brought: outputs, error, counts.
+    const stale = wasTerminal && !isTerminal;
+    for (const [key, value] of Object.entries(incoming)) {
+      if (key === 'status' || key === 'stage' || key === 'progress') continue;
+      if (stale && FINISH_FIELDS.has(key)) continue;
+      next[key] = value;
+    }
     const backToQueue = current.status === 'processing' && incoming.status === 'queued';
     if (isTerminal || (!wasTerminal && incoming.status !== undefined && !backToQueue)) {
       next.status = incoming.status;

@@ -42,6 +42,17 @@ describe('job state', () => {
     assert.equal(job.outputs.length, 1);
   });
 
+  it('keeps a finished job\'s outputs when a job object fetched while it ran arrives late', () => {
+    let job = apply(undefined, { job_id: 'a', batch_id: 'b', status: 'queued', outputs: [] });
+    job = apply(job, { job_id: 'a', status: 'complete', stage: 'complete', progress: 100, triangles: 9, outputs: [{ format: 'stl', url: '/u' }] });
+    // GET /api/batches/{id} answered before the job finished, delivered after the completion event.
+    job = apply(job, { job_id: 'a', batch_id: 'b', filename: 'cat.png', status: 'processing', stage: 'meshing', progress: 55, outputs: [], error: null, triangles: 0 });
+    assert.equal(job.status, 'complete');
+    assert.equal(job.outputs.length, 1, 'outputs survive');
+    assert.equal(job.triangles, 9);
+    assert.equal(job.filename, 'cat.png', 'harmless fields still update');
+  });
+
   it('keeps progress growing and a running job out of the queue', () => {
     let job = apply(undefined, { job_id: 'a', stage: 'meshing', progress: 55 });
     job = apply(job, { job_id: 'a', stage: 'masking', progress: 15 });
