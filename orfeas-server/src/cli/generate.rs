@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use orfeas_core::{BatchConfig, BatchProcessor, CancelToken, GenerateSettings, ImageSource, Job, JobStatus};
+use orfeas_core::{BatchConfig, BatchProcessor, CancelToken, ImageSource, Job, JobStatus};
 
 use super::{inputs, progress_view::View, summary, GenerateArgs};
 
@@ -18,19 +18,7 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(args: GenerateArgs) -> ExitCode {
     let started = Instant::now();
-    let mut formats = args.format.clone();
-    let mut seen = std::collections::HashSet::new();
-    formats.retain(|f| seen.insert(*f));
-    let settings = GenerateSettings {
-        formats,
-        quality: args.quality,
-        max_error: args.max_error,
-        max_triangles: args.max_triangles,
-        width_mm: args.width_mm,
-        depth_mm: args.depth_mm,
-        base_mm: args.base_mm,
-        solid: !args.surface,
-    };
+    let settings = args.shape.settings(&args.format, args.quality);
     if let Err(e) = settings.validate() {
         return usage_error(e);
     }

@@ -11,7 +11,7 @@ mod summary;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use orfeas_core::{DepthMethod, Device, MeshFormat, Quality};
+use orfeas_core::{DepthMethod, Device, GenerateSettings, MeshFormat, Quality};
 
 #[derive(Debug, Parser)]
 #[command(name = "orfeas", version, about = "Turn batches of images into printable 3D models (STL, OBJ, GLB, PLY)")]
@@ -69,24 +69,8 @@ pub struct GenerateArgs {
     /// Where the depth model runs: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = parse_from_str::<Device>)]
     pub device: Device,
-    /// Model width in millimetres (height follows the aspect ratio).
-    #[arg(long, default_value_t = 100.0)]
-    pub width_mm: f32,
-    /// Relief height above the base, millimetres.
-    #[arg(long, default_value_t = 20.0)]
-    pub depth_mm: f32,
-    /// Base thickness, millimetres.
-    #[arg(long, default_value_t = 2.0)]
-    pub base_mm: f32,
-    /// Write the open front surface instead of a closed solid.
-    #[arg(long)]
-    pub surface: bool,
-    /// Meshing tolerance as a fraction of the relief height (overrides the preset).
-    #[arg(long)]
-    pub max_error: Option<f32>,
-    /// Triangle budget (overrides the preset).
-    #[arg(long)]
-    pub max_triangles: Option<usize>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Descend into subdirectories of directory inputs.
     #[arg(short, long)]
     pub recursive: bool,
@@ -124,24 +108,9 @@ pub struct ServeArgs {
     /// Default quality when a request names none.
     #[arg(short, long, default_value = "medium", value_parser = parse_from_str::<Quality>)]
     pub quality: Quality,
-    /// Default model width in millimetres.
-    #[arg(long, default_value_t = 100.0)]
-    pub width_mm: f32,
-    /// Default relief height above the base, millimetres.
-    #[arg(long, default_value_t = 20.0)]
-    pub depth_mm: f32,
-    /// Default base thickness, millimetres.
-    #[arg(long, default_value_t = 2.0)]
-    pub base_mm: f32,
-    /// Write open front surfaces instead of closed solids by default.
-    #[arg(long)]
-    pub surface: bool,
-    /// Default meshing tolerance (fraction of the relief height).
-    #[arg(long)]
-    pub max_error: Option<f32>,
-    /// Default triangle budget.
-    #[arg(long)]
-    pub max_triangles: Option<usize>,
+    /// Defaults for requests that leave these out.
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Largest uploaded file, megabytes (10^6 bytes).
     #[arg(long, default_value_t = 50.0, value_name = "MB")]
     pub max_file_mb: f64,
@@ -169,4 +138,44 @@ pub fn init_logging(verbose: u8, quiet_default: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Size and meshing flags shared by `generate` and `serve` (for `serve`: request defaults).
+#[derive(Debug, Clone, Args)]
+pub struct ShapeArgs {
+    /// Model width in millimetres (height follows the aspect ratio).
+    #[arg(long, default_value_t = 100.0)]
+    pub width_mm: f32,
+    /// Relief height above the base, millimetres.
+    #[arg(long, default_value_t = 20.0)]
+    pub depth_mm: f32,
+    /// Base thickness, millimetres.
+    #[arg(long, default_value_t = 2.0)]
+    pub base_mm: f32,
+    /// Write the open front surface instead of a closed solid.
+    #[arg(long)]
+    pub surface: bool,
+    /// Meshing tolerance as a fraction of the relief height (overrides the preset).
+    #[arg(long)]
+    pub max_error: Option<f32>,
+    /// Triangle budget (overrides the preset).
+    #[arg(long)]
+    pub max_triangles: Option<usize>,
+}
+
+impl ShapeArgs {
+    /// The settings for `formats` (repeats dropped, order kept) at `quality`.
+    pub fn settings(&self, formats: &[MeshFormat], quality: Quality) -> GenerateSettings {
+        let mut seen = std::collections::HashSet::new();
+        GenerateSettings {
+            formats: formats.iter().copied().filter(|f| seen.insert(*f)).collect(),
+            quality,
+            max_error: self.max_error,
+            max_triangles: self.max_triangles,
+            width_mm: self.width_mm,
+            depth_mm: self.depth_mm,
+            base_mm: self.base_mm,
+            solid: !self.surface,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use orfeas_core::{BatchConfig, GenerateSettings};
+use orfeas_core::BatchConfig;
 use orfeas_server::{AppState, ServerConfig, UploadLimits};
 
 use super::ServeArgs;
@@ -12,19 +12,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    let mut formats = args.format.clone();
-    let mut seen = std::collections::HashSet::new();
-    formats.retain(|f| seen.insert(*f));
-    let defaults = GenerateSettings {
-        formats,
-        quality: args.quality,
-        max_error: args.max_error,
-        max_triangles: args.max_triangles,
-        width_mm: args.width_mm,
-        depth_mm: args.depth_mm,
-        base_mm: args.base_mm,
-        solid: !args.surface,
-    };
+    let defaults = args.shape.settings(&args.format, args.quality);
     if let Err(e) = defaults.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_USAGE);
