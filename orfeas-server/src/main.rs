@@ -1,5 +1,6 @@
 //! `orfeas`: turn batches of images into 3D models from the command line.
 
+mod allocator;
 mod cli;
 
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    allocator::keep_freed_pages();
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose, !matches!(args.command, cli::Command::Serve(_)));
     match args.command {

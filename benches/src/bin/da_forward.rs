@@ -13,10 +13,20 @@ use candle_core::{Device, Tensor};
 use orfeas_benches::median;
 use orfeas_core::depth::depth_anything::load_model;
 
+// The `orfeas` binary's allocator set-up (orfeas-server/src/allocator.rs), so the figure is
+// the one the CLI and server get.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc v2 (see orfeas-server/src/allocator.rs).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: a plain integer option of the allocator above, set before any purge.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+    }
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().ok_or("usage: da_forward WEIGHTS_DIR [SIZE [RUNS]]")?);
     let size: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(518);

@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{conv2d, layer_norm, linear, linear_b, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
 use super::config::Dinov2Config;
+use super::cpu;
 use super::resample;
 
 /// Interpolated position-embedding tables kept per model (each `(1 + h*w) × C` floats).
@@ -97,15 +98,16 @@ impl Embeddings {
 
 #[derive(Debug)]
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    dense: Linear,
+    /// Query, key and value projections stacked into one `[3C, C]` matrix (one GEMM instead of
+    /// three), the query rows pre-scaled by `1/√head_dim`.
+    qkv: Dense,
+    dense: Dense,
     heads: usize,
 }
 
 impl Attention {
-    fn new(cfg: &Dinov2Config, vb: VarBuilder) -> Result<Self> {
+    /// `output_scale`: the layer's LayerScale, folded into the output projection.
+    fn new(cfg: &Dinov2Config, output_scale: &Tensor, vb: VarBuilder) -> Result<Self> {
         let c = cfg.hidden_size;
         // Published checkpoints use `attention.{query,key,value}` + `output.dense`;
         // transformers 5 renames them in memory to `{q,k,v,o}_proj` and may write those.
@@ -120,27 +122,90 @@ impl Attention {
         let scale = ((c / cfg.num_attention_heads) as f64).powf(-0.5);
         let query = linear_b(c, c, cfg.qkv_bias, q)?;
         let query = Linear::new((query.weight() * scale)?, query.bias().map(|b| b * scale).transpose()?);
+        let (key, value) = (linear_b(c, c, cfg.qkv_bias, k)?, linear_b(c, c, cfg.qkv_bias, v)?);
+        let parts = [&query, &key, &value];
+        let weight = Tensor::cat(&parts.map(|l| l.weight()), 0)?;
+        let bias = match parts.map(|l| l.bias()) {
+            [Some(a), Some(b), Some(c)] => Some(Tensor::cat(&[a, b, c], 0)?),
+            _ => None,
+        };
         Ok(Self {
-            query,
-            key: linear_b(c, c, cfg.qkv_bias, k)?,
-            value: linear_b(c, c, cfg.qkv_bias, v)?,
-            dense: linear(c, c, o)?,
+            qkv: Dense::new(Linear::new(weight, bias))?,
+            dense: Dense::new(scaled_rows(linear(c, c, o)?, output_scale)?)?,
             heads: cfg.num_attention_heads,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, n, c) = x.dims3()?;
-        let split = |t: Tensor| t.reshape((b, n, self.heads, c / self.heads))?.transpose(1, 2)?.contiguous();
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
-        // matmul, then scale: the reference's order (eager attention).
-        let scores = q.matmul(&k.t()?)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
-        self.dense.forward(&ctx)
+    /// `residual + attention(x)`.
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let qkv = self.qkv.forward(x, false, None)?;
+        let ctx = if fused_cpu_path(&qkv) {
+            qkv.apply_op1_no_bwd(&cpu::FusedAttention { heads: self.heads })?
+        } else {
+            let (b, n, c3) = qkv.dims3()?;
+            let c = c3 / 3;
+            let split = |i: usize| {
+                qkv.narrow(2, i * c, c)?.reshape((b, n, self.heads, c / self.heads))?.transpose(1, 2)?.contiguous()
+            };
+            let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+            // matmul, then scale: the reference's order (eager attention).
+            let scores = q.matmul(&k.t()?)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?
+        };
+        self.dense.forward(&ctx, false, Some(residual))
     }
+}
+
+/// The CPU kernels in [`cpu`] take contiguous f32 CPU tensors; everything else (CUDA, half
+/// precision) runs the generic tensor ops, which compute the same function.
+fn fused_cpu_path(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()
+}
+
+/// A linear layer whose epilogue (GELU or a residual add) runs fused into the matrix product on
+/// the CPU ([`cpu::Linear`]) and as separate tensor ops elsewhere.
+#[derive(Debug)]
+struct Dense {
+    layer: Linear,
+    /// The bias on the host for the CPU kernel (zeros when the layer has none).
+    bias: Vec<f32>,
+}
+
+impl Dense {
+    fn new(layer: Linear) -> Result<Self> {
+        let n = layer.weight().dim(0)?;
+        let bias = match layer.bias() {
+            Some(b) => b.to_dtype(DType::F32)?.to_vec1()?,
+            None => vec![0.0; n],
+        };
+        Ok(Self { layer, bias })
+    }
+
+    /// `x Wᵀ + b`, then exact GELU when `gelu`, then `+ residual` when given.
+    fn forward(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Tensor> {
+        if fused_cpu_path(x) && self.layer.weight().dtype() == DType::F32 {
+            let op = cpu::Linear { bias: &self.bias, gelu };
+            return match residual {
+                Some(r) => x.apply_op3_no_bwd(self.layer.weight(), &r.contiguous()?, &op),
+                None => x.apply_op2_no_bwd(self.layer.weight(), &op),
+            };
+        }
+        let y = self.layer.forward(x)?;
+        let y = if gelu { y.gelu_erf()? } else { y };
+        match residual {
+            Some(r) => y + r,
+            None => Ok(y),
+        }
+    }
+}
+
+/// `diag(scale) · (x Wᵀ + b)` as one linear layer: LayerScale multiplies the output features of
+/// the layer before it, so it is folded into that layer's weights once at load time.
+fn scaled_rows(layer: Linear, scale: &Tensor) -> Result<Linear> {
+    let weight = layer.weight().broadcast_mul(&scale.unsqueeze(1)?)?;
+    let bias = layer.bias().map(|b| b * scale).transpose()?;
+    Ok(Linear::new(weight, bias))
 }
 
 #[derive(Debug)]
@@ -153,14 +218,15 @@ enum Activation {
 
 #[derive(Debug)]
 enum Mlp {
-    Gelu { fc1: Linear, fc2: Linear, act: Activation },
+    Gelu { fc1: Dense, fc2: Dense, act: Activation },
     /// `down(silu(gate(x)) * up(x))`, used by ViT-g only; kept so the config alone decides what
     /// loads.
     SwiGlu { gate: Linear, up: Linear, down: Linear },
 }
 
 impl Mlp {
-    fn new(cfg: &Dinov2Config, vb: VarBuilder) -> Result<Self> {
+    /// `output_scale`: the layer's LayerScale, folded into the last projection.
+    fn new(cfg: &Dinov2Config, output_scale: &Tensor, vb: VarBuilder) -> Result<Self> {
         let c = cfg.hidden_size;
         let hidden = (c as f64 * cfg.mlp_ratio) as usize;
         if cfg.use_swiglu_ffn {
@@ -173,69 +239,69 @@ impl Mlp {
                 return Ok(Self::SwiGlu {
                     gate: Linear::new(half(&w, 0)?, Some(half(&b, 0)?)),
                     up: Linear::new(half(&w, 1)?, Some(half(&b, 1)?)),
-                    down: linear(hidden, c, vb.pp("weights_out"))?,
+                    down: scaled_rows(linear(hidden, c, vb.pp("weights_out"))?, output_scale)?,
                 });
             }
             return Ok(Self::SwiGlu {
                 gate: linear(c, hidden, vb.pp("gate_proj"))?,
                 up: linear(c, hidden, vb.pp("up_proj"))?,
-                down: linear(hidden, c, vb.pp("down_proj"))?,
+                down: scaled_rows(linear(hidden, c, vb.pp("down_proj"))?, output_scale)?,
             });
         }
         let act = match cfg.hidden_act.as_str() {
             "gelu" => Activation::GeluErf,
             _ => Activation::GeluTanh,
         };
-        Ok(Self::Gelu { fc1: linear(c, hidden, vb.pp("fc1"))?, fc2: linear(hidden, c, vb.pp("fc2"))?, act })
+        Ok(Self::Gelu {
+            fc1: Dense::new(linear(c, hidden, vb.pp("fc1"))?)?,
+            fc2: Dense::new(scaled_rows(linear(hidden, c, vb.pp("fc2"))?, output_scale)?)?,
+            act,
+        })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `residual + mlp(x)`.
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Gelu { fc1, fc2, act } => {
-                let h = fc1.forward(x)?;
-                let h = match act {
-                    Activation::GeluErf => h.gelu_erf()?,
-                    Activation::GeluTanh => h.gelu()?,
-                };
-                fc2.forward(&h)
+            Self::Gelu { fc1, fc2, act: Activation::GeluErf } => {
+                fc2.forward(&fc1.forward(x, true, None)?, false, Some(residual))
+            }
+            Self::Gelu { fc1, fc2, act: Activation::GeluTanh } => {
+                fc2.forward(&fc1.forward(x, false, None)?.gelu()?, false, Some(residual))
             }
             Self::SwiGlu { gate, up, down } => {
                 let g = candle_nn::ops::silu(&gate.forward(x)?)?;
-                down.forward(&(g * up.forward(x)?)?)
+                down.forward(&(g * up.forward(x)?)?)? + residual
             }
         }
-    }
-}
+    }}
 
+/// Pre-norm transformer block; LayerScale lives in the attention's and the MLP's last
+/// projections (see [`scaled_rows`]).
 #[derive(Debug)]
 struct Layer {
     norm1: LayerNorm,
     attention: Attention,
-    layer_scale1: Tensor,
     norm2: LayerNorm,
     mlp: Mlp,
-    layer_scale2: Tensor,
 }
 
 impl Layer {
     fn new(cfg: &Dinov2Config, vb: VarBuilder) -> Result<Self> {
         let c = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
+        let layer_scale1 = vb.pp("layer_scale1").get(c, "lambda1")?;
+        let layer_scale2 = vb.pp("layer_scale2").get(c, "lambda1")?;
         Ok(Self {
             norm1: layer_norm(c, eps, vb.pp("norm1"))?,
-            attention: Attention::new(cfg, vb.pp("attention"))?,
-            layer_scale1: vb.pp("layer_scale1").get(c, "lambda1")?,
+            attention: Attention::new(cfg, &layer_scale1, vb.pp("attention"))?,
             norm2: layer_norm(c, eps, vb.pp("norm2"))?,
-            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
-            layer_scale2: vb.pp("layer_scale2").get(c, "lambda1")?,
+            mlp: Mlp::new(cfg, &layer_scale2, vb.pp("mlp"))?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let a = self.attention.forward(&self.norm1.forward(x)?)?.broadcast_mul(&self.layer_scale1)?;
-        let x = (a + x)?;
-        let m = self.mlp.forward(&self.norm2.forward(&x)?)?.broadcast_mul(&self.layer_scale2)?;
-        m + x
+        let x = self.attention.forward(&self.norm1.forward(x)?, x)?;
+        self.mlp.forward(&self.norm2.forward(&x)?, &x)
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod config;
 mod conv;
+mod cpu;
 mod dinov2;
 mod estimator;
 mod head;

@@ -2,43 +2,69 @@
 //! scales, project them to `fusion_hidden_size`, and fuse them coarse to fine.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{
-    conv2d, conv_transpose2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig,
-    VarBuilder,
-};
+use candle_nn::VarBuilder;
 
 use super::config::DepthAnythingConfig;
-use super::conv::Conv3x3;
+use super::conv::Conv;
 use super::resample;
 
 
 #[derive(Debug)]
 enum Resize {
     /// Factor > 1: `ConvTranspose2d(kernel = stride = factor)`.
-    Up(ConvTranspose2d),
+    Up(PixelExpand),
     Identity,
     /// Factor < 1: `Conv2d(kernel 3, stride 1/factor, padding 1)`.
-    Down(Conv2d),
+    Down(Conv),
+}
+
+/// `ConvTranspose2d` with kernel = stride = `k`: each input pixel expands into its own `k × k`
+/// output block, so the whole layer is one matrix product followed by a reshuffle (candle's
+/// transposed convolution loops over every element on the CPU).
+#[derive(Debug)]
+struct PixelExpand {
+    /// `[c_out · k², c_in]`: PyTorch's `[c_in, c_out, k, k]` weight, flattened and transposed.
+    weight: Tensor,
+    /// `[1, c_out, 1, 1]`.
+    bias: Tensor,
+    k: usize,
+    c_out: usize,
+}
+
+impl PixelExpand {
+    fn new(channels: usize, k: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((channels, channels, k, k), "weight")?.reshape((channels, channels * k * k))?.t()?.contiguous()?;
+        let bias = vb.get(channels, "bias")?.reshape((1, channels, 1, 1))?;
+        Ok(Self { weight, bias, k, c_out: channels })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let k = self.k;
+        let weight = if b == 1 { self.weight.unsqueeze(0)? } else { self.weight.broadcast_left(b)?.contiguous()? };
+        // [b, (co, ky, kx), (y, x)] → [b, co, y, ky, x, kx] → [b, co, y·k + ky, x·k + kx].
+        let blocks = weight.matmul(&x.reshape((b, c, h * w))?)?.reshape((b, self.c_out, k, k, h, w))?;
+        let y = blocks.permute([0, 1, 4, 2, 5, 3])?.reshape((b, self.c_out, h * k, w * k))?;
+        y.broadcast_add(&self.bias)
+    }
 }
 
 #[derive(Debug)]
 struct ReassembleLayer {
-    projection: Conv2d,
+    projection: Conv,
     resize: Resize,
 }
 
 impl ReassembleLayer {
     fn new(input: usize, channels: usize, factor: f64, vb: VarBuilder) -> Result<Self> {
-        let projection = conv2d(input, channels, 1, Default::default(), vb.pp("projection"))?;
+        let projection = Conv::new(input, channels, 1, true, vb.pp("projection"))?;
         let resize = if factor > 1.0 {
-            let k = factor.round() as usize;
-            let cfg = ConvTranspose2dConfig { stride: k, ..Default::default() };
-            Resize::Up(conv_transpose2d(channels, channels, k, cfg, vb.pp("resize"))?)
+            Resize::Up(PixelExpand::new(channels, factor.round() as usize, vb.pp("resize"))?)
         } else if factor == 1.0 {
             Resize::Identity
         } else {
-            let cfg = Conv2dConfig { padding: 1, stride: (1.0 / factor).round() as usize, ..Default::default() };
-            Resize::Down(conv2d(channels, channels, 3, cfg, vb.pp("resize"))?)
+            let stride = (1.0 / factor).round() as usize;
+            Resize::Down(Conv::strided(channels, channels, 3, stride, true, vb.pp("resize"))?)
         };
         Ok(Self { projection, resize })
     }
@@ -56,28 +82,28 @@ impl ReassembleLayer {
 /// Pre-activation residual unit: `x + conv2(relu(conv1(relu(x))))`.
 #[derive(Debug)]
 struct ResidualUnit {
-    convolution1: Conv3x3,
-    convolution2: Conv3x3,
+    convolution1: Conv,
+    convolution2: Conv,
 }
 
 impl ResidualUnit {
     fn new(c: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            convolution1: Conv3x3::new(c, c, true, vb.pp("convolution1"))?,
-            convolution2: Conv3x3::new(c, c, true, vb.pp("convolution2"))?,
+            convolution1: Conv::new(c, c, 3, true, vb.pp("convolution1"))?,
+            convolution2: Conv::new(c, c, 3, true, vb.pp("convolution2"))?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.convolution1.forward(&x.relu()?)?;
-        let h = self.convolution2.forward(&h.relu()?)?;
+        let h = self.convolution1.forward_with(x, true, false)?;
+        let h = self.convolution2.forward_with(&h, true, false)?;
         h + x
     }
 }
 
 #[derive(Debug)]
 struct FusionLayer {
-    projection: Conv2d,
+    projection: Conv,
     /// Absent in the first (coarsest) fusion layer's use: the checkpoint has its weights but the
     /// reference never calls it there, so it is not loaded.
     residual_layer1: Option<ResidualUnit>,
@@ -87,7 +113,7 @@ struct FusionLayer {
 impl FusionLayer {
     fn new(c: usize, with_residual: bool, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            projection: conv2d(c, c, 1, Default::default(), vb.pp("projection"))?,
+            projection: Conv::new(c, c, 1, true, vb.pp("projection"))?,
             residual_layer1: if with_residual { Some(ResidualUnit::new(c, vb.pp("residual_layer1"))?) } else { None },
             residual_layer2: ResidualUnit::new(c, vb.pp("residual_layer2"))?,
         })
@@ -115,7 +141,7 @@ impl FusionLayer {
 #[derive(Debug)]
 pub struct Neck {
     reassemble: Vec<ReassembleLayer>,
-    convs: Vec<Conv3x3>,
+    convs: Vec<Conv>,
     fusion: Vec<FusionLayer>,
 }
 
@@ -135,7 +161,7 @@ impl Neck {
             .neck_hidden_sizes
             .iter()
             .enumerate()
-            .map(|(i, &c)| Conv3x3::new(c, f, false, vb.pp("convs").pp(i)))
+            .map(|(i, &c)| Conv::new(c, f, 3, false, vb.pp("convs").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         let fusion = (0..n)
             .map(|i| FusionLayer::new(f, i > 0, vb.pp("fusion_stage").pp("layers").pp(i)))

@@ -6,10 +6,15 @@
 //! sum of `index_select` taps times per-output weights: no custom kernel, the same code on CPU
 //! and CUDA, and O(taps) work per output value.
 //!
+//! On the CPU (f32) the same taps are applied by a direct parallel loop ([`ApplyTaps`]), which
+//! sums the taps in the same order and so gives bit-identical results without the per-tap
+//! tensors.
+//!
 //! Tap positions and weights are computed in `f32`, like PyTorch's float kernels, and the axes
 //! are interpolated width first, like PyTorch's CPU kernels, so results agree to float rounding.
 
-use candle_core::{Result, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 /// One axis of a separable resampling: `taps[k]` holds, for each output position, the source
 /// index and weight of the k-th tap.
@@ -26,6 +31,15 @@ impl AxisTaps {
     fn apply(&self, x: &Tensor, dim: usize) -> Result<Tensor> {
         let dev = x.device();
         let x = &x.contiguous()?;
+        if dev.is_cpu() && x.dtype() == DType::F32 {
+            return x.apply_op1_no_bwd(&ApplyTaps { axis: self, dim });
+        }
+        self.apply_with_tensor_ops(x, dim)
+    }
+
+    /// The device-independent path: one `index_select` and multiply per tap.
+    fn apply_with_tensor_ops(&self, x: &Tensor, dim: usize) -> Result<Tensor> {
+        let dev = x.device();
         let mut acc: Option<Tensor> = None;
         for (idx, w) in &self.taps {
             let n = idx.len();
@@ -39,6 +53,60 @@ impl AxisTaps {
             });
         }
         acc.ok_or_else(|| candle_core::Error::Msg("resampling with no taps".into()))
+    }
+}
+
+/// [`AxisTaps::apply`] on a contiguous f32 CPU tensor, parallel over output rows.
+struct ApplyTaps<'a> {
+    axis: &'a AxisTaps,
+    /// 2 (height) or 3 (width) of `[B, C, H, W]`.
+    dim: usize,
+}
+
+impl CustomOp1 for ApplyTaps<'_> {
+    fn name(&self) -> &'static str {
+        "orfeas-resample-axis"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = layout.shape().dims4()?;
+        let CpuStorage::F32(values) = storage else { bail!("resample: f32 only") };
+        let Some((start, end)) = layout.contiguous_offsets() else { bail!("resample: contiguous input only") };
+        let x = &values[start..end];
+        let taps = &self.axis.taps;
+        let n = taps.first().map_or(0, |(idx, _)| idx.len());
+        // Terms are added left to right, first tap first, as the tensor path adds them.
+        let (out, shape) = match self.dim {
+            3 => {
+                let mut out = vec![0f32; b * c * h * n];
+                out.par_chunks_mut(n.max(1)).zip(x.par_chunks(w.max(1))).for_each(|(dst, src)| {
+                    for (o, d) in dst.iter_mut().enumerate() {
+                        let mut terms = taps.iter().map(|(idx, wt)| src[idx[o] as usize] * wt[o]);
+                        let first = terms.next().unwrap_or(0.0);
+                        *d = terms.fold(first, |acc, t| acc + t);
+                    }
+                });
+                (out, (b, c, h, n))
+            }
+            2 => {
+                let mut out = vec![0f32; b * c * n * w];
+                out.par_chunks_mut(w.max(1)).enumerate().for_each(|(row, dst)| {
+                    let (plane, o) = (row / n, row % n);
+                    let plane = &x[plane * h * w..(plane + 1) * h * w];
+                    for (k, (idx, wt)) in taps.iter().enumerate() {
+                        let (src, weight) = (&plane[idx[o] as usize * w..][..w], wt[o]);
+                        if k == 0 {
+                            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * weight);
+                        } else {
+                            dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v * weight);
+                        }
+                    }
+                });
+                (out, (b, c, n, w))
+            }
+            d => bail!("resample: axis {d} of a 4-D tensor"),
+        };
+        Ok((CpuStorage::F32(out), shape.into()))
     }
 }
 
@@ -118,6 +186,24 @@ pub fn bicubic(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// The CPU loop and the tensor-op path sum the same taps in the same order: equal bits.
+    #[test]
+    fn cpu_loop_matches_the_tensor_ops_exactly() {
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 11, 17), &Device::Cpu).expect("x");
+        for (axis, dim) in [
+            (linear_axis(17, 40, true), 3),
+            (linear_axis(11, 5, false), 2),
+            (cubic_axis(17, 9), 3),
+            (cubic_axis(11, 31), 2),
+        ] {
+            let fast = axis.apply(&x, dim).expect("fast");
+            let generic = axis.apply_with_tensor_ops(&x, dim).expect("generic");
+            assert_eq!(fast.dims(), generic.dims());
+            let (a, b) = (fast.flatten_all().and_then(|t| t.to_vec1::<f32>()), generic.flatten_all().and_then(|t| t.to_vec1::<f32>()));
+            assert_eq!(a.expect("a"), b.expect("b"), "dim {dim}");
+        }
+    }
 
     fn grid(h: usize, w: usize) -> Tensor {
         let v: Vec<f32> = (0..h * w).map(|i| ((i % w) as f32) * 2.0 + (i / w) as f32 * 0.5).collect();

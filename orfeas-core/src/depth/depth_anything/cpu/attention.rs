@@ -1,0 +1,159 @@
+//! Multi-head self-attention on the CPU as one candle op over the fused QKV projection.
+//!
+//! Why: the generic path materialises `softmax(q kᵀ)` for every head (`[B, 6, 1370, 1370]` at
+//! 518², 45 MB per layer, freshly allocated and page-faulted each time), copies q, k and v into
+//! head-major layout, and exponentiates with scalar libm. Here each task takes one head and a
+//! block of query rows, multiplies straight out of the `[B, N, 3C]` projection with strided GEMMs
+//! (no copies), keeps its `rows × N` scores in a reused per-thread buffer that fits in L2, and
+//! writes its slice of the `[B, N, C]` output in place. The arithmetic is the reference's eager
+//! attention (scores, max-shifted softmax, probabilities × values); only the sums' order
+//! differs, and the softmax denominator is applied to the `rows × head_dim` result instead of
+//! the `rows × N` probabilities.
+
+use std::cell::RefCell;
+
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape};
+use rayon::prelude::*;
+
+use super::vmath;
+
+/// Query rows per task: `ROWS × N` scores stay in L2 (700 KB at N = 1370), and there are
+/// enough tasks (heads × N / ROWS) to keep every thread busy.
+const ROWS: usize = 128;
+
+thread_local! {
+    /// Per-thread score buffer, reused across tasks and layers.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `softmax(q kᵀ) v` per head for `qkv = [B, N, 3C]` (queries already scaled by
+/// `1/√head_dim`, then keys, then values, each `C = heads × head_dim` wide) → `[B, N, C]`, heads
+/// concatenated as the reference's output projection expects. CPU and f32 only; other devices
+/// use the tensor-op path in `dinov2.rs`.
+#[derive(Debug, Clone, Copy)]
+pub(in super::super) struct FusedAttention {
+    pub heads: usize,
+}
+
+impl CustomOp1 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "orfeas-fused-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (batch, tokens, width3) = layout.shape().dims3()?;
+        let CpuStorage::F32(values) = storage else { bail!("fused attention: f32 input only") };
+        let Some((start, end)) = layout.contiguous_offsets() else { bail!("fused attention: contiguous input only") };
+        if width3 % (3 * self.heads) != 0 {
+            bail!("fused attention: width {width3} is not 3 × a multiple of {} heads", self.heads)
+        }
+        let qkv = &values[start..end];
+        let width = width3 / 3;
+        let shape = Dims { width, head_dim: width / self.heads, tokens };
+        let mut out = vec![0f32; batch * tokens * width];
+        let blocks = tokens.div_ceil(ROWS);
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        (0..batch * self.heads * blocks).into_par_iter().for_each(|task| {
+            let (image, rest) = (task / (self.heads * blocks), task % (self.heads * blocks));
+            let (head, block) = (rest / blocks, rest % blocks);
+            let rows = block * ROWS..((block + 1) * ROWS).min(tokens);
+            let qkv = &qkv[image * tokens * width3..(image + 1) * tokens * width3];
+            // The tasks' output regions (image, rows, head's columns) are pairwise disjoint and
+            // `out` outlives the parallel loop.
+            let out = out_ptr.offset(image * tokens * width);
+            SCORES.with_borrow_mut(|scores| attend(qkv, out, shape, head, rows, scores));
+        });
+        Ok((CpuStorage::F32(out), (batch, tokens, width).into()))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    width: usize,
+    head_dim: usize,
+    tokens: usize,
+}
+
+/// Raw output pointer shared by the tasks; each writes only its own block (see `cpu_fwd`).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the pointer is only written through in disjoint regions while its Vec is alive.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    fn offset(self, n: usize) -> *mut f32 {
+        self.0.wrapping_add(n)
+    }
+}
+
+/// One head, one block of query rows of one image: `out[rows, head] = softmax(q kᵀ) v`.
+fn attend(qkv: &[f32], out: *mut f32, s: Dims, head: usize, rows: std::ops::Range<usize>, scores: &mut Vec<f32>) {
+    let (m, n, d, w3) = (rows.len(), s.tokens, s.head_dim, 3 * s.width);
+    scores.resize(m * n, 0.0);
+    let q = qkv[rows.start * w3 + head * d..].as_ptr();
+    let k = qkv[s.width + head * d..].as_ptr();
+    let v = qkv[2 * s.width + head * d..].as_ptr();
+    // SAFETY: every index the GEMMs touch is inside `qkv`, `scores` or this task's output
+    // block: q rows `rows` and k, v rows `0..n`, each reading `d` columns of its head;
+    // `scores` is `m × n`; `out` rows `rows`, columns `head·d..(head+1)·d` of a `n × width`
+    // image. Arguments: (m, n, k, dst, dst col stride, dst row stride, read dst, lhs, lhs col
+    // stride, lhs row stride, rhs, rhs col stride, rhs row stride, alpha, beta, conj ×3, threads).
+    unsafe {
+        // scores = q · kᵀ: kᵀ[i][j] = k[j][i], so its column stride is the token stride.
+        gemm::gemm(
+            m, n, d, scores.as_mut_ptr(), 1, n as isize, false,
+            q, 1, w3 as isize, k, w3 as isize, 1, 0.0, 1.0, false, false, false, gemm::Parallelism::None,
+        );
+    }
+    let mut inverse_sums = [0f32; ROWS];
+    for (row, inverse) in scores.chunks_exact_mut(n).zip(&mut inverse_sums) {
+        let max = vmath::max(row);
+        *inverse = 1.0 / vmath::exp_shifted_sum(row, max);
+    }
+    let out = out.wrapping_add(rows.start * s.width + head * d);
+    // SAFETY: as above.
+    unsafe {
+        gemm::gemm(
+            m, d, n, out, 1, s.width as isize, false,
+            scores.as_ptr(), 1, n as isize, v, 1, w3 as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None,
+        );
+        for (r, inverse) in inverse_sums.iter().take(m).enumerate() {
+            let row = std::slice::from_raw_parts_mut(out.add(r * s.width), d);
+            row.iter_mut().for_each(|x| *x *= inverse);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor, D};
+
+    /// Several row blocks (one partial), batch 2, three heads: the reference's eager attention
+    /// written with tensor ops.
+    #[test]
+    fn matches_eager_attention() {
+        let (b, n, heads, d) = (2, 2 * ROWS + 37, 3, 8);
+        let c = heads * d;
+        let qkv = Tensor::randn(0f32, 1.0, (b, n, 3 * c), &Device::Cpu).expect("qkv");
+        let fused = qkv.apply_op1_no_bwd(&FusedAttention { heads }).expect("fused");
+        let split = |i: usize| {
+            qkv.narrow(2, i * c, c)
+                .and_then(|t| t.reshape((b, n, heads, d)))
+                .and_then(|t| t.transpose(1, 2))
+                .and_then(|t| t.contiguous())
+                .expect("split")
+        };
+        let (q, k, v) = (split(0), split(1), split(2));
+        let scores = q.matmul(&k.t().expect("t")).expect("scores");
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1).expect("softmax");
+        let eager = probs.matmul(&v).and_then(|t| t.transpose(1, 2)).and_then(|t| t.reshape((b, n, c))).expect("ctx");
+        let err = (fused - eager)
+            .and_then(|t| t.abs())
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.max(0))
+            .and_then(|t| t.to_scalar::<f32>())
+            .expect("err");
+        assert!(err < 1e-5, "max abs error {err}");
+    }
+}
