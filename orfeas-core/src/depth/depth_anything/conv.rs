@@ -9,7 +9,7 @@
 //! the flattened, zero-padded image, so the im2col matrix is nine contiguous slices and the
 //! product a single large GEMM; rows are processed in chunks to bound the temporary matrix.
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::cpu;
@@ -60,7 +60,7 @@ impl Conv {
         if c != self.c_in {
             candle_core::bail!("conv{k}x{k}: expected {} input channels, got {c}", self.c_in, k = self.kernel)
         }
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
+        if cpu::applies_to(x) {
             let op = cpu::Conv { kernel: self.kernel, stride: self.stride, relu_input, relu_output };
             return x.contiguous()?.apply_op3_no_bwd(&self.weight, &self.bias, &op);
         }

@@ -157,10 +157,9 @@ impl Attention {
     }
 }
 
-/// The CPU kernels in [`cpu`] take contiguous f32 CPU tensors; everything else (CUDA, half
-/// precision) runs the generic tensor ops, which compute the same function.
+/// The CPU kernels in [`cpu`] take contiguous f32 CPU tensors.
 fn fused_cpu_path(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()
+    cpu::applies_to(t) && t.is_contiguous()
 }
 
 /// A linear layer whose epilogue (GELU or a residual add) runs fused into the matrix product on

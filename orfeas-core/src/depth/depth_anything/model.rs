@@ -97,6 +97,29 @@ fn build_error(e: candle_core::Error) -> OrfeasError {
 mod tests {
     use super::*;
 
+    /// The generic tensor-op path (what CUDA runs) and the CPU kernels both match the
+    /// transformers reference outputs of the tiny fixture, square, non-square and batch 2.
+    #[test]
+    fn generic_ops_and_cpu_kernels_both_match_the_reference() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/depth_anything");
+        let model = super::super::load_model(&dir.join("tiny"), &Device::Cpu).expect("tiny fixture");
+        let cases = candle_core::safetensors::load(dir.join("cases.safetensors"), &Device::Cpu).expect("cases");
+        for name in ["square", "wide", "batch"] {
+            let (input, want) = (&cases[&format!("{name}_in")], &cases[&format!("{name}_out")]);
+            let fused = model.forward(input).expect("fused");
+            let generic = super::super::cpu::with_kernels_disabled(|| model.forward(input)).expect("generic");
+            for (path, got) in [("cpu kernels", fused), ("generic ops", generic)] {
+                let err = (got - want)
+                    .and_then(|d| d.abs())
+                    .and_then(|d| d.flatten_all())
+                    .and_then(|d| d.max(0))
+                    .and_then(|d| d.to_scalar::<f32>())
+                    .expect("diff");
+                assert!(err <= 1e-4, "{name}, {path}: max abs error {err}");
+            }
+        }
+    }
+
     #[test]
     fn model_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}

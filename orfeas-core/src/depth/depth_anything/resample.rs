@@ -13,7 +13,7 @@
 //! Tap positions and weights are computed in `f32`, like PyTorch's float kernels, and the axes
 //! are interpolated width first, like PyTorch's CPU kernels, so results agree to float rounding.
 
-use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// One axis of a separable resampling: `taps[k]` holds, for each output position, the source
@@ -29,9 +29,8 @@ impl AxisTaps {
 
     /// Applies the taps along `dim` (2 = height, 3 = width) of a 4-D tensor.
     fn apply(&self, x: &Tensor, dim: usize) -> Result<Tensor> {
-        let dev = x.device();
         let x = &x.contiguous()?;
-        if dev.is_cpu() && x.dtype() == DType::F32 {
+        if super::cpu::applies_to(x) {
             return x.apply_op1_no_bwd(&ApplyTaps { axis: self, dim });
         }
         self.apply_with_tensor_ops(x, dim)

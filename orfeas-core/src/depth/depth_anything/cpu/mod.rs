@@ -17,6 +17,34 @@ mod linear;
 #[allow(unsafe_code)]
 mod vmath;
 
+use candle_core::{DType, Tensor};
+
 pub(super) use attention::FusedAttention;
 pub(super) use conv::Conv;
 pub(super) use linear::Linear;
+
+#[cfg(test)]
+thread_local! {
+    /// Set by [`with_kernels_disabled`]: the model then runs the generic ops on the CPU too.
+    static DISABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the CPU kernels take `t` (f32 on the CPU); everything else (CUDA, half precision)
+/// runs candle's generic tensor ops, which compute the same function.
+pub(super) fn applies_to(t: &Tensor) -> bool {
+    #[cfg(test)]
+    if DISABLED.get() {
+        return false;
+    }
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// Runs `f` with the CPU kernels off on this thread, so tests can check the generic path (the
+/// one CUDA runs) against the reference on a machine without a GPU.
+#[cfg(test)]
+pub(super) fn with_kernels_disabled<R>(f: impl FnOnce() -> R) -> R {
+    DISABLED.set(true);
+    let result = f();
+    DISABLED.set(false);
+    result
+}
