@@ -148,7 +148,7 @@ impl Attention {
                 qkv.narrow(2, i * c, c)?.reshape((b, n, self.heads, c / self.heads))?.transpose(1, 2)?.contiguous()
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            // matmul, then scale: the reference's order (eager attention).
+            // Eager attention; the 1/√d scale is already in q.
             let scores = q.matmul(&k.t()?)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
             probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?

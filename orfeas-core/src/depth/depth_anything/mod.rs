@@ -6,6 +6,8 @@
 //! - [`weights`]: loading `config.json` + `model.safetensors` from a directory.
 //! - [`preprocess`]: RGB8 → normalised tensor as the reference image processor does it, and
 //!   depth back to the image size.
+//! - `cpu`: the CPU's fused kernels for attention, linear layers, convolutions and resampling
+//!   (other devices run the same function as candle tensor ops).
 //!
 //! Weights: `depth-anything/Depth-Anything-V2-Small-hf` (Apache-2.0); Base and Large load the
 //! same way (the config decides the size) but their weights are CC-BY-NC-4.0.

@@ -51,7 +51,13 @@ impl CustomOp3 for Conv {
         let (batch, c_in, h, w) = xl.shape().dims4()?;
         let (c_out, depth) = wl.shape().dims2()?;
         let taps = self.kernel * self.kernel;
-        if !matches!(self.kernel, 1 | 3) || self.stride == 0 || depth != c_in * taps || bl.shape().dims1()? != c_out {
+        if !matches!(self.kernel, 1 | 3)
+            || self.stride == 0
+            || h == 0
+            || w == 0
+            || depth != c_in * taps
+            || bl.shape().dims1()? != c_out
+        {
             bail!("conv: kernel {}, input {:?}, weight {:?}, bias {:?}", self.kernel, xl.shape(), wl.shape(), bl.shape())
         }
         let (x, weight, bias) = (contiguous(xs, xl)?, contiguous(ws, wl)?, contiguous(bs, bl)?);
