@@ -5,6 +5,8 @@
 //! decoder gets `image::Limits` as a second fence. Decoder failures become typed errors that name
 //! the file; nothing here panics on any input.
 
+mod jpeg;
+
 use std::io::{Cursor, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -137,7 +139,11 @@ fn decode(bytes: &[u8], name: String, limits: &ImageLimits) -> Result<LoadedImag
     let (width, height) = decoder.dimensions();
     check_dimensions(&name, width, height, limits)?;
     let orientation = decoder.orientation().map_err(|e| map_image_error(&name, e))?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(&name, e))?;
+    let from_libjpeg = if format == ImageFormat::Jpeg { jpeg::decode(bytes) } else { None };
+    let mut image = match from_libjpeg {
+        Some(decoded) => decoded.map_err(|detail| decode_error(&name, detail))?,
+        None => DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(&name, e))?,
+    };
     image.apply_orientation(orientation);
     Ok(LoadedImage::from_dynamic(name, &image))
 }
