@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
-use super::vmath;
+use super::{vmath, SharedOut};
 
 /// Query rows per task: `ROWS × N` scores stay in L2 (700 KB at N = 1370), and there are
 /// enough tasks (heads × N / ROWS) to keep every thread busy.
@@ -42,17 +42,15 @@ impl CustomOp1 for FusedAttention {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (batch, tokens, width3) = layout.shape().dims3()?;
-        let CpuStorage::F32(values) = storage else { bail!("fused attention: f32 input only") };
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("fused attention: contiguous input only") };
+        let qkv = super::contiguous_f32("fused attention", storage, layout)?;
         if width3 % (3 * self.heads) != 0 {
             bail!("fused attention: width {width3} is not 3 × a multiple of {} heads", self.heads)
         }
-        let qkv = &values[start..end];
         let width = width3 / 3;
         let shape = Dims { width, head_dim: width / self.heads, tokens };
         let mut out = vec![0f32; batch * tokens * width];
         let blocks = tokens.div_ceil(ROWS);
-        let out_ptr = OutPtr(out.as_mut_ptr());
+        let out_ptr = SharedOut(out.as_mut_ptr());
         (0..batch * self.heads * blocks).into_par_iter().for_each(|task| {
             let (image, rest) = (task / (self.heads * blocks), task % (self.heads * blocks));
             let (head, block) = (rest / blocks, rest % blocks);
@@ -60,7 +58,7 @@ impl CustomOp1 for FusedAttention {
             let qkv = &qkv[image * tokens * width3..(image + 1) * tokens * width3];
             // The tasks' output regions (image, rows, head's columns) are pairwise disjoint and
             // `out` outlives the parallel loop.
-            let out = out_ptr.offset(image * tokens * width);
+            let out = out_ptr.at(image * tokens * width);
             SCORES.with_borrow_mut(|scores| attend(qkv, out, shape, head, rows, scores));
         });
         Ok((CpuStorage::F32(out), (batch, tokens, width).into()))
@@ -72,18 +70,6 @@ struct Dims {
     width: usize,
     head_dim: usize,
     tokens: usize,
-}
-
-/// Raw output pointer shared by the tasks; each writes only its own block (see `cpu_fwd`).
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the pointer is only written through in disjoint regions while its Vec is alive.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-    fn offset(self, n: usize) -> *mut f32 {
-        self.0.wrapping_add(n)
-    }
 }
 
 /// One head, one block of query rows of one image: `out[rows, head] = softmax(q kᵀ) v`.

@@ -13,6 +13,8 @@ use std::cell::RefCell;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
+use super::{contiguous_f32, SharedOut};
+
 /// Output pixels per task (an im2col strip of 1024 × 9·C_in floats, 2.4 MB for the 64-channel
 /// fusion blocks): the fastest of 512/1024/2048 measured on the DPT neck and head, with enough
 /// tasks per thread even at the neck's smallest maps.
@@ -60,7 +62,8 @@ impl CustomOp3 for Conv {
         {
             bail!("conv: kernel {}, input {:?}, weight {:?}, bias {:?}", self.kernel, xl.shape(), wl.shape(), bl.shape())
         }
-        let (x, weight, bias) = (contiguous(xs, xl)?, contiguous(ws, wl)?, contiguous(bs, bl)?);
+        let slice = |s, l| contiguous_f32("conv", s, l);
+        let (x, weight, bias) = (slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?);
         // PyTorch's output size for padding k / 2.
         let pad = self.kernel / 2;
         let (oh, ow) = ((h + 2 * pad - self.kernel) / self.stride + 1, (w + 2 * pad - self.kernel) / self.stride + 1);
@@ -68,7 +71,7 @@ impl CustomOp3 for Conv {
         let mut out = vec![0f32; batch * c_out * plane];
         let rows_per_task = (PIXELS_PER_TASK / ow.max(1)).clamp(1, oh.max(1));
         let strips = oh.div_ceil(rows_per_task);
-        let out_ptr = OutPtr(out.as_mut_ptr());
+        let out_ptr = SharedOut(out.as_mut_ptr());
         let dims = Dims { c_in, c_out, h, w, oh, ow };
         (0..batch * strips).into_par_iter().for_each(|task| {
             let (image, strip) = (task / strips, task % strips);
@@ -94,22 +97,6 @@ struct Dims {
     ow: usize,
 }
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: written only in disjoint regions while its Vec is alive (see `cpu_fwd`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { bail!("conv: f32 tensors only") };
-    let Some((start, end)) = l.contiguous_offsets() else { bail!("conv: contiguous tensors only") };
-    Ok(&v[start..end])
-}
 
 impl Conv {
     /// Output rows `rows` of one image, all output channels.

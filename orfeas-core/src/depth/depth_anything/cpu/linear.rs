@@ -9,7 +9,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
-use super::vmath;
+use super::{contiguous_f32, vmath};
 
 /// Rows per task: one block's output (`128 × 4C`, 786 KB for ViT-S's MLP) stays in L2.
 const ROWS: usize = 128;
@@ -30,7 +30,7 @@ impl Linear<'_> {
         if last != k || self.bias.len() != n {
             bail!("linear: input {dims:?}, weight [{n}, {k}], bias {}", self.bias.len())
         }
-        let (x, w) = (contiguous(x.0, x.1)?, contiguous(w.0, w.1)?);
+        let (x, w) = (contiguous_f32("linear", x.0, x.1)?, contiguous_f32("linear", w.0, w.1)?);
         let m: usize = lead.iter().product();
         if residual.is_some_and(|r| r.len() != m * n) {
             bail!("linear: residual does not have the output's shape")
@@ -69,12 +69,6 @@ impl Linear<'_> {
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { bail!("linear: f32 tensors only") };
-    let Some((start, end)) = l.contiguous_offsets() else { bail!("linear: contiguous tensors only") };
-    Ok(&v[start..end])
-}
-
 impl CustomOp2 for Linear<'_> {
     fn name(&self) -> &'static str {
         "orfeas-linear"
@@ -99,7 +93,7 @@ impl CustomOp3 for Linear<'_> {
         rs: &CpuStorage,
         rl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        self.run((xs, xl), (ws, wl), Some(contiguous(rs, rl)?))
+        self.run((xs, xl), (ws, wl), Some(contiguous_f32("linear", rs, rl)?))
     }
 }
 

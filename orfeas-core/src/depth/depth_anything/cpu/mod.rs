@@ -17,11 +17,33 @@ mod linear;
 #[allow(unsafe_code)]
 mod vmath;
 
-use candle_core::{DType, Tensor};
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 
 pub(super) use attention::FusedAttention;
 pub(super) use conv::Conv;
 pub(super) use linear::Linear;
+
+/// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
+fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else { bail!("{op}: f32 tensors only") };
+    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: contiguous tensors only") };
+    Ok(&values[start..end])
+}
+
+/// An output buffer's base pointer shared by parallel tasks that each write their own disjoint
+/// block of it, while the buffer (a `Vec` owned by the caller) outlives the parallel loop.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: only ever written through in pairwise disjoint regions while its Vec is alive.
+#[allow(unsafe_code)]
+unsafe impl Send for SharedOut {}
+#[allow(unsafe_code)]
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
 
 #[cfg(test)]
 thread_local! {
