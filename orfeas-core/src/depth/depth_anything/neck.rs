@@ -8,7 +8,6 @@ use super::config::DepthAnythingConfig;
 use super::conv::Conv;
 use super::resample;
 
-
 #[derive(Debug)]
 enum Resize {
     /// Factor > 1: `ConvTranspose2d(kernel = stride = factor)`.
