@@ -118,15 +118,7 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::{Conv2d, Conv2dConfig};
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .expect("diff")
-    }
+    use crate::depth::depth_anything::max_abs_diff;
 
     /// Both paths (the fused CPU kernel and the tensor-op one) give candle's own convolution,
     /// for odd sizes, batch 2, several chunks, with and without bias and the ReLUs.
@@ -162,8 +154,8 @@ mod tests {
                 let generic = ours.generic(&input).expect("generic");
                 let generic = if relu_out { generic.relu().expect("relu") } else { generic };
                 let case = format!("k{kernel}/{stride} {b}x{c_in}x{h}x{w} relu {relu_in}/{relu_out}");
-                assert!(max_diff(&fused, &want) < 1e-4, "fused {case}");
-                assert!(max_diff(&generic, &want) < 1e-4, "generic {case}");
+                assert!(max_abs_diff(&fused, &want) < 1e-4, "fused {case}");
+                assert!(max_abs_diff(&generic, &want) < 1e-4, "generic {case}");
             }
         }
     }

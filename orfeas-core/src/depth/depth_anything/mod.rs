@@ -72,3 +72,16 @@ pub(crate) fn is_weights_mismatch(e: &candle_core::Error) -> bool {
     use candle_core::Error as E;
     matches!(root(e), E::CannotFindTensor { .. } | E::UnexpectedShape { .. } | E::ShapeMismatchBinaryOp { .. })
 }
+
+/// Largest absolute difference between two tensors of the same shape (unit tests of the model
+/// and its kernels).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("difference")
+}

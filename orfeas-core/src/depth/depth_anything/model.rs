@@ -109,12 +109,7 @@ mod tests {
             let fused = model.forward(input).expect("fused");
             let generic = super::super::cpu::with_kernels_disabled(|| model.forward(input)).expect("generic");
             for (path, got) in [("cpu kernels", fused), ("generic ops", generic)] {
-                let err = (got - want)
-                    .and_then(|d| d.abs())
-                    .and_then(|d| d.flatten_all())
-                    .and_then(|d| d.max(0))
-                    .and_then(|d| d.to_scalar::<f32>())
-                    .expect("diff");
+                let err = super::super::max_abs_diff(&got, want);
                 assert!(err <= 1e-4, "{name}, {path}: max abs error {err}");
             }
         }

@@ -69,9 +69,7 @@ impl CustomOp1 for ApplyTaps<'_> {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = layout.shape().dims4()?;
-        let CpuStorage::F32(values) = storage else { bail!("resample: f32 only") };
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("resample: contiguous input only") };
-        let x = &values[start..end];
+        let x = super::cpu::contiguous_f32("resample", storage, layout)?;
         let taps = &self.axis.taps;
         let n = taps.first().map_or(0, |(idx, _)| idx.len());
         // Terms are added left to right, first tap first, as the tensor path adds them.

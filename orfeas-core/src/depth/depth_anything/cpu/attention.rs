@@ -115,6 +115,8 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor, D};
 
+    use crate::depth::depth_anything::max_abs_diff;
+
     /// Several row blocks (one partial), batch 2, three heads: the reference's eager attention
     /// written with tensor ops.
     #[test]
@@ -134,12 +136,7 @@ mod tests {
         let scores = q.matmul(&k.t().expect("t")).expect("scores");
         let probs = candle_nn::ops::softmax(&scores, D::Minus1).expect("softmax");
         let eager = probs.matmul(&v).and_then(|t| t.transpose(1, 2)).and_then(|t| t.reshape((b, n, c))).expect("ctx");
-        let err = (fused - eager)
-            .and_then(|t| t.abs())
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.max(0))
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("err");
+        let err = max_abs_diff(&fused, &eager);
         assert!(err < 1e-5, "max abs error {err}");
     }
 }

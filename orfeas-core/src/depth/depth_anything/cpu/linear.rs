@@ -103,14 +103,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Module, Tensor};
 
-    fn max_err(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|t| t.abs())
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.max(0))
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("err")
-    }
+    use crate::depth::depth_anything::max_abs_diff;
 
     /// Bias, GELU and residual epilogues against candle's linear layer, over several row blocks.
     #[test]
@@ -125,10 +118,10 @@ mod tests {
         let reference = candle_nn::Linear::new(w.clone(), Some(b)).forward(&x).expect("linear");
 
         let plain = x.apply_op2_no_bwd(&w, &Linear { bias: &bias, gelu: false }).expect("plain");
-        assert!(max_err(&plain, &reference) < 1e-4);
+        assert!(max_abs_diff(&plain, &reference) < 1e-4);
         let gelu = x.apply_op2_no_bwd(&w, &Linear { bias: &bias, gelu: true }).expect("gelu");
-        assert!(max_err(&gelu, &reference.gelu_erf().expect("gelu_erf")) < 1e-4);
+        assert!(max_abs_diff(&gelu, &reference.gelu_erf().expect("gelu_erf")) < 1e-4);
         let with_residual = x.apply_op3_no_bwd(&w, &residual, &Linear { bias: &bias, gelu: false }).expect("residual");
-        assert!(max_err(&with_residual, &(reference + residual).expect("sum")) < 1e-4);
+        assert!(max_abs_diff(&with_residual, &(reference + residual).expect("sum")) < 1e-4);
     }
 }

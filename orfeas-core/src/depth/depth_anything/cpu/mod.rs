@@ -24,7 +24,7 @@ pub(super) use conv::Conv;
 pub(super) use linear::Linear;
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
-fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+pub(super) fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(values) = storage else { bail!("{op}: f32 tensors only") };
     let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: contiguous tensors only") };
     Ok(&values[start..end])
