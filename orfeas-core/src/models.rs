@@ -30,10 +30,25 @@ pub const KNOWN_MODELS: [ModelSpec; 3] = [
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
+/// Hugging Face repositories holding the authors' original-layout checkpoints, looked for in the
+/// local cache after the transformers ones (never downloaded: `fetch-model` gets the -hf layout).
+pub const ORIGINAL_LAYOUT_REPOS: [&str; 3] = [
+    "depth-anything/Depth-Anything-V2-Small",
+    "depth-anything/Depth-Anything-V2-Base",
+    "depth-anything/Depth-Anything-V2-Large",
+];
+
+/// Checkpoint containers the loader reads: safetensors, and PyTorch pickles (`torch.save`).
+const CHECKPOINT_EXTENSIONS: [&str; 3] = ["safetensors", "pth", "pt"];
+
 /// A complete set of weights on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WeightsLocation {
-    pub config: PathBuf,
+    /// `config.json`: required by the transformers layout; beside an authors'-layout file it
+    /// overrides the architecture otherwise inferred from the weights and the file name.
+    pub config: Option<PathBuf>,
+    /// The checkpoint: `model.safetensors`, or an authors' `depth_anything_v2_vit?.pth` /
+    /// `.safetensors`.
     pub weights: PathBuf,
 }
 
@@ -41,7 +56,8 @@ pub struct WeightsLocation {
 pub fn how_to_get_weights() -> String {
     format!(
         "run `orfeas fetch-model` (downloads {} into the Hugging Face cache), or pass --weights DIR \
-         with {CONFIG_FILE} and {WEIGHTS_FILE} in the transformers layout",
+         with {CONFIG_FILE} and {WEIGHTS_FILE} in the transformers layout, or --weights FILE with the \
+         authors' checkpoint (depth_anything_v2_vits.pth or .safetensors)",
         KNOWN_MODELS[0].repo_id
     )
 }
@@ -54,26 +70,57 @@ pub fn model_spec(name: &str) -> Result<ModelSpec> {
     })
 }
 
-/// Resolves `--weights PATH` (a directory, or the `.safetensors` file with `config.json`
-/// beside it). Anything incomplete is an error that says what is missing.
+/// Resolves `--weights PATH`: a transformers directory (`config.json` + `model.safetensors`), a
+/// directory holding one authors' checkpoint (`depth_anything*.pth`/`.safetensors`), or a
+/// checkpoint file (`config.json` beside it is used when present). Anything incomplete or
+/// ambiguous is an error that says what is missing.
 pub fn weights_at(path: &Path) -> Result<WeightsLocation> {
-    let (dir, weights) = if path.is_dir() {
-        (path.to_path_buf(), path.join(WEIGHTS_FILE))
-    } else {
-        (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf())
+    let missing = |what: &Path| {
+        OrfeasError::WeightsNotFound(format!(
+            "{} does not exist (from --weights {}); {}",
+            what.display(),
+            path.display(),
+            how_to_get_weights()
+        ))
     };
-    let config = dir.join(CONFIG_FILE);
-    for needed in [&weights, &config] {
-        if !needed.is_file() {
+    if !path.is_dir() {
+        if !path.is_file() {
+            return Err(missing(path));
+        }
+        if !is_checkpoint_file(path) {
             return Err(OrfeasError::WeightsNotFound(format!(
-                "{} does not exist (from --weights {}); {}",
-                needed.display(),
+                "{} is not a checkpoint file (expected .{}); {}",
                 path.display(),
+                CHECKPOINT_EXTENSIONS.join(", ."),
                 how_to_get_weights()
             )));
         }
+        let config = path.parent().map(|dir| dir.join(CONFIG_FILE)).filter(|c| c.is_file());
+        return Ok(WeightsLocation { config, weights: path.to_path_buf() });
     }
-    Ok(WeightsLocation { config, weights })
+    let (config, weights) = (path.join(CONFIG_FILE), path.join(WEIGHTS_FILE));
+    if weights.is_file() {
+        return if config.is_file() { Ok(WeightsLocation { config: Some(config), weights }) } else { Err(missing(&config)) };
+    }
+    let mut original: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|source| OrfeasError::Io { path: path.to_path_buf(), source })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_checkpoint_file(p) && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("depth_anything")))
+        .collect();
+    original.sort();
+    match original.as_slice() {
+        [] => Err(missing(&weights)),
+        [only] => Ok(WeightsLocation { config: config.is_file().then_some(config), weights: only.clone() }),
+        several => Err(OrfeasError::WeightsNotFound(format!(
+            "{} holds several checkpoints ({}); pass the one to use with --weights FILE",
+            path.display(),
+            several.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn is_checkpoint_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| CHECKPOINT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// The Hugging Face hub cache directory, honouring `HF_HUB_CACHE` and `HF_HOME`.
@@ -99,10 +146,11 @@ pub fn cached_weights(cache: &Path, repo_id: &str) -> Option<WeightsLocation> {
     weights_at(&snapshot).ok()
 }
 
-/// The first known model present in the local cache, if any (no network).
+/// The first known model present in the local cache, if any (no network): the transformers
+/// layouts first, then the authors' checkpoints.
 pub fn find_cached_weights() -> Option<WeightsLocation> {
     let cache = hf_cache_dir()?;
-    KNOWN_MODELS.iter().find_map(|m| cached_weights(&cache, m.repo_id))
+    KNOWN_MODELS.iter().map(|m| m.repo_id).chain(ORIGINAL_LAYOUT_REPOS).find_map(|repo| cached_weights(&cache, repo))
 }
 
 /// Downloads a known model into the Hugging Face cache and returns where it is.
@@ -119,7 +167,7 @@ pub fn fetch_model(spec: &ModelSpec, show_progress: bool) -> Result<WeightsLocat
             OrfeasError::WeightsNotFound(format!("download of {}/{file} failed: {e} (is the network reachable?)", spec.repo_id))
         })
     };
-    Ok(WeightsLocation { config: get(CONFIG_FILE)?, weights: get(WEIGHTS_FILE)? })
+    Ok(WeightsLocation { config: Some(get(CONFIG_FILE)?), weights: get(WEIGHTS_FILE)? })
 }
 
 #[cfg(test)]
@@ -143,6 +191,25 @@ mod tests {
         touch(&d.join(CONFIG_FILE));
         let loc = weights_at(d).expect("complete");
         assert_eq!(loc, weights_at(&d.join(WEIGHTS_FILE)).expect("file form"));
+    }
+
+    #[test]
+    fn authors_checkpoints_resolve_as_files_or_as_the_one_in_a_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let vits = d.join("depth_anything_v2_vits.pth");
+        touch(&vits);
+        touch(&d.join("notes.txt"));
+        assert_eq!(weights_at(d).expect("one checkpoint"), WeightsLocation { config: None, weights: vits.clone() });
+        assert_eq!(weights_at(&vits).expect("file"), WeightsLocation { config: None, weights: vits.clone() });
+        let err = weights_at(&d.join("notes.txt")).expect_err("not a checkpoint");
+        assert!(err.to_string().contains("not a checkpoint file"), "{err}");
+        touch(&d.join("depth_anything_v2_vitb.safetensors"));
+        let err = weights_at(d).expect_err("two checkpoints");
+        assert!(err.to_string().contains("depth_anything_v2_vitb.safetensors, depth_anything_v2_vits.pth"), "{err}");
+        touch(&d.join(CONFIG_FILE));
+        assert_eq!(weights_at(&vits).expect("file").config, Some(d.join(CONFIG_FILE)), "a config beside is used");
+        assert_eq!(weights_at(&d.join("absent.pth")).map_err(|e| e.code()), Err("ERR_WEIGHTS_NOT_FOUND"));
     }
 
     #[test]

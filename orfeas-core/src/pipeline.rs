@@ -97,11 +97,13 @@ impl DepthSetup {
             tracing::info!("no Depth Anything weights found; auto uses the weight-free estimators");
             return Ok(method.into());
         };
-        let dir = location.weights.parent().unwrap_or(Path::new("."));
-        match DepthAnythingEstimator::load(dir, device, slots) {
+        match DepthAnythingEstimator::load(&location.weights, device, slots) {
             Ok(model) => Ok(Self { method, model: Some(model) }),
             Err(e) if method == DepthMethod::Auto && weights.is_none() => {
-                tracing::warn!("cached Depth Anything weights in {} are unusable ({e}); auto uses the weight-free estimators", dir.display());
+                tracing::warn!(
+                    "cached Depth Anything weights {} are unusable ({e}); auto uses the weight-free estimators",
+                    location.weights.display()
+                );
                 Ok(method.into())
             }
             Err(e) => Err(e),

@@ -80,6 +80,50 @@ fn missing_or_incomplete_weights_say_how_to_get_them() {
     assert!(matches!(err, OrfeasError::WeightsNotFound(_)), "{err}");
 }
 
+/// The authors' layout of the same tiny weights (`tiny/depth_anything_v2_tiny.pth`, written by
+/// `make_original_layout.py` with the inverse of transformers' own conversion table) gives the
+/// same model: as a PyTorch pickle and as safetensors, next to the tiny `config.json`.
+#[test]
+fn authors_layout_loads_as_pickle_and_as_safetensors() {
+    let cases = load("cases.safetensors");
+    let pth = fixture().join("tiny/depth_anything_v2_tiny.pth");
+    let from_pickle = load_model(&pth, &Device::Cpu).expect("authors' .pth loads");
+    let reference = tiny().forward(&cases["wide_in"]).expect("transformers layout");
+    assert_eq!(max_abs_diff(&from_pickle.forward(&cases["wide_in"]).expect("forward"), &reference), 0.0);
+    for name in ["square", "wide", "batch"] {
+        check_case(&from_pickle, &cases, name);
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tensors: HashMap<String, Tensor> = candle_core::pickle::read_all(&pth).expect("pickle").into_iter().collect();
+    let st = dir.path().join("depth_anything_v2_tiny.safetensors");
+    candle_core::safetensors::save(&tensors, &st).expect("save");
+    std::fs::copy(fixture().join("tiny/config.json"), dir.path().join("config.json")).expect("copy");
+    let from_safetensors = load_model(dir.path(), &Device::Cpu).expect("the one checkpoint in the directory");
+    assert_eq!(max_abs_diff(&from_safetensors.forward(&cases["wide_in"]).expect("forward"), &reference), 0.0);
+}
+
+#[test]
+fn authors_layout_without_a_known_size_or_intact_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pth = dir.path().join("depth_anything_v2_vits.pth");
+    std::fs::copy(fixture().join("tiny/depth_anything_v2_tiny.pth"), &pth).expect("copy");
+    // No config.json: the tiny width (32) is no published encoder.
+    let err = load_model(&pth, &Device::Cpu).expect_err("unknown size");
+    assert!(matches!(&err, OrfeasError::WeightsNotFound(m) if m.contains("hidden width 32") && m.contains("config.json")), "{err}");
+    let bytes = std::fs::read(&pth).expect("read");
+    for (what, damaged) in [("truncated", &bytes[..bytes.len() / 2]), ("garbage", &b"not a zip archive at all"[..]), ("empty", &[][..])] {
+        std::fs::write(&pth, damaged).expect("write");
+        let err = load_model(&pth, &Device::Cpu).expect_err(what);
+        assert!(matches!(&err, OrfeasError::WeightsNotFound(m) if m.contains("not a readable PyTorch checkpoint")), "{what}: {err}");
+    }
+    // A transformers-layout file on its own lacks the config that describes it.
+    let lone = dir.path().join("model.safetensors");
+    std::fs::copy(fixture().join("tiny/model.safetensors"), &lone).expect("copy");
+    let err = load_model(&lone, &Device::Cpu).expect_err("no config");
+    assert!(matches!(&err, OrfeasError::WeightsNotFound(m) if m.contains("config.json")), "{err}");
+}
+
 #[test]
 fn model_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -43,16 +43,16 @@ impl std::fmt::Debug for DepthAnythingEstimator {
 static NEXT_REPLICA: AtomicUsize = AtomicUsize::new(0);
 
 impl DepthAnythingEstimator {
-    /// Loads `config.json` + `model.safetensors` from `dir` onto the CPU.
-    pub fn load_cpu(dir: &Path) -> Result<Self> {
-        Self::load(dir, crate::Device::Cpu, 1)
+    /// Loads a checkpoint directory or file (see [`crate::models::weights_at`]) onto the CPU.
+    pub fn load_cpu(path: &Path) -> Result<Self> {
+        Self::load(path, crate::Device::Cpu, 1)
     }
 
     /// Loads the weights for `slots` concurrent jobs on `device`. On the CPU one copy is shared
     /// (a forward only reads the weights, and the CPU pool is shared anyway); on CUDA each slot
     /// gets its own copy on its own stream, so forwards of different jobs overlap on the GPU
     /// while the other stages of those jobs run on the CPU.
-    pub fn load(dir: &Path, device: crate::Device, slots: usize) -> Result<Self> {
+    pub fn load(path: &Path, device: crate::Device, slots: usize) -> Result<Self> {
         let copies = match device {
             crate::Device::Cuda(_) => slots.max(1),
             crate::Device::Cpu | crate::Device::Auto => 1,
@@ -60,7 +60,7 @@ impl DepthAnythingEstimator {
         let replicas = (0..copies)
             .map(|_| {
                 let device = device.candle_device()?;
-                Ok(Replica { model: load_model(dir, &device)?, in_use: Mutex::new(()) })
+                Ok(Replica { model: load_model(path, &device)?, in_use: Mutex::new(()) })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { replicas: Arc::new(replicas), options: PreprocessOptions::default() })

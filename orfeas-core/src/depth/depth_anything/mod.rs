@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: `config.json` (transformers layout) and the Small/Base/Large presets.
 //! - [`DepthAnythingV2`]: the model (no I/O); `forward([B, 3, H, W]) -> [B, H, W]`.
-//! - [`weights`]: loading `config.json` + `model.safetensors` from a directory.
+//! - [`weights`]: loading a checkpoint, in the transformers layout (`config.json` +
+//!   `model.safetensors`) or the authors' (`depth_anything_v2_vits.pth`, via `original`).
 //! - [`preprocess`]: RGB8 → normalised tensor as the reference image processor does it, and
 //!   depth back to the image size.
 //! - `cpu`: the CPU's fused kernels for attention, linear layers, convolutions and resampling
@@ -33,6 +34,7 @@ mod estimator;
 mod head;
 mod model;
 mod neck;
+mod original;
 pub mod preprocess;
 mod resample;
 pub mod weights;

@@ -1,62 +1,97 @@
-//! Loading a transformers checkpoint directory: `config.json` + `model.safetensors`, as
-//! published in `depth-anything/Depth-Anything-V2-Small-hf` (and -Base-hf, -Large-hf).
+//! Loading a checkpoint: the transformers layout (`config.json` + `model.safetensors`, as in
+//! `depth-anything/Depth-Anything-V2-Small-hf` and -Base-hf, -Large-hf) or the authors' layout
+//! (`depth_anything_v2_vits.pth` or `.safetensors`, see [`super::original`]). Where the files
+//! are is decided by [`crate::models::weights_at`]; the layout by the tensor names.
 //!
-//! The safetensors file is read into memory rather than memory-mapped: mapping is `unsafe` in
-//! candle (the file must not change underneath), the workspace denies `unsafe_code`, and the
-//! Small checkpoint is only ~100 MB.
+//! Files are read into memory rather than memory-mapped: mapping is `unsafe` in candle (the file
+//! must not change underneath), the workspace denies `unsafe_code`, and the Small checkpoint is
+//! only ~100 MB. PyTorch pickles are read by candle's own unpickler, which rebuilds tensors and
+//! never runs code from the file.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::DepthAnythingConfig;
 use super::model::DepthAnythingV2;
+use super::original;
 use crate::error::{OrfeasError, Result};
+use crate::models::{self, CONFIG_FILE};
 
 /// How to obtain weights, appended to every "weights not found" message.
-pub const WEIGHTS_HINT: &str = "a Depth Anything V2 checkpoint directory holds `config.json` and \
-    `model.safetensors` in the Hugging Face transformers layout; get them with `orfeas fetch-model` \
-    or download the files of `depth-anything/Depth-Anything-V2-Small-hf` into one directory and \
-    pass it with --weights";
+pub const WEIGHTS_HINT: &str = "a Depth Anything V2 checkpoint is a directory with `config.json` and \
+    `model.safetensors` in the Hugging Face transformers layout (get it with `orfeas fetch-model`, or \
+    download the files of `depth-anything/Depth-Anything-V2-Small-hf` into one directory), or the \
+    authors' `depth_anything_v2_vits.pth`; pass either with --weights";
 
-const CONFIG: &str = "config.json";
-const WEIGHTS: &str = "model.safetensors";
-
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    let path = dir.join(name);
-    std::fs::read(&path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            OrfeasError::WeightsNotFound(format!("{} is missing; {WEIGHTS_HINT}", path.display()))
-        }
-        _ => OrfeasError::Io { path, source },
-    })
+fn unusable(path: &Path, what: impl std::fmt::Display) -> OrfeasError {
+    OrfeasError::WeightsNotFound(format!("{}: {what}; {WEIGHTS_HINT}", path.display()))
 }
 
-/// Reads and validates `dir/config.json`.
-pub fn load_config(dir: &Path) -> Result<DepthAnythingConfig> {
-    let text = read(dir, CONFIG)?;
-    let text = String::from_utf8(text)
-        .map_err(|e| OrfeasError::WeightsNotFound(format!("{}: not UTF-8: {e}", dir.join(CONFIG).display())))?;
-    DepthAnythingConfig::from_json(&text).map_err(|e| {
-        OrfeasError::WeightsNotFound(format!("{}: not a usable Depth Anything config: {e}", dir.join(CONFIG).display()))
-    })
+/// Reads and validates a transformers `config.json`.
+pub fn load_config(file: &Path) -> Result<DepthAnythingConfig> {
+    let text = std::fs::read(file).map_err(|source| OrfeasError::Io { path: file.to_path_buf(), source })?;
+    let text = String::from_utf8(text).map_err(|e| unusable(file, format!("not UTF-8: {e}")))?;
+    DepthAnythingConfig::from_json(&text).map_err(|e| unusable(file, format!("not a usable Depth Anything config: {e}")))
 }
 
-/// Loads the model in `f32` on `device` from a checkpoint directory.
-pub fn load_model(dir: &Path, device: &Device) -> Result<DepthAnythingV2> {
-    load_model_with_dtype(dir, device, DType::F32)
+/// Loads the model in `f32` on `device` from a checkpoint directory or file (see
+/// [`models::weights_at`]).
+pub fn load_model(path: &Path, device: &Device) -> Result<DepthAnythingV2> {
+    load_model_with_dtype(path, device, DType::F32)
 }
 
 /// Loads the model with the given parameter dtype (`F32`; `F16`/`BF16` for CUDA).
-pub fn load_model_with_dtype(dir: &Path, device: &Device, dtype: DType) -> Result<DepthAnythingV2> {
-    if !dir.is_dir() {
-        return Err(OrfeasError::WeightsNotFound(format!("{} is not a directory; {WEIGHTS_HINT}", dir.display())));
+pub fn load_model_with_dtype(path: &Path, device: &Device, dtype: DType) -> Result<DepthAnythingV2> {
+    let location = models::weights_at(path)?;
+    let file = location.weights.as_path();
+    let tensors = read_tensors(file)?;
+    let config_file = location.config.as_deref();
+    let (config, tensors) = if original::is_original_layout(&tensors) {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let config = match config_file {
+            Some(c) => load_config(c)?,
+            None => original::config_for(|n| tensors.get(n).map(|t| t.dims().to_vec()), &name).map_err(|e| unusable(file, e))?,
+        };
+        tracing::info!(
+            "{}: the authors' checkpoint layout, architecture from {} (hidden {}, out indices {:?}, {:?} depth)",
+            file.display(),
+            config_file.map_or("the weights and the file name".to_owned(), |c| c.display().to_string()),
+            config.backbone_config.hidden_size,
+            config.backbone_config.out_indices,
+            config.depth_estimation_type,
+        );
+        let renamed = original::to_transformers_layout(tensors, config.backbone_config.hidden_size).map_err(|e| unusable(file, e))?;
+        (config, renamed)
+    } else {
+        let config_file = config_file.ok_or_else(|| {
+            unusable(file, format!("transformers-layout weights need the {CONFIG_FILE} that came with them, beside the file"))
+        })?;
+        (load_config(config_file)?, tensors)
+    };
+    DepthAnythingV2::new(config, VarBuilder::from_tensors(tensors, dtype, device))
+}
+
+/// Every tensor of a safetensors file or a PyTorch pickle, on the CPU, contiguous.
+fn read_tensors(file: &Path) -> Result<HashMap<String, Tensor>> {
+    let is_safetensors = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let tensors = if is_safetensors {
+        let bytes = std::fs::read(file).map_err(|source| OrfeasError::Io { path: file.to_path_buf(), source })?;
+        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| unusable(file, format!("not a readable safetensors file: {}", super::root(&e))))?
+    } else {
+        candle_core::pickle::read_all(file)
+            .map_err(|e| unusable(file, format!("not a readable PyTorch checkpoint: {}", super::root(&e))))?
+            .into_iter()
+            .collect()
+    };
+    if tensors.is_empty() {
+        return Err(unusable(file, "holds no tensors"));
     }
-    let config = load_config(dir)?;
-    let bytes = read(dir, WEIGHTS)?;
-    let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device).map_err(|e| {
-        OrfeasError::WeightsNotFound(format!("{}: not a readable safetensors file: {e}", dir.join(WEIGHTS).display()))
-    })?;
-    DepthAnythingV2::new(config, vb)
+    tensors
+        .into_iter()
+        .map(|(name, t)| t.contiguous().map(|t| (name, t)).map_err(super::internal))
+        .collect()
 }
