@@ -165,32 +165,51 @@ fn fused_cpu_path(t: &Tensor) -> bool {
 /// A linear layer whose epilogue (GELU or a residual add) runs fused into the matrix product on
 /// the CPU ([`cpu::Linear`]) and as separate tensor ops elsewhere.
 #[derive(Debug)]
-struct Dense {
-    layer: Linear,
-    /// The bias on the host for the CPU kernel (zeros when the layer has none).
-    bias: Vec<f32>,
+enum Dense {
+    /// f32 on the CPU: `Wᵀ` packed once for the kernel, the bias on the host (zeros when the
+    /// layer has none). The weight tensor is not kept: one copy of the weights, not two.
+    Packed { weight: cpu::PackedB, bias: Vec<f32> },
+    /// Other devices and dtypes: candle's layer.
+    Tensors(Linear),
 }
 
 impl Dense {
     fn new(layer: Linear) -> Result<Self> {
-        let n = layer.weight().dim(0)?;
+        let w = layer.weight();
+        if !(w.device().is_cpu() && w.dtype() == DType::F32) {
+            return Ok(Self::Tensors(layer));
+        }
+        let (n, k) = w.dims2()?;
+        let mut weight = cpu::PackedB::default();
+        weight.pack_columns(k, n, &w.flatten_all()?.to_vec1()?, k);
         let bias = match layer.bias() {
-            Some(b) => b.to_dtype(DType::F32)?.to_vec1()?,
+            Some(b) => b.to_vec1()?,
             None => vec![0.0; n],
         };
-        Ok(Self { layer, bias })
+        Ok(Self::Packed { weight, bias })
     }
 
     /// `x Wᵀ + b`, then exact GELU when `gelu`, then `+ residual` when given.
     fn forward(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Tensor> {
-        if fused_cpu_path(x) && self.layer.weight().dtype() == DType::F32 {
-            let op = cpu::Linear { bias: &self.bias, gelu };
-            return match residual {
-                Some(r) => x.apply_op3_no_bwd(self.layer.weight(), &r.contiguous()?, &op),
-                None => x.apply_op2_no_bwd(self.layer.weight(), &op),
-            };
-        }
-        let y = self.layer.forward(x)?;
+        let unpacked;
+        let layer = match self {
+            Self::Packed { weight, bias } if cpu::applies_to(x) => {
+                let op = cpu::Linear { weight, bias, gelu };
+                let x = x.contiguous()?;
+                return match residual {
+                    Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, &op),
+                    None => x.apply_op1_no_bwd(&op),
+                };
+            }
+            // Only when the kernels are switched off (tests of the generic path).
+            Self::Packed { weight, bias } => {
+                let w = Tensor::from_vec(weight.transposed(), (weight.n(), weight.k()), x.device())?;
+                unpacked = Linear::new(w, Some(Tensor::new(bias.as_slice(), x.device())?));
+                &unpacked
+            }
+            Self::Tensors(layer) => layer,
+        };
+        let y = layer.forward(x)?;
         let y = if gelu { y.gelu_erf()? } else { y };
         match residual {
             Some(r) => y + r,

@@ -2,23 +2,24 @@
 //!
 //! Why: the generic path materialises `softmax(q kᵀ)` for every head (`[B, 6, 1370, 1370]` at
 //! 518², 45 MB per layer, freshly allocated and page-faulted each time), copies q, k and v into
-//! head-major layout, and exponentiates with scalar libm. Here each task takes one head and a
-//! block of query rows, multiplies straight out of the `[B, N, 3C]` projection with strided GEMMs
-//! (no copies), keeps its `rows × N` scores in a reused per-thread buffer that fits in L2, and
-//! writes its slice of the `[B, N, C]` output in place. The arithmetic is the reference's eager
-//! attention (scores, max-shifted softmax, probabilities × values); only the sums' order
-//! differs, and the softmax denominator is applied to the `rows × head_dim` result instead of
-//! the `rows × N` probabilities.
+//! head-major layout, and exponentiates with scalar libm. Here each head's keys and values are
+//! packed once for the matrix products; then each task takes one head and a block of query
+//! rows, multiplies the queries straight out of the `[B, N, 3C]` projection, keeps its
+//! `rows × N` scores in a reused per-thread buffer, and writes its slice of the `[B, N, C]`
+//! output in place. The arithmetic is the reference's eager attention (scores, max-shifted
+//! softmax, probabilities × values); only the sums' order differs, and the softmax denominator
+//! is applied to the `rows × head_dim` result instead of the `rows × N` probabilities.
 
 use std::cell::RefCell;
 
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
+use super::sgemm::{self, PackedB};
 use super::{vmath, SharedOut};
 
-/// Query rows per task: `ROWS × N` scores stay in L2 (700 KB at N = 1370), and there are
-/// enough tasks (heads × N / ROWS) to keep every thread busy.
+/// Query rows per task: enough tasks (heads × N / ROWS) to keep every thread busy, and the
+/// `ROWS × N` scores (700 KB at N = 1370) mostly in L2.
 const ROWS: usize = 128;
 
 thread_local! {
@@ -35,6 +36,12 @@ pub(in super::super) struct FusedAttention {
     pub heads: usize,
 }
 
+/// One head's keys (as `Kᵀ`, `head_dim × N`) and values (`N × head_dim`), packed.
+struct HeadOperands {
+    keys: PackedB,
+    values: PackedB,
+}
+
 impl CustomOp1 for FusedAttention {
     fn name(&self) -> &'static str {
         "orfeas-fused-attention"
@@ -48,18 +55,30 @@ impl CustomOp1 for FusedAttention {
         }
         let width = width3 / 3;
         let shape = Dims { width, head_dim: width / self.heads, tokens };
+        let image = |i: usize| &qkv[i * tokens * width3..(i + 1) * tokens * width3];
+        let operands: Vec<HeadOperands> = (0..batch * self.heads)
+            .into_par_iter()
+            .map(|task| {
+                let (qkv, head) = (image(task / self.heads), task % self.heads);
+                let d = shape.head_dim;
+                let (mut keys, mut values) = (PackedB::default(), PackedB::default());
+                keys.pack_columns(d, tokens, &qkv[width + head * d..], width3);
+                values.pack_rows(tokens, d, &qkv[2 * width + head * d..], width3);
+                HeadOperands { keys, values }
+            })
+            .collect();
         let mut out = vec![0f32; batch * tokens * width];
         let blocks = tokens.div_ceil(ROWS);
         let out_ptr = SharedOut(out.as_mut_ptr());
         (0..batch * self.heads * blocks).into_par_iter().for_each(|task| {
-            let (image, rest) = (task / (self.heads * blocks), task % (self.heads * blocks));
-            let (head, block) = (rest / blocks, rest % blocks);
+            let (head_task, block) = (task / blocks, task % blocks);
+            let (index, head) = (head_task / self.heads, head_task % self.heads);
             let rows = block * ROWS..((block + 1) * ROWS).min(tokens);
-            let qkv = &qkv[image * tokens * width3..(image + 1) * tokens * width3];
             // The tasks' output regions (image, rows, head's columns) are pairwise disjoint and
             // `out` outlives the parallel loop.
-            let out = out_ptr.at(image * tokens * width);
-            SCORES.with_borrow_mut(|scores| attend(qkv, out, shape, head, rows, scores));
+            let out = out_ptr.at(index * tokens * width);
+            let head_operands = &operands[head_task];
+            SCORES.with_borrow_mut(|scores| attend(image(index), head_operands, out, shape, head, rows, scores));
         });
         Ok((CpuStorage::F32(out), (batch, tokens, width).into()))
     }
@@ -73,36 +92,31 @@ struct Dims {
 }
 
 /// One head, one block of query rows of one image: `out[rows, head] = softmax(q kᵀ) v`.
-fn attend(qkv: &[f32], out: *mut f32, s: Dims, head: usize, rows: std::ops::Range<usize>, scores: &mut Vec<f32>) {
+fn attend(
+    qkv: &[f32],
+    operands: &HeadOperands,
+    out: *mut f32,
+    s: Dims,
+    head: usize,
+    rows: std::ops::Range<usize>,
+    scores: &mut Vec<f32>,
+) {
     let (m, n, d, w3) = (rows.len(), s.tokens, s.head_dim, 3 * s.width);
     scores.resize(m * n, 0.0);
-    let q = qkv[rows.start * w3 + head * d..].as_ptr();
-    let k = qkv[s.width + head * d..].as_ptr();
-    let v = qkv[2 * s.width + head * d..].as_ptr();
-    // SAFETY: every index the GEMMs touch is inside `qkv`, `scores` or this task's output
-    // block: q rows `rows` and k, v rows `0..n`, each reading `d` columns of its head;
-    // `scores` is `m × n`; `out` rows `rows`, columns `head·d..(head+1)·d` of a `n × width`
-    // image. Arguments: (m, n, k, dst, dst col stride, dst row stride, read dst, lhs, lhs col
-    // stride, lhs row stride, rhs, rhs col stride, rhs row stride, alpha, beta, conj ×3, threads).
-    unsafe {
-        // scores = q · kᵀ: kᵀ[i][j] = k[j][i], so its column stride is the token stride.
-        gemm::gemm(
-            m, n, d, scores.as_mut_ptr(), 1, n as isize, false,
-            q, 1, w3 as isize, k, w3 as isize, 1, 0.0, 1.0, false, false, false, gemm::Parallelism::None,
-        );
-    }
+    let q = &qkv[rows.start * w3 + head * d..];
+    // SAFETY: query rows `rows` (each `d` values at stride `w3`) lie inside this image's
+    // `qkv`; `scores` is `m × n`.
+    unsafe { sgemm::gemm(m, q.as_ptr(), w3, &operands.keys, scores.as_mut_ptr(), n, false) };
     let mut inverse_sums = [0f32; ROWS];
     for (row, inverse) in scores.chunks_exact_mut(n).zip(&mut inverse_sums) {
         let max = vmath::max(row);
         *inverse = 1.0 / vmath::exp_shifted_sum(row, max);
     }
     let out = out.wrapping_add(rows.start * s.width + head * d);
-    // SAFETY: as above.
+    // SAFETY: this task's output block is rows `rows`, columns `head·d..(head+1)·d` of an
+    // `n × width` image, written by no other task.
     unsafe {
-        gemm::gemm(
-            m, d, n, out, 1, s.width as isize, false,
-            scores.as_ptr(), 1, n as isize, v, 1, w3 as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None,
-        );
+        sgemm::gemm(m, scores.as_ptr(), n, &operands.values, out, s.width, false);
         for (r, inverse) in inverse_sums.iter().take(m).enumerate() {
             let row = std::slice::from_raw_parts_mut(out.add(r * s.width), d);
             row.iter_mut().for_each(|x| *x *= inverse);

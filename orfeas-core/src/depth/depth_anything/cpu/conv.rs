@@ -5,14 +5,16 @@
 //! stack, matmul, concatenation, bias broadcast), each a fresh allocation and a full pass over
 //! images of up to 32 × 518 × 518; in the DPT neck and head that overhead cost more than the
 //! arithmetic. Here each task takes a strip of output rows, writes the strip's im2col matrix
-//! into a reused per-thread buffer (applying the input ReLU on the way), starts the output at
-//! the bias and accumulates one GEMM into it, in place in the `[B, C_out, H, W]` result.
+//! into reused per-thread buffers (applying the input ReLU on the way), starts the output at
+//! the bias and accumulates `weight · columns` into it, in place in the `[B, C_out, H, W]`
+//! result (channels are the product's rows, the strip's pixels its columns).
 
 use std::cell::RefCell;
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
+use super::sgemm::{self, PackedB};
 use super::{contiguous_f32, SharedOut};
 
 /// Output pixels per task (an im2col strip of 1024 × 9·C_in floats, 2.4 MB for the 64-channel
@@ -21,7 +23,8 @@ use super::{contiguous_f32, SharedOut};
 const PIXELS_PER_TASK: usize = 1024;
 
 thread_local! {
-    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The strip's im2col matrix (`depth × pixels`), packed for the product, and one row of it.
+    static COLUMNS: RefCell<(PackedB, Vec<f32>)> = RefCell::new(Default::default());
 }
 
 /// `y = relu?(conv(relu?(x), weight) + bias)` for `x = [B, C_in, H, W]`, `weight =
@@ -79,7 +82,7 @@ impl CustomOp3 for Conv {
             let x = &x[image * c_in * h * w..(image + 1) * c_in * h * w];
             // Tasks write disjoint row ranges of their own image; `out` outlives the loop.
             let out = out_ptr.at(image * c_out * plane);
-            COLUMNS.with_borrow_mut(|cols| self.strip(x, weight, bias, out, dims, rows, cols));
+            COLUMNS.with_borrow_mut(|(packed, row)| self.strip(x, weight, bias, out, dims, rows, packed, row));
         });
         Ok((CpuStorage::F32(out), (batch, c_out, oh, ow).into()))
     }
@@ -109,35 +112,28 @@ impl Conv {
         out: *mut f32,
         d: Dims,
         rows: std::ops::Range<usize>,
-        cols: &mut Vec<f32>,
+        packed: &mut PackedB,
+        row: &mut Vec<f32>,
     ) {
         let (plane, pixels) = (d.oh * d.ow, rows.len() * d.ow);
         let depth = d.c_in * self.kernel * self.kernel;
-        // lhs: the strip's input patches, `pixels × depth`, stored column by column.
-        let (lhs, lhs_col_stride): (&[f32], usize) = if self.kernel == 1 && self.stride == 1 && !self.relu_input {
-            (&x[rows.start * d.w..], plane)
+        if self.kernel == 1 && self.stride == 1 && !self.relu_input {
+            // The input rows are the columns already: channel planes at stride `plane`.
+            packed.pack_rows(depth, pixels, &x[rows.start * d.w..], plane);
         } else {
-            cols.resize(depth * pixels, 0.0);
-            self.fill_columns(x, d, rows.clone(), cols);
-            (cols, pixels)
-        };
+            packed.reset(depth, pixels);
+            row.resize(d.ow, 0.0);
+            self.fill_columns(x, d, rows.clone(), packed, row);
+        }
         let out = out.wrapping_add(rows.start * d.ow);
         // SAFETY: this task's output block is rows `rows` of each of the `c_out` planes of its
-        // image (`out` is that image's base); lhs reads `depth` columns of `pixels` values at
-        // stride `lhs_col_stride` inside `lhs`; rhs is the whole `c_out × depth` weight.
+        // image (`out` is that image's base, plane stride `plane`); the weight is `c_out × depth`.
         unsafe {
             for (c, &b) in bias.iter().enumerate() {
                 std::slice::from_raw_parts_mut(out.add(c * plane), pixels).fill(b);
             }
-            // out[p, c] (+)= Σ_k lhs[p, k] · weight[c, k]: pixels are the long GEMM dimension.
-            // Arguments: (m, n, k, dst, dst col stride, dst row stride, read dst, lhs, lhs col
-            // stride, lhs row stride, rhs, rhs col stride, rhs row stride, alpha, beta, conj ×3,
-            // threads).
-            gemm::gemm(
-                pixels, d.c_out, depth, out, plane as isize, 1, true,
-                lhs.as_ptr(), lhs_col_stride as isize, 1, weight.as_ptr(), depth as isize, 1,
-                1.0, 1.0, false, false, false, gemm::Parallelism::None,
-            );
+            // out[c, p] += Σ_k weight[c, k] · columns[k, p].
+            sgemm::gemm(d.c_out, weight.as_ptr(), depth, packed, out, plane, true);
             if self.relu_output {
                 for c in 0..d.c_out {
                     for v in std::slice::from_raw_parts_mut(out.add(c * plane), pixels) {
@@ -150,16 +146,18 @@ impl Conv {
 
     /// im2col of output rows `rows`: column `(ci · k + ky) · k + kx` (PyTorch's weight order)
     /// holds input `(ci, s·oy + ky - k/2, s·ox + kx - k/2)` for each output pixel `(oy, ox)`,
-    /// zero outside.
-    fn fill_columns(&self, x: &[f32], d: Dims, rows: std::ops::Range<usize>, cols: &mut [f32]) {
-        let (k, s, pad, pixels) = (self.kernel, self.stride, self.kernel / 2, rows.len() * d.ow);
+    /// zero outside. Built one output row at a time in `row`, then written into the packed
+    /// matrix (no unpacked copy of the whole strip).
+    fn fill_columns(&self, x: &[f32], d: Dims, rows: std::ops::Range<usize>, packed: &mut PackedB, row: &mut [f32]) {
+        let (k, s, pad) = (self.kernel, self.stride, self.kernel / 2);
         let relu = self.relu_input;
-        for (index, column) in cols.chunks_exact_mut(pixels).enumerate() {
+        for index in 0..d.c_in * k * k {
             let (ci, ky, kx) = (index / (k * k), index / k % k, index % k);
             for (r, oy) in rows.clone().enumerate() {
-                let dst = &mut column[r * d.ow..(r + 1) * d.ow];
+                let dst = &mut *row;
                 let Some(sy) = (oy * s + ky).checked_sub(pad).filter(|&sy| sy < d.h) else {
                     dst.fill(0.0);
+                    packed.write_row(index, r * d.ow, dst);
                     continue;
                 };
                 let src = &x[(ci * d.h + sy) * d.w..(ci * d.h + sy + 1) * d.w];
@@ -181,6 +179,7 @@ impl Conv {
                         *o = if relu { v.max(0.0) } else { v };
                     }
                 }
+                packed.write_row(index, r * d.ow, row);
             }
         }
     }

@@ -6,14 +6,16 @@
 //! with f32 only; every other device and dtype keeps candle's generic ops, which compute the
 //! same function (the model tests run both and compare them).
 
-// Raw-pointer GEMM calls (the `gemm` crate candle itself uses), disjoint parallel writes and
-// runtime-dispatched SIMD builds; each `unsafe` block states its invariant.
+// Raw-pointer GEMM calls (`sgemm`), disjoint parallel writes and runtime-dispatched SIMD
+// builds; each `unsafe` block states its invariant.
 #[allow(unsafe_code)]
 mod attention;
 #[allow(unsafe_code)]
 mod conv;
 #[allow(unsafe_code)]
 mod linear;
+#[allow(unsafe_code)]
+mod sgemm;
 #[allow(unsafe_code)]
 mod vmath;
 
@@ -22,6 +24,7 @@ use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 pub(super) use attention::FusedAttention;
 pub(super) use conv::Conv;
 pub(super) use linear::Linear;
+pub(super) use sgemm::PackedB;
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
 pub(super) fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {

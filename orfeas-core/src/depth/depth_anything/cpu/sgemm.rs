@@ -1,0 +1,316 @@
+//! `C (+)= A·B` in f32 for the CPU kernels, with `B` packed once and reused.
+//!
+//! Why not the `gemm` crate (which candle uses, and these kernels used before): it packs both
+//! operands on every call, so a layer's weight was repacked on every forward and each
+//! attention row block repacked its head's keys and values; and its f32 micro-kernel reached
+//! ~60 % of this CPU's FMA peak on the model's shapes. Here the weights are packed at load, keys
+//! and values once per head, and a 6 × 16 register-blocked micro-kernel (AVX2 + FMA, chosen at
+//! run time; a portable one otherwise) streams `A` rows straight from memory: 10–25 % more
+//! GFLOP/s on the Small model's shapes on the 2-core EPYC of docs/performance.md §3.
+//!
+//! Layout: `B` (`k × n`) is cut into panels of [`NR`] columns; a panel stores, for each of the
+//! `k` rows, its `NR` values in one 64-byte-aligned line, zero-padded past `n`. A pass over
+//! at most [`KC`] rows of a panel stays in L1 while every [`MR`]-row tile of `A` runs over it.
+
+/// Rows of `A` (and `C`) per micro-kernel call.
+pub(super) const MR: usize = 6;
+/// Columns of `B` (and `C`) per micro-kernel call and per panel.
+pub(super) const NR: usize = 16;
+/// Most depth per pass: a `KC × NR` panel slice is 24 KB, three quarters of L1. Deeper
+/// products are cut into equal passes (576 → 2 × 288, not 384 + 192), since a short pass pays
+/// the tile's load and store for little work.
+const KC: usize = 384;
+
+/// One packed row of a panel.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+struct Line([f32; NR]);
+
+/// `B` (`k × n`) packed into column panels. Reusable: packing again keeps the allocation.
+#[derive(Clone, Debug, Default)]
+pub(in super::super) struct PackedB {
+    k: usize,
+    n: usize,
+    /// Panel `j` row `p` at `lines[j · k + p]`.
+    lines: Vec<Line>,
+}
+
+impl PackedB {
+    /// Sizes the panels for `k × n`. Callers overwrite every value of `B`; only the padding
+    /// lanes past `n` are cleared here (clearing everything would be a pass of its own).
+    pub fn reset(&mut self, k: usize, n: usize) {
+        self.k = k;
+        self.n = n;
+        self.lines.resize(n.div_ceil(NR) * k, Line([0.0; NR]));
+        if n % NR != 0 {
+            for line in &mut self.lines[(n / NR) * k..] {
+                line.0[n % NR..].fill(0.0);
+            }
+        }
+    }
+
+    /// `B[p][first..first + values.len()] = values` (after [`reset`](Self::reset)).
+    pub fn write_row(&mut self, p: usize, first: usize, values: &[f32]) {
+        let (mut j, mut values) = (first, values);
+        while !values.is_empty() {
+            let (panel, lane) = (j / NR, j % NR);
+            let take = (NR - lane).min(values.len());
+            let line = &mut self.lines[panel * self.k + p].0;
+            match <&[f32; NR]>::try_from(&values[..take]) {
+                Ok(full) => *line = *full,
+                Err(_) => line[lane..lane + take].copy_from_slice(&values[..take]),
+            }
+            j += take;
+            values = &values[take..];
+        }
+    }
+
+    /// `B[p][j] = src[p · ld + j]` (B stored row by row).
+    pub fn pack_rows(&mut self, k: usize, n: usize, src: &[f32], ld: usize) {
+        self.reset(k, n);
+        for (panel, lines) in self.lines.chunks_exact_mut(k.max(1)).enumerate().take(n.div_ceil(NR)) {
+            let (first, width) = (panel * NR, NR.min(n - panel * NR));
+            for (p, line) in lines.iter_mut().enumerate() {
+                let values = &src[p * ld + first..p * ld + first + width];
+                match <&[f32; NR]>::try_from(values) {
+                    // A fixed-size copy is a few vector moves, not a `memcpy` call per line.
+                    Ok(full) => line.0 = *full,
+                    Err(_) => line.0[..width].copy_from_slice(values),
+                }
+            }
+        }
+    }
+
+    /// `B[p][j] = src[j · ld + p]` (B stored column by column: `Wᵀ` of a `[n, k]` weight, `Kᵀ`
+    /// of the keys).
+    pub fn pack_columns(&mut self, k: usize, n: usize, src: &[f32], ld: usize) {
+        self.reset(k, n);
+        for (panel, lines) in self.lines.chunks_exact_mut(k.max(1)).enumerate().take(n.div_ceil(NR)) {
+            for j in 0..NR.min(n - panel * NR) {
+                let column = &src[(panel * NR + j) * ld..][..k];
+                for (line, &v) in lines.iter_mut().zip(column) {
+                    line.0[j] = v;
+                }
+            }
+        }
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// `Bᵀ` as `[n, k]` row-major values (the layout the weight was packed from).
+    pub fn transposed(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.n * self.k];
+        for (j, row) in out.chunks_exact_mut(self.k.max(1)).enumerate().take(self.n) {
+            for (p, v) in row.iter_mut().enumerate() {
+                *v = self.lines[j / NR * self.k + p].0[j % NR];
+            }
+        }
+        out
+    }
+}
+
+/// The micro-kernel's signature: `C[MR × NR] (+)= Σ_p A[r][p] · panel[p]` over `kc` rows, `A`
+/// row `r` at `a[r]`, `C` row `r` at `c + r · ldc`; `load` adds to `C` instead of overwriting.
+type Kernel = unsafe fn(usize, &[*const f32; MR], *const f32, *mut f32, usize, bool);
+
+fn kernel_for_this_cpu() -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    if !portable_forced() && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        return avx2::kernel;
+    }
+    portable::kernel
+}
+
+/// `C[m × n] (+)= A[m × k] · B` on the calling thread (callers parallelise over row blocks or
+/// over independent products). Row `i` of `A` is the `k` values at `a + i · lda`; row `i` of
+/// `C` the `n` values at `c + i · ldc`. `accumulate` adds to `C`, else `C` is overwritten.
+///
+/// # Safety
+/// `a + i · lda .. + k` must be readable and `c + i · ldc .. + n` writable (and not read or
+/// written by anyone else meanwhile) for every `i < m`.
+pub(super) unsafe fn gemm(m: usize, a: *const f32, lda: usize, b: &PackedB, c: *mut f32, ldc: usize, accumulate: bool) {
+    let (k, n) = (b.k, b.n);
+    if k == 0 && !accumulate {
+        for i in 0..m {
+            std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0);
+        }
+    }
+    let kernel = kernel_for_this_cpu();
+    let pass = k.div_ceil(k.div_ceil(KC).max(1)).max(1);
+    for depth in (0..k).step_by(pass) {
+        let kc = pass.min(k - depth);
+        let load = accumulate || depth > 0;
+        for panel in 0..n.div_ceil(NR) {
+            let columns = NR.min(n - panel * NR);
+            let lines = b.lines.as_ptr().add(panel * k + depth).cast::<f32>();
+            for top in (0..m).step_by(MR) {
+                let rows = MR.min(m - top);
+                // Rows past `m` re-read the last row; their results are discarded below.
+                let a_rows: [*const f32; MR] = std::array::from_fn(|r| a.add((top + r.min(rows - 1)) * lda + depth));
+                let c_tile = c.add(top * ldc + panel * NR);
+                if rows == MR && columns == NR {
+                    kernel(kc, &a_rows, lines, c_tile, ldc, load);
+                    continue;
+                }
+                let mut tile = [0f32; MR * NR];
+                if load {
+                    for r in 0..rows {
+                        tile[r * NR..r * NR + columns].copy_from_slice(std::slice::from_raw_parts(c_tile.add(r * ldc), columns));
+                    }
+                }
+                kernel(kc, &a_rows, lines, tile.as_mut_ptr(), NR, load);
+                for r in 0..rows {
+                    std::slice::from_raw_parts_mut(c_tile.add(r * ldc), columns).copy_from_slice(&tile[r * NR..r * NR + columns]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, NR};
+
+    /// 12 accumulators (6 rows × 2 vectors of 8), 2 panel loads and 6 broadcasts per step.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; MR], b: *const f32, c: *mut f32, ldc: usize, load: bool) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        if load {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = [_mm256_loadu_ps(c.add(r * ldc)), _mm256_loadu_ps(c.add(r * ldc + 8))];
+            }
+        }
+        for p in 0..kc {
+            let line = b.add(p * NR);
+            let (b0, b1) = (_mm256_load_ps(line), _mm256_load_ps(line.add(8)));
+            for (acc, row) in acc.iter_mut().zip(a) {
+                let x = _mm256_broadcast_ss(&*row.add(p));
+                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(c.add(r * ldc), acc[0]);
+            _mm256_storeu_ps(c.add(r * ldc + 8), acc[1]);
+        }
+    }
+}
+
+mod portable {
+    use super::{MR, NR};
+
+    /// The same tile in plain Rust (vectorised by the compiler for the target's baseline SIMD).
+    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; MR], b: *const f32, c: *mut f32, ldc: usize, load: bool) {
+        let mut acc = [[0f32; NR]; MR];
+        if load {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                acc.copy_from_slice(std::slice::from_raw_parts(c.add(r * ldc), NR));
+            }
+        }
+        for p in 0..kc {
+            let line = &*b.add(p * NR).cast::<[f32; NR]>();
+            for (acc, row) in acc.iter_mut().zip(a) {
+                let x = *row.add(p);
+                acc.iter_mut().zip(line).for_each(|(acc, &v)| *acc += x * v);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            std::slice::from_raw_parts_mut(c.add(r * ldc), NR).copy_from_slice(acc);
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests run the portable kernel on machines that have AVX2 too.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn portable_forced() -> bool {
+    #[cfg(test)]
+    {
+        PORTABLE.get()
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j])).sum();
+                c[i * n + j] = if accumulate { c[i * n + j] + dot as f32 } else { dot as f32 };
+            }
+        }
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / 8_388_608.0 - 1.0).collect()
+    }
+
+    /// Edge tiles in both directions, several depth passes, both packings, overwrite and
+    /// accumulate, on both micro-kernels.
+    #[test]
+    fn matches_a_naive_product() {
+        // One buffer for every shape: repacking must not leave stale values in padding lanes.
+        let mut packed = PackedB::default();
+        for portable in [false, true] {
+            PORTABLE.set(portable);
+            for (m, n, k) in [(13, 37, 2 * KC + 7), (6, 16, 5), (1, 1, 1), (20, 48, KC), (7, 21, 9)] {
+                let (a, b) = (values(m * k, 1), values(k * n, 2));
+                let b_columns: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                for packing in ["rows", "columns", "row pieces"] {
+                    let accumulate = packing != "rows";
+                    match packing {
+                        "rows" => packed.pack_rows(k, n, &b, n),
+                        "columns" => packed.pack_columns(k, n, &b_columns, k),
+                        _ => {
+                            packed.reset(k, n);
+                            for p in 0..k {
+                                let (head, tail) = b[p * n..(p + 1) * n].split_at(n / 3);
+                                packed.write_row(p, 0, head);
+                                packed.write_row(p, n / 3, tail);
+                            }
+                        }
+                    }
+                    let start = values(m * n, 3);
+                    let (mut want, mut got) = (start.clone(), start);
+                    naive(m, n, k, &a, &b, &mut want, accumulate);
+                    // SAFETY: `a` is m × k, `got` m × n, both row-major with those strides.
+                    unsafe { gemm(m, a.as_ptr(), k, &packed, got.as_mut_ptr(), n, accumulate) };
+                    let err = want.iter().zip(&got).map(|(w, g)| (w - g).abs()).fold(0f32, f32::max);
+                    assert!(err < 1e-4, "portable {portable}, {m}×{n}×{k}, packed by {packing}: {err}");
+                }
+                assert_eq!(packed.transposed(), b_columns, "transposed() gives back the packed matrix");
+            }
+            PORTABLE.set(false);
+        }
+    }
+
+    #[test]
+    fn an_empty_depth_clears_or_keeps_the_output() {
+        let mut packed = PackedB::default();
+        packed.pack_rows(0, 3, &[], 3);
+        let mut c = vec![1f32; 6];
+        // SAFETY: c is 2 × 3; A is never read with k = 0.
+        unsafe { gemm(2, [0f32].as_ptr(), 0, &packed, c.as_mut_ptr(), 3, true) };
+        assert_eq!(c, vec![1.0; 6]);
+        unsafe { gemm(2, [0f32].as_ptr(), 0, &packed, c.as_mut_ptr(), 3, false) };
+        assert_eq!(c, vec![0.0; 6]);
+    }
+}
