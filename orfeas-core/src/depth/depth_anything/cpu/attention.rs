@@ -18,9 +18,11 @@ use rayon::prelude::*;
 use super::sgemm::{self, PackedB};
 use super::{vmath, SharedOut};
 
-/// Query rows per task: enough tasks (heads × N / ROWS) to keep every thread busy, and the
-/// `ROWS × N` scores (700 KB at N = 1370) mostly in L2.
-const ROWS: usize = 128;
+/// Query rows per task (a multiple of the micro-kernel's 6): the `ROWS × N` scores (260 KB at
+/// N = 1370) stay in L2 between the two products. Keys and values are packed per head, so
+/// smaller blocks cost no repacking; 48 measured ~5 % less CPU time per forward than 128, 96
+/// no better than 128.
+const ROWS: usize = 48;
 
 thread_local! {
     /// Per-thread score buffer, reused across tasks and layers.
