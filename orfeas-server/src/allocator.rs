@@ -4,7 +4,9 @@
 //! Returned to the kernel, every one comes back as fresh pages that the kernel must zero on
 //! first touch (with transparent huge pages, 2 MB at a time); with the default allocators that
 //! was ~12 % of the CPU time of a Depth Anything forward (`perf stat`: 12 300 page faults with
-//! mimalloc's default 10 ms purge delay, 210 000 with glibc, 470 with purging off). The cost is
+//! mimalloc's default 10 ms purge delay, 210 000 with glibc, 470 with purging off); the CPU
+//! kernels have since stopped allocating per product, and glibc is now within ~3 % of this set-up
+//! (docs/performance.md §3). The cost is
 //! that a process keeps its peak heap until it exits, which suits a batch command and a server
 //! whose peak is set by its slot count. The library itself never picks an allocator: Python and
 //! Node use their host's.
