@@ -23,16 +23,23 @@ const KC: usize = 384;
 
 /// One packed row of a panel.
 #[repr(C, align(64))]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct Line([f32; NR]);
 
 /// `B` (`k × n`) packed into column panels. Reusable: packing again keeps the allocation.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(in super::super) struct PackedB {
     k: usize,
     n: usize,
     /// Panel `j` row `p` at `lines[j · k + p]`.
     lines: Vec<Line>,
+}
+
+/// The shape only: a model's `Debug` output must not list millions of weights.
+impl std::fmt::Debug for PackedB {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedB[{} × {}]", self.k, self.n)
+    }
 }
 
 impl PackedB {
@@ -51,6 +58,7 @@ impl PackedB {
 
     /// `B[p][first..first + values.len()] = values` (after [`reset`](Self::reset)).
     pub fn write_row(&mut self, p: usize, first: usize, values: &[f32]) {
+        debug_assert!(p < self.k && first + values.len() <= self.n, "row {p}, columns {first}+{} of {}×{}", values.len(), self.k, self.n);
         let (mut j, mut values) = (first, values);
         while !values.is_empty() {
             let (panel, lane) = (j / NR, j % NR);
@@ -297,6 +305,7 @@ mod tests {
                     assert!(err < 1e-4, "portable {portable}, {m}×{n}×{k}, packed by {packing}: {err}");
                 }
                 assert_eq!(packed.transposed(), b_columns, "transposed() gives back the packed matrix");
+                assert_eq!(format!("{packed:?}"), format!("PackedB[{k} × {n}]"));
             }
             PORTABLE.set(false);
         }
