@@ -39,6 +39,14 @@ def test_depth_anything_runs_with_explicit_weights(tmp_path: Path, photo_array: 
     assert mesh.depth == "depth-anything" and mesh.watertight
 
 
+def test_the_authors_checkpoint_gives_the_same_depth(photo_array: np.ndarray) -> None:
+    """`depth_anything_v2_*.pth` (the authors' layout of the same tiny weights) loads from Python."""
+    pth = TINY_WEIGHTS / "depth_anything_v2_tiny.pth"
+    from_pth = orfeas.estimate_depth(photo_array, depth="depth-anything", weights=pth, quality="low")
+    from_dir = orfeas.estimate_depth(photo_array, depth="depth-anything", weights=TINY_WEIGHTS, quality="low")
+    assert np.array_equal(from_pth, from_dir)
+
+
 def test_depth_anything_without_weights_names_the_way_to_get_them(tmp_path: Path, photo_array: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-home"))
