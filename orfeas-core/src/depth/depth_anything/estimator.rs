@@ -4,10 +4,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
 
 use super::preprocess::{depth_to_size, preprocess, PreprocessOptions};
-use super::{internal, load_model, DepthAnythingV2};
+use super::weights::read_checkpoint;
+use super::{internal, DepthAnythingV2};
 use crate::cancel::CancelToken;
 use crate::depth::{DepthEstimator, HeightMap};
 use crate::error::Result;
@@ -57,10 +59,12 @@ impl DepthAnythingEstimator {
             crate::Device::Cuda(_) => slots.max(1),
             crate::Device::Cpu | crate::Device::Auto => 1,
         };
+        // Read (and for the authors' layout, renamed) once, whatever the number of copies.
+        let (config, tensors) = read_checkpoint(path)?;
         let replicas = (0..copies)
             .map(|_| {
-                let device = device.candle_device()?;
-                Ok(Replica { model: load_model(path, &device)?, in_use: Mutex::new(()) })
+                let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &device.candle_device()?);
+                Ok(Replica { model: DepthAnythingV2::new(config.clone(), vb)?, in_use: Mutex::new(()) })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { replicas: Arc::new(replicas), options: PreprocessOptions::default() })

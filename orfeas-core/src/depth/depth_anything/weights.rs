@@ -45,6 +45,13 @@ pub fn load_model(path: &Path, device: &Device) -> Result<DepthAnythingV2> {
 
 /// Loads the model with the given parameter dtype (`F32`; `F16`/`BF16` for CUDA).
 pub fn load_model_with_dtype(path: &Path, device: &Device, dtype: DType) -> Result<DepthAnythingV2> {
+    let (config, tensors) = read_checkpoint(path)?;
+    DepthAnythingV2::new(config, VarBuilder::from_tensors(tensors, dtype, device))
+}
+
+/// The configuration and the tensors (CPU, transformers names) of a checkpoint directory or
+/// file, read once; callers building several replicas clone the map (the tensors are shared).
+pub(crate) fn read_checkpoint(path: &Path) -> Result<(DepthAnythingConfig, HashMap<String, Tensor>)> {
     let location = models::weights_at(path)?;
     let file = location.weights.as_path();
     let tensors = read_tensors(file)?;
@@ -71,7 +78,7 @@ pub fn load_model_with_dtype(path: &Path, device: &Device, dtype: DType) -> Resu
         })?;
         (load_config(config_file)?, tensors)
     };
-    DepthAnythingV2::new(config, VarBuilder::from_tensors(tensors, dtype, device))
+    Ok((config, tensors))
 }
 
 /// Every tensor of a safetensors file or a PyTorch pickle, on the CPU, contiguous.
