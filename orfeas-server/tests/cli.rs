@@ -148,3 +148,22 @@ fn depth_anything_runs_from_a_weights_directory_and_says_how_to_get_weights() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("fetch-model"));
 }
+
+#[test]
+fn gpu_reports_telemetry_or_why_there_is_none_and_exits_zero() {
+    let json = orfeas().args(["gpu", "--json"]).output().expect("run orfeas gpu --json");
+    assert_eq!(json.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&json.stderr));
+    let doc = json_of(&json);
+    let available = doc["available"].as_bool().expect("available is a boolean");
+    assert!(doc["gpus"].is_array());
+
+    let plain = orfeas().arg("gpu").output().expect("run orfeas gpu");
+    assert_eq!(plain.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&plain.stderr));
+    let text = String::from_utf8_lossy(&plain.stdout);
+    if available {
+        assert_eq!(json_of(&plain)["available"], true, "{text}");
+    } else {
+        let reason = doc["reason"].as_str().expect("a reason when unavailable");
+        assert_eq!(text.trim(), format!("no GPU telemetry: {reason}"), "one line with the reason, said once");
+    }
+}

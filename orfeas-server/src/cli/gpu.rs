@@ -12,7 +12,8 @@ pub fn run(json: bool) -> ExitCode {
     } else {
         #[allow(clippy::print_stdout)]
         {
-            println!("no NVIDIA GPU/driver: {}", stats.reason.as_deref().unwrap_or("unknown reason"));
+            // The reason says what is missing (driver, GPU, or the `nvml` feature).
+            println!("no GPU telemetry: {}", stats.reason.as_deref().unwrap_or("unknown reason"));
         }
     }
     ExitCode::SUCCESS
