@@ -4,9 +4,10 @@ delivered with _thread.interrupt_main while the call waits without the GIL)."""
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 import numpy as np
 import pytest
@@ -14,6 +15,16 @@ import pytest
 import orfeas
 
 COPIES = 24
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C as an interactive Python gets it. A process started in the background by a
+    non-interactive shell inherits SIGINT ignored, and `_thread.interrupt_main()` then does
+    nothing; these tests are about what happens when it does arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_token_cancelled_before_the_run_cancels_every_job(tmp_path: Path, photo_array: np.ndarray) -> None:
@@ -53,6 +64,7 @@ def test_keyboard_interrupt_in_the_callback_cancels_and_propagates(tmp_path: Pat
     assert len(list(tmp_path.glob("*.stl"))) < COPIES
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_while_waiting_cancels_the_batch(tmp_path: Path, heavy_png: Path) -> None:
     proc = orfeas.BatchProcessor(slots=2)
     started = threading.Event()
@@ -73,6 +85,7 @@ def test_ctrl_c_while_waiting_cancels_the_batch(tmp_path: Path, heavy_png: Path)
     assert len(list(tmp_path.glob("*.stl"))) < COPIES
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_without_a_callback_cancels_too(tmp_path: Path, heavy_png: Path) -> None:
     proc = orfeas.BatchProcessor(slots=2)
 

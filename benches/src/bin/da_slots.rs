@@ -60,18 +60,21 @@ fn main() -> Result<(), BoxError> {
     };
     println!("{}", json!({"device": device.to_string(), "gpu": gpu, "size": size, "rounds": rounds}));
 
-    let inputs = (0..IMAGES).map(|i| input(i, size, models[i].device())).collect::<candle_core::Result<Vec<_>>>()?;
-    let batch = Tensor::cat(&inputs, 0)?;
+    // Tensors live on one stream's device and cannot mix with another's: each model gets its
+    // image on its own device, and the first model's copies make the sequential and batched cases.
+    let per_stream = (0..IMAGES).map(|i| input(i, size, models[i].device())).collect::<candle_core::Result<Vec<_>>>()?;
+    let on_first = (0..IMAGES).map(|i| input(i, size, models[0].device())).collect::<candle_core::Result<Vec<_>>>()?;
+    let batch = Tensor::cat(&on_first, 0)?;
     // Warm-up: kernels compiled/loaded and buffers allocated on every stream.
-    for (model, x) in models.iter().zip(&inputs) {
+    for (model, x) in models.iter().zip(&per_stream) {
         forward_synced(model, x)?;
     }
     forward_synced(&models[0], &batch)?;
 
     let mut cases: [(&str, Vec<f64>); 3] = [("sequential", vec![]), ("concurrent", vec![]), ("batched", vec![])];
     for _ in 0..rounds {
-        cases[0].1.push(timed(|| inputs.iter().try_for_each(|x| forward_synced(&models[0], x)))?);
-        cases[1].1.push(concurrent(&models, &inputs)?);
+        cases[0].1.push(timed(|| on_first.iter().try_for_each(|x| forward_synced(&models[0], x)))?);
+        cases[1].1.push(concurrent(&models, &per_stream)?);
         cases[2].1.push(timed(|| forward_synced(&models[0], &batch))?);
     }
     let sequential = median(&cases[0].1);
