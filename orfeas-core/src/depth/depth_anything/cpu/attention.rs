@@ -16,7 +16,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use super::sgemm::{self, PackedB};
-use super::{vmath, SharedOut};
+use super::{vmath, Unfilled};
 
 /// Query rows per task (a multiple of the micro-kernel's 6): the `ROWS × N` scores (260 KB at
 /// N = 1370) stay in L2 between the two products. Keys and values are packed per head, so
@@ -69,9 +69,9 @@ impl CustomOp1 for FusedAttention {
                 HeadOperands { keys, values }
             })
             .collect();
-        let mut out = vec![0f32; batch * tokens * width];
+        let mut out = Unfilled::new(batch * tokens * width);
         let blocks = tokens.div_ceil(ROWS);
-        let out_ptr = SharedOut(out.as_mut_ptr());
+        let out_ptr = out.shared();
         (0..batch * self.heads * blocks).into_par_iter().for_each(|task| {
             let (head_task, block) = (task / blocks, task % blocks);
             let (index, head) = (head_task / self.heads, head_task % self.heads);
@@ -82,6 +82,9 @@ impl CustomOp1 for FusedAttention {
             let head_operands = &operands[head_task];
             SCORES.with_borrow_mut(|scores| attend(image(index), head_operands, out, shape, head, rows, scores));
         });
+        // SAFETY: the tasks cover every (image, head, row block), and `attend` overwrites its
+        // block (a product without accumulation, `tokens > 0` deep).
+        let out = unsafe { out.into_filled() };
         Ok((CpuStorage::F32(out), (batch, tokens, width).into()))
     }
 }

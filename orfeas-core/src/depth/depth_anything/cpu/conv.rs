@@ -10,12 +10,13 @@
 //! result (channels are the product's rows, the strip's pixels its columns).
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use super::sgemm::{self, PackedB};
-use super::{contiguous_f32, SharedOut};
+use super::{contiguous_f32, unwritten, Unfilled};
 
 /// Output pixels per task (whole output rows, at least one): the strip's packed im2col matrix
 /// (256 × 9·C_in floats, 590 KB for the 64-channel fusion blocks) stays near L2 while every
@@ -71,10 +72,10 @@ impl CustomOp3 for Conv {
         let pad = self.kernel / 2;
         let (oh, ow) = ((h + 2 * pad - self.kernel) / self.stride + 1, (w + 2 * pad - self.kernel) / self.stride + 1);
         let plane = oh * ow;
-        let mut out = vec![0f32; batch * c_out * plane];
+        let mut out = Unfilled::new(batch * c_out * plane);
         let rows_per_task = (PIXELS_PER_TASK / ow.max(1)).clamp(1, oh.max(1));
         let strips = oh.div_ceil(rows_per_task);
-        let out_ptr = SharedOut(out.as_mut_ptr());
+        let out_ptr = out.shared();
         let dims = Dims { c_in, c_out, h, w, oh, ow };
         (0..batch * strips).into_par_iter().for_each(|task| {
             let (image, strip) = (task / strips, task % strips);
@@ -84,6 +85,9 @@ impl CustomOp3 for Conv {
             let out = out_ptr.at(image * c_out * plane);
             COLUMNS.with_borrow_mut(|(packed, row)| self.strip(x, weight, bias, out, dims, rows, packed, row));
         });
+        // SAFETY: the strips cover every output row of every image, and each strip writes all
+        // `c_out` planes of its rows (bias first).
+        let out = unsafe { out.into_filled() };
         Ok((CpuStorage::F32(out), (batch, c_out, oh, ow).into()))
     }
 }
@@ -130,7 +134,7 @@ impl Conv {
         // image (`out` is that image's base, plane stride `plane`); the weight is `c_out × depth`.
         unsafe {
             for (c, &b) in bias.iter().enumerate() {
-                std::slice::from_raw_parts_mut(out.add(c * plane), pixels).fill(b);
+                unwritten(out.add(c * plane), pixels).fill(MaybeUninit::new(b));
             }
             // out[c, p] += Σ_k weight[c, k] · columns[k, p].
             sgemm::gemm(d.c_out, weight.as_ptr(), depth, packed, out, plane, true);

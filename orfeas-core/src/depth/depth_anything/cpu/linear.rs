@@ -10,9 +10,9 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape}
 use rayon::prelude::*;
 
 use super::sgemm::{self, PackedB};
-use super::{contiguous_f32, vmath};
+use super::{contiguous_f32, unwritten, vmath, Unfilled};
 
-/// Rows per task: a multiple of the micro-kernel's 6, small enough that the block (72 × 1536
+/// Rows per task: a multiple of the micro-kernels' 6 and 12, small enough that the block (72 × 1536
 /// floats for the MLP's widest output) stays in L2 for the GELU pass, and ~20 tasks per image.
 const ROWS: usize = 72;
 
@@ -39,24 +39,31 @@ impl Linear<'_> {
         if residual.is_some_and(|r| r.len() != m * n) {
             bail!("linear: residual does not have the output's shape")
         }
-        let mut out = vec![0f32; m * n];
-        out.par_chunks_mut(ROWS * n.max(1)).enumerate().for_each(|(block, out)| {
-            let (first, rows) = (block * ROWS, out.len() / n.max(1));
+        let mut out = Unfilled::new(m * n);
+        let out_ptr = out.shared();
+        let blocks = if n == 0 { 0 } else { m.div_ceil(ROWS) };
+        (0..blocks).into_par_iter().for_each(|block| {
+            let (first, rows) = (block * ROWS, ROWS.min(m - block * ROWS));
+            // SAFETY: rows `first..first + rows` of the `m × n` output are this task's alone.
+            let start = unsafe { unwritten(out_ptr.at(first * n), rows * n) };
             match residual {
                 Some(r) => {
-                    for (o, r) in out.chunks_exact_mut(n).zip(r[first * n..].chunks_exact(n)) {
-                        o.iter_mut().zip(r).zip(self.bias).for_each(|((o, &r), &b)| *o = r + b);
+                    for (o, r) in start.chunks_exact_mut(n).zip(r[first * n..].chunks_exact(n)) {
+                        o.iter_mut().zip(r).zip(self.bias).for_each(|((o, &r), &b)| _ = o.write(r + b));
                     }
                 }
-                None => out.chunks_exact_mut(n).for_each(|o| o.copy_from_slice(self.bias)),
+                None => start.chunks_exact_mut(n).for_each(|o| o.iter_mut().zip(self.bias).for_each(|(o, &b)| _ = o.write(b))),
             }
-            // SAFETY: rows `first..first + rows` of `x` (`m × k`, row-major) are in bounds, and
-            // `out` is this task's own `rows × n` block.
+            // SAFETY: the block is written now; rows `first..first + rows` of `x` (`m × k`,
+            // row-major) are in bounds.
+            let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(first * n), rows * n) };
             unsafe { sgemm::gemm(rows, x[first * k..].as_ptr(), k, self.weight, out.as_mut_ptr(), n, true) };
             if self.gelu {
                 vmath::gelu_in_place(out);
             }
         });
+        // SAFETY: the blocks cover all `m` rows (none when `n` is 0) and each wrote its own.
+        let out = unsafe { out.into_filled() };
         let mut shape = lead.to_vec();
         shape.push(n);
         Ok((CpuStorage::F32(out), shape.into()))

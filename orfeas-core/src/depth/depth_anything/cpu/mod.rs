@@ -19,6 +19,8 @@ mod sgemm;
 #[allow(unsafe_code)]
 mod vmath;
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 
 pub(super) use attention::FusedAttention;
@@ -46,6 +48,43 @@ impl SharedOut {
     fn at(self, offset: usize) -> *mut f32 {
         self.0.wrapping_add(offset)
     }
+}
+
+/// An output buffer that parallel tasks fill completely before anyone reads it. A zeroed
+/// `vec!` would be one more pass over up to tens of MB, on the calling thread alone, of values
+/// that every task overwrites anyway.
+struct Unfilled {
+    values: Vec<f32>,
+    len: usize,
+}
+
+impl Unfilled {
+    fn new(len: usize) -> Self {
+        Self { values: Vec::with_capacity(len), len }
+    }
+
+    /// Where the tasks write (through raw pointers or [`MaybeUninit`] slices, never `&mut [f32]`
+    /// before a value is written).
+    fn shared(&mut self) -> SharedOut {
+        SharedOut(self.values.as_mut_ptr())
+    }
+
+    /// # Safety
+    /// Every one of the `len` values has been written.
+    #[allow(unsafe_code)]
+    unsafe fn into_filled(mut self) -> Vec<f32> {
+        self.values.set_len(self.len);
+        self.values
+    }
+}
+
+/// `len` values at `at` as not-yet-written floats.
+///
+/// # Safety
+/// The range is inside an [`Unfilled`] buffer (or any f32 allocation), this task's alone.
+#[allow(unsafe_code)]
+unsafe fn unwritten<'a>(at: *mut f32, len: usize) -> &'a mut [MaybeUninit<f32>] {
+    std::slice::from_raw_parts_mut(at.cast::<MaybeUninit<f32>>(), len)
 }
 
 #[cfg(test)]

@@ -4,16 +4,17 @@
 //! operands on every call, so a layer's weight was repacked on every forward and each
 //! attention row block repacked its head's keys and values; and its f32 micro-kernel reached
 //! ~60 % of this CPU's FMA peak on the model's shapes. Here the weights are packed at load, keys
-//! and values once per head, and a 6 × 16 register-blocked micro-kernel (AVX2 + FMA, chosen at
-//! run time; a portable one otherwise) streams `A` rows straight from memory: 10–25 % more
-//! GFLOP/s on the Small model's shapes on the 2-core EPYC of docs/performance.md §3.
+//! and values once per head, and register-blocked micro-kernels chosen at run time (12 × 32 on
+//! AVX-512, with 4 × 32 for the last rows; 6 × 16 on AVX2 + FMA; a portable 6 × 16 otherwise)
+//! stream `A` rows straight from memory: 10–25 % more GFLOP/s on the Small model's shapes on the 2-core EPYC of
+//! docs/performance.md §3. AVX-512 doubles the lanes per instruction, which PyTorch's oneDNN
+//! uses where the CPU has it; without that kernel, PyTorch was 1.75× faster on such a CPU.
 //!
 //! Layout: `B` (`k × n`) is cut into panels of [`NR`] columns; a panel stores, for each of the
-//! `k` rows, its `NR` values in one 64-byte-aligned line, zero-padded past `n`. A pass over
-//! at most [`KC`] rows of a panel stays in L1 while every [`MR`]-row tile of `A` runs over it.
+//! `k` rows, its `NR` values in one 64-byte-aligned line (one AVX-512 vector), zero-padded past
+//! `n`. A pass over at most [`KC`] rows of a panel (or two) stays in L1–L2 while every row tile
+//! of `A` runs over it.
 
-/// Rows of `A` (and `C`) per micro-kernel call.
-pub(super) const MR: usize = 6;
 /// Columns of `B` (and `C`) per micro-kernel call and per panel.
 pub(super) const NR: usize = 16;
 /// Most depth per pass: a `KC × NR` panel slice is 24 KB, three quarters of L1. Deeper
@@ -123,16 +124,41 @@ impl PackedB {
     }
 }
 
-/// The micro-kernel's signature: `C[MR × NR] (+)= Σ_p A[r][p] · panel[p]` over `kc` rows, `A`
-/// row `r` at `a[r]`, `C` row `r` at `c + r · ldc`; `load` adds to `C` instead of overwriting.
-type Kernel = unsafe fn(usize, &[*const f32; MR], *const f32, *mut f32, usize, bool);
+/// A micro-kernel: `C[R × P·NR] (+)= Σ_p A[r][p] · B[p]` over `kc` rows of `P` adjacent panels
+/// (panel `q` at `b + q · panel_stride`), `A` row `r` at `a[r]`, `C` row `r` at `c + r · ldc`;
+/// `load` adds to `C` instead of overwriting. `P` is the kernel's own; the driver knows it.
+type Kernel<const R: usize> = unsafe fn(usize, &[*const f32; R], *const f32, usize, *mut f32, usize, bool);
 
-fn kernel_for_this_cpu() -> Kernel {
+/// The register tiles of one instruction set: `R` rows by `panels` panels, and a one-panel
+/// kernel of the same height for a last, odd panel.
+struct Kernels<const R: usize> {
+    panels: usize,
+    wide: Kernel<R>,
+    narrow: Kernel<R>,
+}
+
+/// The widest SIMD this CPU has (and tests allow).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Isa {
+    Portable,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+}
+
+fn isa_of_this_cpu() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    if !portable_forced() && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        return avx2::kernel;
+    {
+        let limit = isa_limit();
+        if limit >= Isa::Avx512 && is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if limit >= Isa::Avx2 && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
     }
-    portable::kernel
+    Isa::Portable
 }
 
 /// `C[m × n] (+)= A[m × k] · B` on the calling thread (callers parallelise over row blocks or
@@ -143,39 +169,105 @@ fn kernel_for_this_cpu() -> Kernel {
 /// `a + i · lda .. + k` must be readable and `c + i · ldc .. + n` writable (and not read or
 /// written by anyone else meanwhile) for every `i < m`.
 pub(super) unsafe fn gemm(m: usize, a: *const f32, lda: usize, b: &PackedB, c: *mut f32, ldc: usize, accumulate: bool) {
+    match isa_of_this_cpu() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // Whole 12-row tiles, then the rest in 4-row tiles: a 64-channel convolution
+            // computes 64 rows, not 72, and a last block of 2 tokens 4, not 12.
+            let tall = Kernels { panels: 2, wide: avx512::kernel::<12, 2>, narrow: avx512::kernel::<12, 1> };
+            let short = Kernels { panels: 2, wide: avx512::kernel::<4, 2>, narrow: avx512::kernel::<4, 1> };
+            let whole = m / 12 * 12;
+            drive(&tall, whole, a, lda, b, c, ldc, accumulate);
+            drive(&short, m - whole, a.wrapping_add(whole * lda), lda, b, c.wrapping_add(whole * ldc), ldc, accumulate)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => drive(&Kernels { panels: 1, wide: avx2::kernel, narrow: avx2::kernel }, m, a, lda, b, c, ldc, accumulate),
+        _ => drive(&Kernels { panels: 1, wide: portable::kernel, narrow: portable::kernel }, m, a, lda, b, c, ldc, accumulate),
+    }
+}
+
+/// Most panels a kernel covers at once (the edge tile's width).
+const MAX_PANELS: usize = 2;
+
+/// [`gemm`] with the given register tiles: depth passes of ≤ [`KC`], then panels (`kernels.panels`
+/// at a time), then `R`-row tiles of `A`; edge tiles go through a zero-padded copy.
+///
+/// # Safety
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive<const R: usize>(kernels: &Kernels<R>, m: usize, a: *const f32, lda: usize, b: &PackedB, c: *mut f32, ldc: usize, accumulate: bool) {
     let (k, n) = (b.k, b.n);
     if k == 0 && !accumulate {
         for i in 0..m {
-            std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0);
+            // Raw writes: `C` may not have been written yet (an `Unfilled` output).
+            std::ptr::write_bytes(c.add(i * ldc), 0, n);
         }
     }
-    let kernel = kernel_for_this_cpu();
+    let panel_count = n.div_ceil(NR);
     let pass = k.div_ceil(k.div_ceil(KC).max(1)).max(1);
     for depth in (0..k).step_by(pass) {
         let kc = pass.min(k - depth);
         let load = accumulate || depth > 0;
-        for panel in 0..n.div_ceil(NR) {
-            let columns = NR.min(n - panel * NR);
+        for panel in (0..panel_count).step_by(kernels.panels) {
+            let (kernel, width) = match panel_count - panel >= kernels.panels {
+                true => (kernels.wide, kernels.panels * NR),
+                false => (kernels.narrow, NR),
+            };
+            let columns = width.min(n - panel * NR);
             let lines = b.lines.as_ptr().add(panel * k + depth).cast::<f32>();
-            for top in (0..m).step_by(MR) {
-                let rows = MR.min(m - top);
+            for top in (0..m).step_by(R) {
+                let rows = R.min(m - top);
                 // Rows past `m` re-read the last row; their results are discarded below.
-                let a_rows: [*const f32; MR] = std::array::from_fn(|r| a.add((top + r.min(rows - 1)) * lda + depth));
+                let a_rows: [*const f32; R] = std::array::from_fn(|r| a.add((top + r.min(rows - 1)) * lda + depth));
                 let c_tile = c.add(top * ldc + panel * NR);
-                if rows == MR && columns == NR {
-                    kernel(kc, &a_rows, lines, c_tile, ldc, load);
+                if rows == R && columns == width {
+                    kernel(kc, &a_rows, lines, k * NR, c_tile, ldc, load);
                     continue;
                 }
-                let mut tile = [0f32; MR * NR];
+                let mut tile = [[0f32; MAX_PANELS * NR]; R];
                 if load {
-                    for r in 0..rows {
-                        tile[r * NR..r * NR + columns].copy_from_slice(std::slice::from_raw_parts(c_tile.add(r * ldc), columns));
+                    for (r, tile) in tile.iter_mut().enumerate().take(rows) {
+                        tile[..columns].copy_from_slice(std::slice::from_raw_parts(c_tile.add(r * ldc), columns));
                     }
                 }
-                kernel(kc, &a_rows, lines, tile.as_mut_ptr(), NR, load);
-                for r in 0..rows {
-                    std::slice::from_raw_parts_mut(c_tile.add(r * ldc), columns).copy_from_slice(&tile[r * NR..r * NR + columns]);
+                kernel(kc, &a_rows, lines, k * NR, tile.as_mut_ptr().cast(), MAX_PANELS * NR, load);
+                for (r, tile) in tile.iter().enumerate().take(rows) {
+                    std::slice::from_raw_parts_mut(c_tile.add(r * ldc), columns).copy_from_slice(&tile[..columns]);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::NR;
+
+    /// `R × P·16`: one 16-lane vector per row and panel. 12 × 2 accumulators, 2 panel loads
+    /// and 12 broadcasts per step leave 5 of the 32 vector registers; a row block of 72
+    /// (linear) or 48 (attention) is a whole number of such tiles.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kernel<const R: usize, const P: usize>(kc: usize, a: &[*const f32; R], b: *const f32, panel_stride: usize, c: *mut f32, ldc: usize, load: bool) {
+        let mut acc = [[_mm512_setzero_ps(); P]; R];
+        if load {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = std::array::from_fn(|q| _mm512_loadu_ps(c.add(r * ldc + q * NR)));
+            }
+        }
+        for p in 0..kc {
+            let lines: [__m512; P] = std::array::from_fn(|q| _mm512_load_ps(b.add(q * panel_stride + p * NR)));
+            for (acc, row) in acc.iter_mut().zip(a) {
+                let x = _mm512_set1_ps(*row.add(p));
+                for (acc, &line) in acc.iter_mut().zip(&lines) {
+                    *acc = _mm512_fmadd_ps(x, line, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (q, &acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(c.add(r * ldc + q * NR), acc);
             }
         }
     }
@@ -185,12 +277,14 @@ pub(super) unsafe fn gemm(m: usize, a: *const f32, lda: usize, b: &PackedB, c: *
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{MR, NR};
+    use super::NR;
+
+    pub(super) const ROWS: usize = 6;
 
     /// 12 accumulators (6 rows × 2 vectors of 8), 2 panel loads and 6 broadcasts per step.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; MR], b: *const f32, c: *mut f32, ldc: usize, load: bool) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; ROWS], b: *const f32, _panel_stride: usize, c: *mut f32, ldc: usize, load: bool) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
         if load {
             for (r, acc) in acc.iter_mut().enumerate() {
                 *acc = [_mm256_loadu_ps(c.add(r * ldc)), _mm256_loadu_ps(c.add(r * ldc + 8))];
@@ -213,11 +307,13 @@ mod avx2 {
 }
 
 mod portable {
-    use super::{MR, NR};
+    use super::NR;
 
-    /// The same tile in plain Rust (vectorised by the compiler for the target's baseline SIMD).
-    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; MR], b: *const f32, c: *mut f32, ldc: usize, load: bool) {
-        let mut acc = [[0f32; NR]; MR];
+    pub(super) const ROWS: usize = 6;
+
+    /// The AVX2 tile in plain Rust (vectorised by the compiler for the target's baseline SIMD).
+    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; ROWS], b: *const f32, _panel_stride: usize, c: *mut f32, ldc: usize, load: bool) {
+        let mut acc = [[0f32; NR]; ROWS];
         if load {
             for (r, acc) in acc.iter_mut().enumerate() {
                 acc.copy_from_slice(std::slice::from_raw_parts(c.add(r * ldc), NR));
@@ -238,19 +334,19 @@ mod portable {
 
 #[cfg(test)]
 thread_local! {
-    static PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ISA_LIMIT: std::cell::Cell<Isa> = const { std::cell::Cell::new(Isa::Avx512) };
 }
 
-/// Tests run the portable kernel on machines that have AVX2 too.
+/// Tests run the narrower kernels on machines that have wider ones too.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn portable_forced() -> bool {
+fn isa_limit() -> Isa {
     #[cfg(test)]
     {
-        PORTABLE.get()
+        ISA_LIMIT.get()
     }
     #[cfg(not(test))]
     {
-        false
+        Isa::Avx512
     }
 }
 
@@ -272,14 +368,16 @@ mod tests {
     }
 
     /// Edge tiles in both directions, several depth passes, both packings, overwrite and
-    /// accumulate, on both micro-kernels.
+    /// accumulate, on every micro-kernel this CPU has.
     #[test]
     fn matches_a_naive_product() {
         // One buffer for every shape: repacking must not leave stale values in padding lanes.
         let mut packed = PackedB::default();
-        for portable in [false, true] {
-            PORTABLE.set(portable);
-            for (m, n, k) in [(13, 37, 2 * KC + 7), (6, 16, 5), (1, 1, 1), (20, 48, KC), (7, 21, 9)] {
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            ISA_LIMIT.set(isa);
+            let isa = isa_of_this_cpu();
+            // Shapes around both tile heights (6, 12) and widths (16, 32), odd last panels.
+            for (m, n, k) in [(13, 37, 2 * KC + 7), (6, 16, 5), (1, 1, 1), (20, 48, KC), (7, 21, 9), (24, 64, 33), (25, 80, 17), (12, 33, 3)] {
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
                 let b_columns: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
                 for packing in ["rows", "columns", "row pieces"] {
@@ -302,12 +400,12 @@ mod tests {
                     // SAFETY: `a` is m × k, `got` m × n, both row-major with those strides.
                     unsafe { gemm(m, a.as_ptr(), k, &packed, got.as_mut_ptr(), n, accumulate) };
                     let err = want.iter().zip(&got).map(|(w, g)| (w - g).abs()).fold(0f32, f32::max);
-                    assert!(err < 1e-4, "portable {portable}, {m}×{n}×{k}, packed by {packing}: {err}");
+                    assert!(err < 1e-4, "{isa:?}, {m}×{n}×{k}, packed by {packing}: {err}");
                 }
                 assert_eq!(packed.transposed(), b_columns, "transposed() gives back the packed matrix");
                 assert_eq!(format!("{packed:?}"), format!("PackedB[{k} × {n}]"));
             }
-            PORTABLE.set(false);
+            ISA_LIMIT.set(Isa::Avx512);
         }
     }
 

@@ -1,5 +1,6 @@
 //! `exp` and `erf` over slices, written so the compiler vectorises them: branch-free scalar
-//! formulas, with the loops compiled a second time for AVX2 + FMA and chosen at run time.
+//! formulas, with the loops compiled again for AVX2 + FMA and for AVX-512 and chosen at run
+//! time.
 //!
 //! Why: candle's CPU softmax and GELU call scalar libm (`expf`, an f64 `erf`) once per element;
 //! at 518² that is 135 M exponentials for the attention of the ViT-S backbone alone and 25 M
@@ -7,12 +8,16 @@
 //! ones PyTorch's vectorised CPU kernels use (Cephes `expf`, within 2 ulp; Abramowitz–Stegun
 //! 7.1.26 `erf`, within 1.5e-7 absolute), so results stay within float rounding of the reference.
 
-/// Calls `$f` compiled for AVX2 + FMA when the CPU has them, else the baseline build of the
-/// same body.
+/// Calls `$f` compiled for the widest of AVX-512 and AVX2 + FMA that the CPU has, else the
+/// baseline build of the same body.
 macro_rules! dispatch {
     ($f:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports the features `avx512::$f` is compiled for.
+                return unsafe { avx512::$f($($arg),*) };
+            }
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 // SAFETY: the CPU supports the features `avx2::$f` is compiled for.
                 return unsafe { avx2::$f($($arg),*) };
@@ -23,46 +28,73 @@ macro_rules! dispatch {
     }};
 }
 
+/// How `a · b + c` is computed: one fused instruction where the build has FMA (fewer
+/// instructions, one rounding), else a multiply and an add (a fused call would be libm's slow
+/// software `fmaf`).
+trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// For the AVX2 and AVX-512 builds (both have FMA).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct Fused;
+
+/// For the baseline build.
+struct Separate;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
 /// `exp(x)` for `x` in [-87.3, 88]: `x = n ln2 + r`, `|r| ≤ ln2 / 2`, `exp(r)` by Cephes'
 /// polynomial and `2^n` built in the exponent bits. Smaller inputs give ~1e-38 instead of a
 /// denormal or 0, which no sum of probabilities can tell apart.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+fn exp<M: MulAdd>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 · 2²³: adding it rounds to the nearest integer and leaves that integer in the low
     // mantissa bits, so no float→int conversion (which does not vectorise well) is needed.
     const ROUND: f32 = 12_582_912.0;
+    const P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
     let x = x.clamp(-87.3, 88.0);
-    let shifted = x * LOG2E + ROUND;
+    let shifted = M::mul_add(x, LOG2E, ROUND);
     let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
-    let e = p * r * r + r + 1.0;
+    let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, x));
+    // Cephes' last coefficient is 5.0000001201e-1, which is 0.5 in f32.
+    let p = P[1..].iter().fold(P[0], |p, &c| M::mul_add(p, r, c));
+    let e = M::mul_add(p, r * r, r) + 1.0;
     let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     e * f32::from_bits((n_int.wrapping_add(127) << 23) as u32)
 }
 
 /// `erf(x)`, Abramowitz–Stegun 7.1.26 (PyTorch's vectorised CPU `erf`).
 #[inline(always)]
-fn erf(x: f32) -> f32 {
+fn erf<M: MulAdd>(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152_1, 1.061_405_4];
+    const A: [f32; 5] = [1.061_405_4, -1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6];
     let a = x.abs();
-    let t = 1.0 / (1.0 + P * a);
-    let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
-    let y = 1.0 - poly * exp(-a * a);
+    let t = 1.0 / M::mul_add(P, a, 1.0);
+    let poly = A[1..].iter().fold(A[0], |p, &c| M::mul_add(p, t, c)) * t;
+    let y = M::mul_add(-poly, exp::<M>(-a * a), 1.0);
     y.copysign(x)
 }
 
 /// Exact (erf) GELU, `0.5 x (1 + erf(x / √2))`.
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+fn gelu<M: MulAdd>(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf::<M>(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// Replaces every value by `exp(v - max)` and returns the sum of the results: the numerator
@@ -82,33 +114,42 @@ pub(super) fn gelu_in_place(values: &mut [f32]) {
 }
 
 
+/// Partial sums/maxima per reduction.
+const LANES: usize = 16;
+
 /// The loop bodies, instantiated once per instruction set by [`kernels!`].
 macro_rules! kernels {
-    ($($attr:meta)?) => {
-        // Eight independent partial sums/maxima: the compiler may not reorder a float
-        // reduction itself, and eight lanes is one AVX register.
+    ($mul_add:ident $(, $attr:meta)?) => {
+        use super::{$mul_add, LANES};
+
+        // Sixteen independent partial sums/maxima: the compiler may not reorder a float
+        // reduction itself; sixteen lanes are one AVX-512 register or two AVX ones.
         $(#[$attr])?
         pub(super) unsafe fn exp_shifted_sum_impl(row: &mut [f32], max: f32) -> f32 {
-            let mut acc = [0f32; 8];
-            let mut chunks = row.chunks_exact_mut(8);
+            let mut acc = [0f32; LANES];
+            let mut chunks = row.chunks_exact_mut(LANES);
             for chunk in &mut chunks {
                 for (v, a) in chunk.iter_mut().zip(&mut acc) {
-                    *v = super::exp(*v - max);
+                    *v = super::exp::<$mul_add>(*v - max);
                     *a += *v;
                 }
             }
-            let mut sum = 0.0;
-            for v in chunks.into_remainder() {
-                *v = super::exp(*v - max);
-                sum += *v;
+            // The last `len % 16` values (10 of a 1370-token row) as one more vector: a scalar
+            // tail costs as much as a tenth of the row. The padding is never summed.
+            let rest = chunks.into_remainder();
+            let mut tail = [f32::NEG_INFINITY; LANES];
+            tail[..rest.len()].copy_from_slice(rest);
+            for v in &mut tail {
+                *v = super::exp::<$mul_add>(*v - max);
             }
-            sum + acc.iter().sum::<f32>()
+            rest.copy_from_slice(&tail[..rest.len()]);
+            rest.iter().sum::<f32>() + acc.iter().sum::<f32>()
         }
 
         $(#[$attr])?
         pub(super) unsafe fn max_impl(row: &[f32]) -> f32 {
-            let mut acc = [f32::NEG_INFINITY; 8];
-            let mut chunks = row.chunks_exact(8);
+            let mut acc = [f32::NEG_INFINITY; LANES];
+            let mut chunks = row.chunks_exact(LANES);
             for chunk in &mut chunks {
                 for (v, a) in chunk.iter().zip(&mut acc) {
                     *a = if *v > *a { *v } else { *a };
@@ -121,7 +162,7 @@ macro_rules! kernels {
         $(#[$attr])?
         pub(super) unsafe fn gelu_impl(values: &mut [f32]) {
             for v in values {
-                *v = super::gelu(*v);
+                *v = super::gelu::<$mul_add>(*v);
             }
         }
     };
@@ -129,13 +170,19 @@ macro_rules! kernels {
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, unsafe_op_in_unsafe_fn)]
+mod avx512 {
+    kernels!(Fused, target_feature(enable = "avx512f,avx2,fma"));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code, unsafe_op_in_unsafe_fn)]
 mod avx2 {
-    kernels!(target_feature(enable = "avx2,fma"));
+    kernels!(Fused, target_feature(enable = "avx2,fma"));
 }
 
 #[allow(unsafe_code, clippy::missing_safety_doc)]
 mod baseline {
-    kernels!();
+    kernels!(Separate);
 }
 
 #[cfg(test)]
@@ -146,8 +193,9 @@ mod tests {
     fn exp_is_within_a_few_ulp_of_libm() {
         for i in -8730..=8799 {
             let x = i as f32 * 0.01 + 0.003;
-            let (got, want) = (exp(x), x.exp());
-            assert!(((got - want) / want).abs() < 3e-7, "exp({x}) = {got}, libm {want}");
+            for (got, want) in [(exp::<Separate>(x), x.exp()), (exp::<Fused>(x), x.exp())] {
+                assert!(((got - want) / want).abs() < 3e-7, "exp({x}) = {got}, libm {want}");
+            }
         }
     }
 
@@ -156,11 +204,32 @@ mod tests {
         for i in -600..=600 {
             let x = i as f32 * 0.01;
             let want = libm_erf(x as f64);
-            // 1.5e-7 from the approximation plus f32 rounding of its terms.
-            assert!((erf(x) as f64 - want).abs() < 3e-7, "erf({x}) = {}, exact {want}", erf(x));
             let g = 0.5 * x as f64 * (1.0 + libm_erf(x as f64 / std::f64::consts::SQRT_2));
-            assert!((gelu(x) as f64 - g).abs() < 1e-6 * (1.0 + g.abs()), "gelu({x})");
+            for (erf, gelu) in [(erf::<Separate>(x), gelu::<Separate>(x)), (erf::<Fused>(x), gelu::<Fused>(x))] {
+                // 1.5e-7 from the approximation plus f32 rounding of its terms.
+                assert!((erf as f64 - want).abs() < 3e-7, "erf({x}) = {erf}, exact {want}");
+                assert!((gelu as f64 - g).abs() < 1e-6 * (1.0 + g.abs()), "gelu({x})");
+            }
         }
+    }
+
+    type Builds = (unsafe fn(&mut [f32], f32) -> f32, unsafe fn(&[f32]) -> f32, unsafe fn(&mut [f32]));
+
+    /// The builds this CPU can run, the dispatched one first.
+    fn builds() -> Vec<(&'static str, Builds)> {
+        let dispatched: Builds = (|r, m| exp_shifted_sum(r, m), |r| max(r), |v| gelu_in_place(v));
+        let mut builds = vec![("dispatched", dispatched)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+                builds.push(("avx512", (avx512::exp_shifted_sum_impl, avx512::max_impl, avx512::gelu_impl)));
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                builds.push(("avx2", (avx2::exp_shifted_sum_impl, avx2::max_impl, avx2::gelu_impl)));
+            }
+        }
+        builds.push(("baseline", (baseline::exp_shifted_sum_impl, baseline::max_impl, baseline::gelu_impl)));
+        builds
     }
 
     /// Every instruction-set build gives the same softmax numerator and sum as plain libm.
@@ -168,21 +237,26 @@ mod tests {
     fn slice_kernels_agree_with_scalar_code() {
         let row: Vec<f32> = (0..1373).map(|i| ((i * 7919 % 2003) as f32 - 1000.0) * 0.013).collect();
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        assert_eq!(max(&row), m);
-        let mut ours = row.clone();
-        let sum = exp_shifted_sum(&mut ours, m);
         let want: Vec<f64> = row.iter().map(|&v| ((v - m) as f64).exp()).collect();
         let want_sum: f64 = want.iter().sum();
-        assert!((sum as f64 - want_sum).abs() < 1e-5 * want_sum);
-        for (a, b) in ours.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() < 1e-6 * (1.0 + b));
+        for (name, (exp_shifted_sum, max, gelu_in_place)) in builds() {
+            // SAFETY: `builds` lists only what this CPU supports.
+            unsafe {
+                assert_eq!(max(&row), m, "{name}");
+                let mut ours = row.clone();
+                let sum = exp_shifted_sum(&mut ours, m);
+                assert!((sum as f64 - want_sum).abs() < 1e-5 * want_sum, "{name}");
+                for (a, b) in ours.iter().zip(&want) {
+                    assert!((*a as f64 - b).abs() < 1e-6 * (1.0 + b), "{name}");
+                }
+                let mut g = row.clone();
+                gelu_in_place(&mut g);
+                for (v, x) in g.iter().zip(&row) {
+                    assert!((v - gelu::<Separate>(*x)).abs() <= 1e-6 * (1.0 + v.abs()), "{name}");
+                }
+                assert_eq!(max(&[]), f32::NEG_INFINITY, "{name}");
+            }
         }
-        let mut g = row.clone();
-        gelu_in_place(&mut g);
-        for (v, x) in g.iter().zip(&row) {
-            assert!((v - gelu(*x)).abs() <= 1e-6 * (1.0 + v.abs()));
-        }
-        assert_eq!(max(&[]), f32::NEG_INFINITY);
     }
 
     /// erf by its Taylor series (|x| < 3) or continued fraction, in f64: the test's own
