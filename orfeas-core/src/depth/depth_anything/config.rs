@@ -213,7 +213,7 @@ impl DepthAnythingConfig {
         if b.reshape_hidden_states {
             return Err("backbone reshape_hidden_states = true is not a Depth Anything layout".into());
         }
-        if b.num_attention_heads == 0 || b.hidden_size % b.num_attention_heads != 0 {
+        if b.num_attention_heads == 0 || !b.hidden_size.is_multiple_of(b.num_attention_heads) {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
         if b.patch_size == 0 || b.image_size < b.patch_size || self.patch_size != b.patch_size {

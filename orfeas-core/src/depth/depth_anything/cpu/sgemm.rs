@@ -50,7 +50,7 @@ impl PackedB {
         self.k = k;
         self.n = n;
         self.lines.resize(n.div_ceil(NR) * k, Line([0.0; NR]));
-        if n % NR != 0 {
+        if !n.is_multiple_of(NR) {
             for line in &mut self.lines[(n / NR) * k..] {
                 line.0[n % NR..].fill(0.0);
             }
