@@ -6,9 +6,10 @@
 //! ~60 % of this CPU's FMA peak on the model's shapes. Here the weights are packed at load, keys
 //! and values once per head, and register-blocked micro-kernels chosen at run time (12 × 32 on
 //! AVX-512, with 4 × 32 for the last rows; 6 × 16 on AVX2 + FMA; a portable 6 × 16 otherwise)
-//! stream `A` rows straight from memory: 10–25 % more GFLOP/s on the Small model's shapes on the 2-core EPYC of
-//! docs/performance.md §3. AVX-512 doubles the lanes per instruction, which PyTorch's oneDNN
-//! uses where the CPU has it; without that kernel, PyTorch was 1.75× faster on such a CPU.
+//! stream `A` rows straight from memory: 10–25 % more GFLOP/s on the Small model's shapes on
+//! the 2-core EPYC of docs/performance.md §3. AVX-512 doubles the lanes per instruction, and
+//! PyTorch's oneDNN uses it where the CPU has it: with the AVX2 kernel alone, PyTorch was 1.75×
+//! faster on the AVX-512 Xeon of the same section.
 //!
 //! Layout: `B` (`k × n`) is cut into panels of [`NR`] columns; a panel stores, for each of the
 //! `k` rows, its `NR` values in one 64-byte-aligned line (one AVX-512 vector), zero-padded past
@@ -209,9 +210,10 @@ unsafe fn drive<const R: usize>(kernels: &Kernels<R>, m: usize, a: *const f32, l
         let kc = pass.min(k - depth);
         let load = accumulate || depth > 0;
         for panel in (0..panel_count).step_by(kernels.panels) {
-            let (kernel, width) = match panel_count - panel >= kernels.panels {
-                true => (kernels.wide, kernels.panels * NR),
-                false => (kernels.narrow, NR),
+            let (kernel, width) = if panel_count - panel >= kernels.panels {
+                (kernels.wide, kernels.panels * NR)
+            } else {
+                (kernels.narrow, NR)
             };
             let columns = width.min(n - panel * NR);
             let lines = b.lines.as_ptr().add(panel * k + depth).cast::<f32>();
@@ -232,7 +234,8 @@ unsafe fn drive<const R: usize>(kernels: &Kernels<R>, m: usize, a: *const f32, l
                 }
                 kernel(kc, &a_rows, lines, k * NR, tile.as_mut_ptr().cast(), MAX_PANELS * NR, load);
                 for (r, tile) in tile.iter().enumerate().take(rows) {
-                    std::slice::from_raw_parts_mut(c_tile.add(r * ldc), columns).copy_from_slice(&tile[..columns]);
+                    // A raw copy: without `load`, `C` may not have been written yet.
+                    std::ptr::copy_nonoverlapping(tile.as_ptr(), c_tile.add(r * ldc), columns);
                 }
             }
         }
