@@ -87,6 +87,52 @@ unsafe fn unwritten<'a>(at: *mut f32, len: usize) -> &'a mut [MaybeUninit<f32>] 
     std::slice::from_raw_parts_mut(at.cast::<MaybeUninit<f32>>(), len)
 }
 
+/// The widest SIMD the CPU kernels use here: one decision for the products (`sgemm`) and the
+/// element-wise functions (`vmath`), each of whose builds needs every feature it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Isa {
+    Portable,
+    /// AVX2 + FMA.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
+    /// AVX-512F on top of AVX2 + FMA.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+}
+
+fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[cfg(test)]
+        let limit = ISA_LIMIT.get();
+        #[cfg(not(test))]
+        let limit = Isa::Avx512;
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        if limit >= Isa::Avx512 && avx2 && std::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if limit >= Isa::Avx2 && avx2 {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Portable
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by [`with_isa_limit`]: tests run the narrower builds on machines that have wider ones.
+    static ISA_LIMIT: std::cell::Cell<Isa> = const { std::cell::Cell::new(Isa::Avx512) };
+}
+
+/// Runs `f` with the kernels limited to `limit` on this thread.
+#[cfg(test)]
+fn with_isa_limit<R>(limit: Isa, f: impl FnOnce() -> R) -> R {
+    ISA_LIMIT.set(limit);
+    let result = f();
+    ISA_LIMIT.set(Isa::Avx512);
+    result
+}
+
 #[cfg(test)]
 thread_local! {
     /// Set by [`with_kernels_disabled`]: the model then runs the generic ops on the CPU too.

@@ -16,6 +16,8 @@
 //! `n`. A pass over at most [`KC`] rows of a panel (or two) stays in L1–L2 while every row tile
 //! of `A` runs over it.
 
+use super::{isa, Isa};
+
 /// Columns of `B` (and `C`) per micro-kernel call and per panel.
 pub(super) const NR: usize = 16;
 /// Most depth per pass: a `KC × NR` panel slice is 24 KB, three quarters of L1. Deeper
@@ -138,30 +140,6 @@ struct Kernels<const R: usize> {
     narrow: Kernel<R>,
 }
 
-/// The widest SIMD this CPU has (and tests allow).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Isa {
-    Portable,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx2,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx512,
-}
-
-fn isa_of_this_cpu() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let limit = isa_limit();
-        if limit >= Isa::Avx512 && is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        if limit >= Isa::Avx2 && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Portable
-}
-
 /// `C[m × n] (+)= A[m × k] · B` on the calling thread (callers parallelise over row blocks or
 /// over independent products). Row `i` of `A` is the `k` values at `a + i · lda`; row `i` of
 /// `C` the `n` values at `c + i · ldc`. `accumulate` adds to `C`, else `C` is overwritten.
@@ -170,7 +148,7 @@ fn isa_of_this_cpu() -> Isa {
 /// `a + i · lda .. + k` must be readable and `c + i · ldc .. + n` writable (and not read or
 /// written by anyone else meanwhile) for every `i < m`.
 pub(super) unsafe fn gemm(m: usize, a: *const f32, lda: usize, b: &PackedB, c: *mut f32, ldc: usize, accumulate: bool) {
-    match isa_of_this_cpu() {
+    match isa() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             // Whole 12-row tiles, then the rest in 4-row tiles: a 64-channel convolution
@@ -336,25 +314,8 @@ mod portable {
 }
 
 #[cfg(test)]
-thread_local! {
-    static ISA_LIMIT: std::cell::Cell<Isa> = const { std::cell::Cell::new(Isa::Avx512) };
-}
-
-/// Tests run the narrower kernels on machines that have wider ones too.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn isa_limit() -> Isa {
-    #[cfg(test)]
-    {
-        ISA_LIMIT.get()
-    }
-    #[cfg(not(test))]
-    {
-        Isa::Avx512
-    }
-}
-
-#[cfg(test)]
 mod tests {
+    use super::super::with_isa_limit;
     use super::*;
 
     fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
@@ -376,9 +337,8 @@ mod tests {
     fn matches_a_naive_product() {
         // One buffer for every shape: repacking must not leave stale values in padding lanes.
         let mut packed = PackedB::default();
-        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
-            ISA_LIMIT.set(isa);
-            let isa = isa_of_this_cpu();
+        for limit in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            let isa = with_isa_limit(limit, isa);
             // Shapes around both tile heights (6, 12) and widths (16, 32), odd last panels.
             for (m, n, k) in [(13, 37, 2 * KC + 7), (6, 16, 5), (1, 1, 1), (20, 48, KC), (7, 21, 9), (24, 64, 33), (25, 80, 17), (12, 33, 3)] {
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
@@ -401,14 +361,13 @@ mod tests {
                     let (mut want, mut got) = (start.clone(), start);
                     naive(m, n, k, &a, &b, &mut want, accumulate);
                     // SAFETY: `a` is m × k, `got` m × n, both row-major with those strides.
-                    unsafe { gemm(m, a.as_ptr(), k, &packed, got.as_mut_ptr(), n, accumulate) };
+                    with_isa_limit(limit, || unsafe { gemm(m, a.as_ptr(), k, &packed, got.as_mut_ptr(), n, accumulate) });
                     let err = want.iter().zip(&got).map(|(w, g)| (w - g).abs()).fold(0f32, f32::max);
                     assert!(err < 1e-4, "{isa:?}, {m}×{n}×{k}, packed by {packing}: {err}");
                 }
                 assert_eq!(packed.transposed(), b_columns, "transposed() gives back the packed matrix");
                 assert_eq!(format!("{packed:?}"), format!("PackedB[{k} × {n}]"));
             }
-            ISA_LIMIT.set(Isa::Avx512);
         }
     }
 

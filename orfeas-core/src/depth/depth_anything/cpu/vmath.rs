@@ -8,23 +8,20 @@
 //! ones PyTorch's vectorised CPU kernels use (Cephes `expf`, within 2 ulp; Abramowitz–Stegun
 //! 7.1.26 `erf`, within 1.5e-7 absolute), so results stay within float rounding of the reference.
 
-/// Calls `$f` compiled for the widest of AVX-512 and AVX2 + FMA that the CPU has, else the
+/// Calls `$f` compiled for the widest instruction set [`isa`](super::isa) allows, else the
 /// baseline build of the same body.
 macro_rules! dispatch {
     ($f:ident($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports the features `avx512::$f` is compiled for.
-                return unsafe { avx512::$f($($arg),*) };
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports the features `avx2::$f` is compiled for.
-                return unsafe { avx2::$f($($arg),*) };
-            }
+        match super::isa() {
+            // SAFETY: `isa` found every feature `avx512::$f` is compiled for.
+            #[cfg(target_arch = "x86_64")]
+            super::Isa::Avx512 => unsafe { avx512::$f($($arg),*) },
+            // SAFETY: `isa` found every feature `avx2::$f` is compiled for.
+            #[cfg(target_arch = "x86_64")]
+            super::Isa::Avx2 => unsafe { avx2::$f($($arg),*) },
+            // SAFETY: the baseline build needs nothing beyond the target's default features.
+            _ => unsafe { baseline::$f($($arg),*) },
         }
-        // SAFETY: the baseline build needs nothing beyond the target's default features.
-        unsafe { baseline::$f($($arg),*) }
     }};
 }
 
@@ -221,10 +218,11 @@ mod tests {
         let mut builds = vec![("dispatched", dispatched)];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+            use super::super::{isa, Isa};
+            if isa() >= Isa::Avx512 {
                 builds.push(("avx512", (avx512::exp_shifted_sum_impl, avx512::max_impl, avx512::gelu_impl)));
             }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if isa() >= Isa::Avx2 {
                 builds.push(("avx2", (avx2::exp_shifted_sum_impl, avx2::max_impl, avx2::gelu_impl)));
             }
         }
