@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Acceptance run, as a new user would: real photographs and drawings that nobody tuned the code
 # for (shipped inside PyPI packages, see scripts/acceptance_inputs.py), every mesh format, the
-# JSON summary and exit code checked against CONTRACT §2, every file judged by independent
+# JSON summary and exit code checked against docs/reference.md §2, every file judged by independent
 # readers (trimesh: STL watertight, consistently wound, positive volume; Khronos glTF
 # validator: zero errors), the model's outline checked against the upright image's aspect
 # ratio (EXIF orientation), and the 12 MP photo's wall time and peak memory reported.
@@ -10,7 +10,7 @@
 #
 # Environment: CARGO_TARGET_DIR (honoured), ORFEAS_ACCEPT_CACHE (venv location, default
 # ~/.cache/orfeas-acceptance), ORFEAS_VALIDATE (path of validate-meshes, default
-# ../shared/tools/validate-meshes beside the checkout), ORFEAS_ACCEPT_DUMP=1 (also dump
+# scripts/judges/validate-meshes), ORFEAS_ACCEPT_DUMP=1 (also dump
 # masks and height maps as PNGs via the ignored `dump_masks` test).
 # Exit status: 0 when everything passed, 1 otherwise.
 set -uo pipefail
@@ -19,7 +19,7 @@ root=$(pwd)
 work=${1:-$(mktemp -d /tmp/orfeas-acceptance.XXXXXX)}
 mkdir -p "$work"
 cache=${ORFEAS_ACCEPT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orfeas-acceptance}
-validator=${ORFEAS_VALIDATE:-$root/../shared/tools/validate-meshes}
+validator=${ORFEAS_VALIDATE:-$root/scripts/judges/validate-meshes}
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=$target/release/orfeas
 failures=0

@@ -3,7 +3,8 @@
 # server over real HTTP/WebSocket), the CLI on the bundled examples judged by independent
 # readers (trimesh, Khronos glTF validator), the Python package in a fresh virtual environment,
 # the Node package installed from its `npm pack` tarball, and the Batch Studio page in headless
-# Chromium. Installs what it needs by itself (crates, PyPI/npm packages, Debian's chromium).
+# Chromium; before them rustfmt and clippy (warnings are errors). Needs nothing beside the
+# checkout: installs what it needs by itself (crates, PyPI/npm packages, Debian's chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,6 +19,12 @@ export ORFEAS_BIN=${ORFEAS_BIN:-$bin_dir/orfeas}
 started=$(date +%s)
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "clippy (workspace, every target, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Rust tests (workspace)"
 cargo test --workspace --locked
@@ -35,21 +42,9 @@ for job in doc["jobs"]:
     assert job["status"] == "complete" and job["watertight"] and job["triangles"] > 0, job
 print(f"summary: {doc['complete']} of {doc['total']} examples complete")
 PY
-validator=""
-for candidate in "$root/../shared/tools/validate-meshes" "$root/shared/tools/validate-meshes"; do
-  [ -x "$candidate" ] && validator=$candidate && break
-done
-if [ -n "$validator" ]; then
-  # trimesh reads 3MF through lxml, which the validator's own install does not bring.
-  eval_home=${ORFEAS_VALIDATOR_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/orfeas-validators}
-  mkdir -p "$eval_home"
-  [ -x "$eval_home/venv/bin/python" ] || python3 -m venv "$eval_home/venv"
-  "$eval_home/venv/bin/python" -c "import lxml" 2>/dev/null || "$eval_home/venv/bin/pip" install -q lxml
-  "$validator" "$out"/*.stl "$out"/*.obj "$out"/*.glb "$out"/*.ply "$out"/*.3mf
-else
-  echo "validate-meshes not found beside the checkout (../shared/tools); skipped" >&2
-  exit 1
-fi
+# Judged by readers that share no code with orfeas (pinned trimesh from PyPI, the Khronos glTF
+# validator from npm; the script installs them into a cache folder).
+bash scripts/judges/validate-meshes "$out"/*.stl "$out"/*.obj "$out"/*.glb "$out"/*.ply "$out"/*.3mf
 
 step "Python package (wheel in a fresh virtual environment)"
 bash scripts/test-python.sh

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use orfeas_benches::{full_grid, input, load_height_map};
 use orfeas_core::mesh::{triangulate_heightfield, MeshingLimits};
-use orfeas_core::{export_model, image_to_model, CancelToken, DepthMethod, GenerateSettings, ImageLimits, ImageSource, MeshFormat, Quality};
+use orfeas_core::{
+    export_model, image_to_model, CancelToken, DepthMethod, GenerateSettings, ImageLimits,
+    ImageSource, MeshFormat, Quality,
+};
 
 fn pipeline(c: &mut Criterion) {
     let photo = match input("photo1024.png") {
@@ -27,14 +30,20 @@ fn pipeline(c: &mut Criterion) {
     };
     let out = std::env::temp_dir().join(format!("orfeas-bench-{}", std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&out) {
-        eprintln!("skipping pipeline benches: cannot create {}: {e}", out.display());
+        eprintln!(
+            "skipping pipeline benches: cannot create {}: {e}",
+            out.display()
+        );
         return;
     }
     let source = ImageSource::Path(photo);
     let limits = ImageLimits::default();
     let cancel = CancelToken::new();
     let mut group = c.benchmark_group("pipeline");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
     let runs = [
         (DepthMethod::Relief, Quality::Low),
         (DepthMethod::Relief, Quality::Medium),
@@ -44,12 +53,20 @@ fn pipeline(c: &mut Criterion) {
         (DepthMethod::Auto, Quality::High),
     ];
     for (depth, quality) in runs {
-        let settings = GenerateSettings { quality, formats: vec![MeshFormat::Stl], ..Default::default() };
+        let settings = GenerateSettings {
+            quality,
+            formats: vec![MeshFormat::Stl],
+            ..Default::default()
+        };
         // One untimed run to print what is being measured.
         match image_to_model(&source, &settings, depth, &limits, &cancel, &mut |_, _| {}) {
             Ok(model) => println!(
                 "pipeline/{depth}/{quality}: {} triangles (depth {}, working {}x{}, max_error {})",
-                model.report.triangles, model.report.depth, model.report.working_width, model.report.working_height, model.report.max_error
+                model.report.triangles,
+                model.report.depth,
+                model.report.working_width,
+                model.report.working_height,
+                model.report.max_error
             ),
             Err(e) => {
                 eprintln!("pipeline/{depth}/{quality} failed: {e}");
@@ -63,8 +80,11 @@ fn pipeline(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let start = Instant::now();
-                    let model = image_to_model(&source, &settings, depth, &limits, &cancel, &mut |_, _| {}).expect("model");
-                    let files = export_model(&model, &[MeshFormat::Stl], &out, "bench", &cancel).expect("export");
+                    let model =
+                        image_to_model(&source, &settings, depth, &limits, &cancel, &mut |_, _| {})
+                            .expect("model");
+                    let files = export_model(&model, &[MeshFormat::Stl], &out, "bench", &cancel)
+                        .expect("export");
                     total += start.elapsed();
                     drop(model);
                     for f in files {
@@ -81,13 +101,33 @@ fn pipeline(c: &mut Criterion) {
 
 fn mesher(c: &mut Criterion) {
     let cases = [
-        ("smooth16_e0.001", "smooth1024.png", MeshingLimits { max_error: 0.001, max_triangles: usize::MAX }),
-        ("noisy_e0.001_cap200k", "noisy1024.png", MeshingLimits { max_error: 0.001, max_triangles: 200_000 }),
+        (
+            "smooth16_e0.001",
+            "smooth1024.png",
+            MeshingLimits {
+                max_error: 0.001,
+                max_triangles: usize::MAX,
+            },
+        ),
+        (
+            "noisy_e0.001_cap200k",
+            "noisy1024.png",
+            MeshingLimits {
+                max_error: 0.001,
+                max_triangles: 200_000,
+            },
+        ),
     ];
     let mut group = c.benchmark_group("mesher");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
     for (name, file, limits) in cases {
-        let grid = match input(file).map_err(|e| e.to_string()).and_then(|p| load_height_map(&p).map_err(|e| e.to_string())) {
+        let grid = match input(file)
+            .map_err(|e| e.to_string())
+            .and_then(|p| load_height_map(&p).map_err(|e| e.to_string()))
+        {
             Ok(map) => full_grid(&map),
             Err(msg) => {
                 eprintln!("skipping mesher/{name}: {msg}");
@@ -95,7 +135,9 @@ fn mesher(c: &mut Criterion) {
             }
         };
         let cancel = CancelToken::new();
-        group.bench_function(name, |b| b.iter(|| triangulate_heightfield(&grid, &limits, &cancel).expect("mesh")));
+        group.bench_function(name, |b| {
+            b.iter(|| triangulate_heightfield(&grid, &limits, &cancel).expect("mesh"))
+        });
     }
     group.finish();
 }

@@ -14,7 +14,10 @@ use orfeas_core::{HeightMap, ImageSource, Mask, OrfeasError};
 pub fn inputs_dir() -> PathBuf {
     match std::env::var_os("ORFEAS_BENCH_INPUTS") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("bench-inputs"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("target")
+            .join("bench-inputs"),
     }
 }
 
@@ -35,14 +38,25 @@ pub fn input(name: &str) -> Result<PathBuf, String> {
 /// Loads an image as a height map at full precision: luminance (16 bits for 16-bit gray
 /// PNGs), min–max normalised to [0, 1] so that the relief height is 1, no smoothing.
 pub fn load_height_map(path: &Path) -> Result<HeightMap, OrfeasError> {
-    let img = load_image(&ImageSource::Path(path.to_path_buf()), &ImageLimits::default())?;
+    let img = load_image(
+        &ImageSource::Path(path.to_path_buf()),
+        &ImageLimits::default(),
+    )?;
     let mut data = img.luma;
-    let (lo, hi) = data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = data
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let span = if hi > lo { hi - lo } else { 1.0 };
     for v in &mut data {
         *v = (*v - lo) / span;
     }
-    Ok(HeightMap { width: img.width, height: img.height, data })
+    Ok(HeightMap {
+        width: img.width,
+        height: img.height,
+        data,
+    })
 }
 
 /// The `(w+1) × (h+1)` corner grid of a height map with every pixel inside.
@@ -63,12 +77,19 @@ pub fn true_max_error(grid: &CornerGrid, mesh: &HeightfieldMesh) -> TrueError {
     for t in &mesh.triangles {
         let p = t.map(|i| mesh.vertices[i as usize].map(i64::from));
         let h = t.map(|i| f64::from(mesh.heights[i as usize]));
-        let det = (p[1][0] - p[0][0]) * (p[2][1] - p[0][1]) - (p[2][0] - p[0][0]) * (p[1][1] - p[0][1]);
+        let det =
+            (p[1][0] - p[0][0]) * (p[2][1] - p[0][1]) - (p[2][0] - p[0][0]) * (p[1][1] - p[0][1]);
         if det == 0 {
             continue; // degenerate: covers no area (the solid check would reject it anyway)
         }
-        let (x0, x1) = (p.iter().map(|v| v[0]).min().unwrap_or(0), p.iter().map(|v| v[0]).max().unwrap_or(0));
-        let (y0, y1) = (p.iter().map(|v| v[1]).min().unwrap_or(0), p.iter().map(|v| v[1]).max().unwrap_or(0));
+        let (x0, x1) = (
+            p.iter().map(|v| v[0]).min().unwrap_or(0),
+            p.iter().map(|v| v[0]).max().unwrap_or(0),
+        );
+        let (y0, y1) = (
+            p.iter().map(|v| v[1]).min().unwrap_or(0),
+            p.iter().map(|v| v[1]).max().unwrap_or(0),
+        );
         let inv = 1.0 / det as f64;
         for y in y0..=y1 {
             for x in x0..=x1 {
@@ -76,7 +97,11 @@ pub fn true_max_error(grid: &CornerGrid, mesh: &HeightfieldMesh) -> TrueError {
                 let w0 = (p[1][0] - x) * (p[2][1] - y) - (p[2][0] - x) * (p[1][1] - y);
                 let w1 = (p[2][0] - x) * (p[0][1] - y) - (p[0][0] - x) * (p[2][1] - y);
                 let w2 = det - w0 - w1;
-                let inside = if det > 0 { w0 >= 0 && w1 >= 0 && w2 >= 0 } else { w0 <= 0 && w1 <= 0 && w2 <= 0 };
+                let inside = if det > 0 {
+                    w0 >= 0 && w1 >= 0 && w2 >= 0
+                } else {
+                    w0 <= 0 && w1 <= 0 && w2 <= 0
+                };
                 if !inside {
                     continue;
                 }
@@ -91,7 +116,11 @@ pub fn true_max_error(grid: &CornerGrid, mesh: &HeightfieldMesh) -> TrueError {
             }
         }
     }
-    TrueError { max_error: worst, at: worst_at, covered_points: covered.iter().filter(|&&c| c).count() }
+    TrueError {
+        max_error: worst,
+        at: worst_at,
+        covered_points: covered.iter().filter(|&&c| c).count(),
+    }
 }
 
 /// Result of [`true_max_error`].
@@ -129,13 +158,20 @@ mod tests {
                 0.5 + 0.4 * (x * 7.0).sin() * (y * 5.0).cos()
             })
             .collect();
-        HeightMap { width: n, height: n, data }
+        HeightMap {
+            width: n,
+            height: n,
+            data,
+        }
     }
 
     #[test]
     fn checker_agrees_with_the_mesher_bound_and_covers_the_grid() {
         let grid = full_grid(&wavy(64));
-        let limits = MeshingLimits { max_error: 0.002, max_triangles: usize::MAX };
+        let limits = MeshingLimits {
+            max_error: 0.002,
+            max_triangles: usize::MAX,
+        };
         let mesh = triangulate_heightfield(&grid, &limits, &CancelToken::new()).expect("mesh");
         let err = true_max_error(&grid, &mesh);
         assert!(err.max_error <= 0.002 + 1e-6, "{err:?}");
@@ -146,14 +182,21 @@ mod tests {
     #[test]
     fn checker_sees_a_coarse_mesh_error() {
         let grid = full_grid(&wavy(64));
-        let limits = MeshingLimits { max_error: 0.0, max_triangles: 2 };
+        let limits = MeshingLimits {
+            max_error: 0.0,
+            max_triangles: 2,
+        };
         let mesh = triangulate_heightfield(&grid, &limits, &CancelToken::new()).expect("mesh");
         assert_eq!(mesh.triangles.len(), 2);
         let err = true_max_error(&grid, &mesh);
         // Two triangles cannot follow a ±0.4 wave: the true error must be large and equal
         // to what the mesher reports for the tolerance it had to use.
         assert!(err.max_error > 0.1, "{err:?}");
-        assert!((err.max_error - f64::from(mesh.max_error)).abs() < 1e-4, "{err:?} vs {}", mesh.max_error);
+        assert!(
+            (err.max_error - f64::from(mesh.max_error)).abs() < 1e-4,
+            "{err:?} vs {}",
+            mesh.max_error
+        );
     }
 
     #[test]

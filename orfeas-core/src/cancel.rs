@@ -21,7 +21,10 @@ impl CancelToken {
 
     /// A token cancelled when either it or `self` is cancelled.
     pub fn child(&self) -> Self {
-        Self { own: Arc::new(AtomicBool::new(false)), parent: Some(self.own.clone()) }
+        Self {
+            own: Arc::new(AtomicBool::new(false)),
+            parent: Some(self.own.clone()),
+        }
     }
 
     /// Asks every holder of this token (and its children) to stop at the next check.
@@ -32,7 +35,10 @@ impl CancelToken {
     /// Whether this token or its parent was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.own.load(Ordering::Acquire)
-            || self.parent.as_ref().is_some_and(|p| p.load(Ordering::Acquire))
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::Acquire))
     }
 
     /// `Err(Cancelled)` once cancelled; sprinkled between and inside long stages.

@@ -24,7 +24,9 @@ pub enum OrfeasError {
     EmptyInput { name: String },
 
     /// The bytes are not an image format orfeas reads (text, PDF, unknown signature).
-    #[error("{name}: not a supported image ({detail}); supported: PNG, JPEG, WebP, BMP, TIFF, GIF")]
+    #[error(
+        "{name}: not a supported image ({detail}); supported: PNG, JPEG, WebP, BMP, TIFF, GIF"
+    )]
     UnsupportedFormat { name: String, detail: String },
 
     /// The image claims dimensions or a size beyond the configured limits; refused before decoding.
@@ -94,7 +96,10 @@ impl OrfeasError {
 
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -106,13 +111,30 @@ mod tests {
     fn codes_are_distinct() {
         let all = [
             OrfeasError::InvalidInput(String::new()),
-            OrfeasError::EmptyInput { name: String::new() },
-            OrfeasError::UnsupportedFormat { name: String::new(), detail: String::new() },
-            OrfeasError::ImageTooLarge { name: String::new(), detail: String::new() },
-            OrfeasError::ImageDecode { name: String::new(), detail: String::new() },
+            OrfeasError::EmptyInput {
+                name: String::new(),
+            },
+            OrfeasError::UnsupportedFormat {
+                name: String::new(),
+                detail: String::new(),
+            },
+            OrfeasError::ImageTooLarge {
+                name: String::new(),
+                detail: String::new(),
+            },
+            OrfeasError::ImageDecode {
+                name: String::new(),
+                detail: String::new(),
+            },
             OrfeasError::io("x", std::io::Error::other("x")),
-            OrfeasError::Meshing { name: String::new(), detail: String::new() },
-            OrfeasError::Export { format: String::new(), detail: String::new() },
+            OrfeasError::Meshing {
+                name: String::new(),
+                detail: String::new(),
+            },
+            OrfeasError::Export {
+                format: String::new(),
+                detail: String::new(),
+            },
             OrfeasError::WeightsNotFound(String::new()),
             OrfeasError::Device(String::new()),
             OrfeasError::FeatureDisabled("cuda"),

@@ -30,7 +30,11 @@ pub struct GpuStats {
 
 impl GpuStats {
     fn unavailable(reason: impl Into<String>) -> Self {
-        Self { available: false, gpus: Vec::new(), reason: Some(reason.into()) }
+        Self {
+            available: false,
+            gpus: Vec::new(),
+            reason: Some(reason.into()),
+        }
     }
 }
 
@@ -76,7 +80,11 @@ mod imp {
         if gpus.is_empty() {
             return GpuStats::unavailable("NVML found no GPU");
         }
-        GpuStats { available: true, gpus, reason: None }
+        GpuStats {
+            available: true,
+            gpus,
+            reason: None,
+        }
     }
 }
 

@@ -19,7 +19,10 @@ use crate::error::{OrfeasError, Result};
 #[derive(Clone, Debug)]
 pub enum ImageSource {
     Path(PathBuf),
-    Bytes { name: String, bytes: std::sync::Arc<[u8]> },
+    Bytes {
+        name: String,
+        bytes: std::sync::Arc<[u8]>,
+    },
 }
 
 impl ImageSource {
@@ -43,7 +46,12 @@ pub struct ImageLimits {
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        Self { max_width: 65_535, max_height: 65_535, max_pixels: 64_000_000, max_file_bytes: 512 << 20 }
+        Self {
+            max_width: 65_535,
+            max_height: 65_535,
+            max_pixels: 64_000_000,
+            max_file_bytes: 512 << 20,
+        }
     }
 }
 
@@ -81,7 +89,14 @@ pub fn load_image(source: &ImageSource, limits: &ImageLimits) -> Result<LoadedIm
         ImageSource::Path(path) => read_file(path, &name, limits)?.into(),
         ImageSource::Bytes { bytes, .. } => {
             if bytes.len() as u64 > limits.max_file_bytes {
-                return Err(too_large(&name, format!("{} bytes > limit of {} bytes", bytes.len(), limits.max_file_bytes)));
+                return Err(too_large(
+                    &name,
+                    format!(
+                        "{} bytes > limit of {} bytes",
+                        bytes.len(),
+                        limits.max_file_bytes
+                    ),
+                ));
             }
             bytes.clone()
         }
@@ -97,10 +112,20 @@ fn read_file(path: &std::path::Path, name: &str, limits: &ImageLimits) -> Result
     let file = std::fs::File::open(path).map_err(|e| OrfeasError::io(path, e))?;
     let meta = file.metadata().map_err(|e| OrfeasError::io(path, e))?;
     if meta.is_dir() {
-        return Err(OrfeasError::io(path, std::io::Error::other("is a directory, not an image file")));
+        return Err(OrfeasError::io(
+            path,
+            std::io::Error::other("is a directory, not an image file"),
+        ));
     }
     if meta.len() > limits.max_file_bytes {
-        return Err(too_large(name, format!("{} bytes > limit of {} bytes", meta.len(), limits.max_file_bytes)));
+        return Err(too_large(
+            name,
+            format!(
+                "{} bytes > limit of {} bytes",
+                meta.len(),
+                limits.max_file_bytes
+            ),
+        ));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // `take` guards against a file that grows between `metadata` and `read`.
@@ -108,7 +133,10 @@ fn read_file(path: &std::path::Path, name: &str, limits: &ImageLimits) -> Result
         .read_to_end(&mut bytes)
         .map_err(|e| OrfeasError::io(path, e))?;
     if bytes.len() as u64 > limits.max_file_bytes {
-        return Err(too_large(name, format!("more than {} bytes", limits.max_file_bytes)));
+        return Err(too_large(
+            name,
+            format!("more than {} bytes", limits.max_file_bytes),
+        ));
     }
     Ok(bytes)
 }
@@ -117,15 +145,25 @@ fn decode(bytes: &[u8], name: String, limits: &ImageLimits) -> Result<LoadedImag
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| decode_error(&name, e.to_string()))?;
-    let format = reader.format().ok_or_else(|| OrfeasError::UnsupportedFormat {
-        name: name.clone(),
-        detail: "no known image signature".into(),
-    })?;
+    let format = reader
+        .format()
+        .ok_or_else(|| OrfeasError::UnsupportedFormat {
+            name: name.clone(),
+            detail: "no known image signature".into(),
+        })?;
     if !matches!(
         format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Bmp | ImageFormat::Tiff | ImageFormat::Gif
+        ImageFormat::Png
+            | ImageFormat::Jpeg
+            | ImageFormat::WebP
+            | ImageFormat::Bmp
+            | ImageFormat::Tiff
+            | ImageFormat::Gif
     ) {
-        return Err(OrfeasError::UnsupportedFormat { name, detail: format!("{format:?} is not read") });
+        return Err(OrfeasError::UnsupportedFormat {
+            name,
+            detail: format!("{format:?} is not read"),
+        });
     }
     // The PNG decoder reads up to the first data chunk when it is built; check the IHDR
     // ourselves first so a header-only "bomb" is refused from 24 bytes.
@@ -135,11 +173,19 @@ fn decode(bytes: &[u8], name: String, limits: &ImageLimits) -> Result<LoadedImag
         }
     }
     reader.limits(decoder_limits(limits));
-    let mut decoder = reader.into_decoder().map_err(|e| map_image_error(&name, e))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(&name, e))?;
     let (width, height) = decoder.dimensions();
     check_dimensions(&name, width, height, limits)?;
-    let orientation = decoder.orientation().map_err(|e| map_image_error(&name, e))?;
-    let from_libjpeg = if format == ImageFormat::Jpeg { jpeg::decode(bytes) } else { None };
+    let orientation = decoder
+        .orientation()
+        .map_err(|e| map_image_error(&name, e))?;
+    let from_libjpeg = if format == ImageFormat::Jpeg {
+        jpeg::decode(bytes)
+    } else {
+        None
+    };
     let mut image = match from_libjpeg {
         Some(decoded) => decoded.map_err(|detail| decode_error(&name, detail))?,
         None => DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(&name, e))?,
@@ -154,7 +200,12 @@ fn decoder_limits(limits: &ImageLimits) -> image::Limits {
     out.max_image_width = Some(limits.max_width);
     out.max_image_height = Some(limits.max_height);
     // Enough for the largest layout of the largest allowed image, plus decoder scratch.
-    out.max_alloc = Some(limits.max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL).saturating_add(64 << 20));
+    out.max_alloc = Some(
+        limits
+            .max_pixels
+            .saturating_mul(MAX_BYTES_PER_PIXEL)
+            .saturating_add(64 << 20),
+    );
     out
 }
 
@@ -171,7 +222,10 @@ fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 
 fn check_dimensions(name: &str, width: u32, height: u32, limits: &ImageLimits) -> Result<()> {
     if width == 0 || height == 0 {
-        return Err(decode_error(name, format!("the image claims {width}x{height} pixels")));
+        return Err(decode_error(
+            name,
+            format!("the image claims {width}x{height} pixels"),
+        ));
     }
     let pixels = u64::from(width) * u64::from(height);
     if width > limits.max_width || height > limits.max_height || pixels > limits.max_pixels {
@@ -187,17 +241,26 @@ fn check_dimensions(name: &str, width: u32, height: u32, limits: &ImageLimits) -
 }
 
 fn too_large(name: &str, detail: String) -> OrfeasError {
-    OrfeasError::ImageTooLarge { name: name.to_owned(), detail }
+    OrfeasError::ImageTooLarge {
+        name: name.to_owned(),
+        detail,
+    }
 }
 
 fn decode_error(name: &str, detail: String) -> OrfeasError {
-    OrfeasError::ImageDecode { name: name.to_owned(), detail }
+    OrfeasError::ImageDecode {
+        name: name.to_owned(),
+        detail,
+    }
 }
 
 fn map_image_error(name: &str, e: ImageError) -> OrfeasError {
     match e {
         ImageError::Limits(l) => too_large(name, l.to_string()),
-        ImageError::Unsupported(u) => OrfeasError::UnsupportedFormat { name: name.to_owned(), detail: u.to_string() },
+        ImageError::Unsupported(u) => OrfeasError::UnsupportedFormat {
+            name: name.to_owned(),
+            detail: u.to_string(),
+        },
         other => decode_error(name, other.to_string()),
     }
 }
@@ -210,7 +273,15 @@ impl LoadedImage {
         let luma = luminance(image);
         let has_alpha = image.color().has_alpha() && alpha_not_opaque(image);
         let gray16 = matches!(image, DynamicImage::ImageLuma16(_));
-        Self { name, width, height, rgba, luma, has_alpha, gray16 }
+        Self {
+            name,
+            width,
+            height,
+            rgba,
+            luma,
+            has_alpha,
+            gray16,
+        }
     }
 
     /// A copy whose longest side is at most `max_side`; smaller images are returned as they are.
@@ -248,7 +319,15 @@ impl LoadedImage {
             .collect();
         let luma = resample_triangle(&luma_f, sw, sh, 1, nw_, nh_);
         let has_alpha = self.has_alpha && rgba.chunks_exact(4).any(|p| p[3] < u8::MAX);
-        LoadedImage { name: self.name.clone(), width: nw, height: nh, rgba, luma, has_alpha, gray16: self.gray16 }
+        LoadedImage {
+            name: self.name.clone(),
+            width: nw,
+            height: nh,
+            rgba,
+            luma,
+            has_alpha,
+            gray16: self.gray16,
+        }
     }
 }
 
@@ -271,7 +350,10 @@ fn box_shrink<T: Copy>(
     for (oy, acc) in out.chunks_exact_mut(out_w * channels).enumerate() {
         for y in oy * ky..oy * ky + ky {
             let row = &src[y * src_w * channels..][..out_w * kx * channels];
-            for (block, a) in row.chunks_exact(kx * channels).zip(acc.chunks_exact_mut(channels)) {
+            for (block, a) in row
+                .chunks_exact(kx * channels)
+                .zip(acc.chunks_exact_mut(channels))
+            {
                 for px in block.chunks_exact(channels) {
                     for (c, v) in a.iter_mut().zip(px) {
                         *c += to_f(*v);
@@ -293,8 +375,9 @@ fn triangle_taps(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
             let center = (i as f32 + 0.5) * scale - 0.5;
             let lo = (center - support).floor().max(0.0) as usize;
             let hi = ((center + support).ceil() as usize).min(src - 1);
-            let mut weights: Vec<f32> =
-                (lo..=hi).map(|j| (1.0 - (j as f32 - center).abs() / support).max(0.0)).collect();
+            let mut weights: Vec<f32> = (lo..=hi)
+                .map(|j| (1.0 - (j as f32 - center).abs() / support).max(0.0))
+                .collect();
             let sum: f32 = weights.iter().sum();
             if sum > 0.0 {
                 weights.iter_mut().for_each(|wt| *wt /= sum);
@@ -343,12 +426,26 @@ fn luminance(image: &DynamicImage) -> Vec<f32> {
     // a user computing the same thing elsewhere gets.
     const MAX8: f32 = 255.0;
     const MAX16: f32 = 65535.0;
-    let clamp = |v: f32| if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let clamp = |v: f32| {
+        if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
     match image {
         DynamicImage::ImageLuma8(b) => b.as_raw().iter().map(|&v| f32::from(v) / MAX8).collect(),
-        DynamicImage::ImageLumaA8(b) => b.as_raw().chunks_exact(2).map(|p| f32::from(p[0]) / MAX8).collect(),
+        DynamicImage::ImageLumaA8(b) => b
+            .as_raw()
+            .chunks_exact(2)
+            .map(|p| f32::from(p[0]) / MAX8)
+            .collect(),
         DynamicImage::ImageLuma16(b) => b.as_raw().iter().map(|&v| f32::from(v) / MAX16).collect(),
-        DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).map(|p| f32::from(p[0]) / MAX16).collect(),
+        DynamicImage::ImageLumaA16(b) => b
+            .as_raw()
+            .chunks_exact(2)
+            .map(|p| f32::from(p[0]) / MAX16)
+            .collect(),
         DynamicImage::ImageRgb8(b) => rgb_luma(b.as_raw(), 3, |v: u8| f32::from(v) / MAX8),
         DynamicImage::ImageRgba8(b) => rgb_luma(b.as_raw(), 4, |v: u8| f32::from(v) / MAX8),
         DynamicImage::ImageRgb16(b) => rgb_luma(b.as_raw(), 3, |v: u16| f32::from(v) / MAX16),
@@ -377,7 +474,11 @@ fn alpha_not_opaque(image: &DynamicImage) -> bool {
         DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).any(|p| p[1] < u16::MAX),
         DynamicImage::ImageRgba16(b) => b.as_raw().chunks_exact(4).any(|p| p[3] < u16::MAX),
         DynamicImage::ImageRgba32F(b) => b.as_raw().chunks_exact(4).any(|p| p[3] < 1.0),
-        other => other.to_rgba16().as_raw().chunks_exact(4).any(|p| p[3] < u16::MAX),
+        other => other
+            .to_rgba16()
+            .as_raw()
+            .chunks_exact(4)
+            .any(|p| p[3] < u16::MAX),
     }
 }
 
@@ -387,7 +488,13 @@ mod tests {
     use super::*;
 
     fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<LoadedImage> {
-        load_image(&ImageSource::Bytes { name: name.into(), bytes: bytes.into() }, &ImageLimits::default())
+        load_image(
+            &ImageSource::Bytes {
+                name: name.into(),
+                bytes: bytes.into(),
+            },
+            &ImageLimits::default(),
+        )
     }
 
     #[test]

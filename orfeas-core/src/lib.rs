@@ -31,5 +31,7 @@ pub use image::{ImageLimits, ImageSource, LoadedImage};
 pub use mask::{Mask, MaskSource};
 pub use mesh::{Mesh, Texture};
 pub use options::{DepthMethod, Device, GenerateSettings, Quality};
-pub use pipeline::{estimate_depth, export_model, image_to_model, DepthMap, DepthSetup, Model, ModelReport};
+pub use pipeline::{
+    estimate_depth, export_model, image_to_model, DepthMap, DepthSetup, Model, ModelReport,
+};
 pub use progress::{NoProgress, ProgressEvent, ProgressSink, Stage};

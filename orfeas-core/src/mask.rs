@@ -40,7 +40,12 @@ pub struct Mask {
 impl Mask {
     /// Every pixel is foreground.
     pub fn full(width: u32, height: u32) -> Self {
-        Self { width, height, data: vec![true; width as usize * height as usize], source: MaskSource::None }
+        Self {
+            width,
+            height,
+            data: vec![true; width as usize * height as usize],
+            source: MaskSource::None,
+        }
     }
 
     /// Whether pixel `(x, y)` is foreground.
@@ -85,7 +90,12 @@ pub fn estimate_mask(image: &LoadedImage) -> Mask {
     }
     if image.has_alpha {
         let data: Vec<bool> = image.rgba.chunks_exact(4).map(|p| p[3] >= 128).collect();
-        let mask = Mask { width: image.width, height: image.height, data, source: MaskSource::Alpha };
+        let mask = Mask {
+            width: image.width,
+            height: image.height,
+            data,
+            source: MaskSource::Alpha,
+        };
         let c = mask.coverage();
         // A nearly opaque alpha (a few stray transparent pixels, as in images that went through
         // an editor with a transparent corner) says nothing about the subject: the colours
@@ -100,7 +110,12 @@ pub fn estimate_mask(image: &LoadedImage) -> Mask {
     }
     match border_mask(image, w, h) {
         Some(data) => {
-            let mask = Mask { width: image.width, height: image.height, data, source: MaskSource::Border };
+            let mask = Mask {
+                width: image.width,
+                height: image.height,
+                data,
+                source: MaskSource::Border,
+            };
             let c = mask.coverage();
             if (MIN_COVERAGE..=MAX_COVERAGE).contains(&c) {
                 mask
@@ -141,7 +156,11 @@ fn border_mask(image: &LoadedImage, w: usize, h: usize) -> Option<Vec<bool>> {
     let k = ((dists.len() as f32 * 0.9) as usize).min(dists.len().saturating_sub(1));
     let spread = *dists.select_nth_unstable_by(k, f32::total_cmp).1;
     let tol = (spread * 2.5 + 6.0).clamp(FILL_TOL_MIN, FILL_TOL_MAX);
-    let like_backdrop: Vec<bool> = soft_dist.iter().zip(&raw_dist).map(|(&s, &r)| s <= tol || r <= tol).collect();
+    let like_backdrop: Vec<bool> = soft_dist
+        .iter()
+        .zip(&raw_dist)
+        .map(|(&s, &r)| s <= tol || r <= tol)
+        .collect();
     let background = fill_from_border(&like_backdrop, w, h);
     let mut fg: Vec<bool> = background.iter().map(|&b| !b).collect();
 
@@ -294,7 +313,13 @@ fn components(set: &[bool], w: usize, h: usize) -> (Vec<u32>, Vec<Component>) {
 }
 
 /// Sets `mask` to `value` on every pixel whose component satisfies `pick`.
-fn relabel(mask: &mut [bool], labels: &[u32], comps: &[Component], pick: impl Fn(&Component) -> bool, value: bool) {
+fn relabel(
+    mask: &mut [bool],
+    labels: &[u32],
+    comps: &[Component],
+    pick: impl Fn(&Component) -> bool,
+    value: bool,
+) {
     let picked: Vec<bool> = comps.iter().map(pick).collect();
     if !picked.contains(&true) {
         return;
@@ -325,7 +350,10 @@ fn morph(m: &[bool], w: usize, h: usize, r: usize, grow: bool) -> Vec<bool> {
     let r = r.min(100);
     let mut rows = vec![0u8; w * h];
     for (src, dst) in m.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
-        let mut count: u8 = src[..(r + 1).min(w)].iter().map(|&b| u8::from(b == decisive)).sum();
+        let mut count: u8 = src[..(r + 1).min(w)]
+            .iter()
+            .map(|&b| u8::from(b == decisive))
+            .sum();
         for x in 0..w {
             dst[x] = count;
             if x + r + 1 < w {
@@ -339,7 +367,9 @@ fn morph(m: &[bool], w: usize, h: usize, r: usize, grow: bool) -> Vec<bool> {
     let mut out = vec![!decisive; w * h];
     let mut col = vec![0u32; w];
     for row in rows.chunks_exact(w).take(r + 1) {
-        col.iter_mut().zip(row).for_each(|(c, v)| *c += u32::from(*v));
+        col.iter_mut()
+            .zip(row)
+            .for_each(|(c, v)| *c += u32::from(*v));
     }
     for y in 0..h {
         for (o, &c) in out[y * w..(y + 1) * w].iter_mut().zip(&col) {
@@ -348,10 +378,14 @@ fn morph(m: &[bool], w: usize, h: usize, r: usize, grow: bool) -> Vec<bool> {
             }
         }
         if y + r + 1 < h {
-            col.iter_mut().zip(&rows[(y + r + 1) * w..][..w]).for_each(|(c, v)| *c += u32::from(*v));
+            col.iter_mut()
+                .zip(&rows[(y + r + 1) * w..][..w])
+                .for_each(|(c, v)| *c += u32::from(*v));
         }
         if y >= r {
-            col.iter_mut().zip(&rows[(y - r) * w..][..w]).for_each(|(c, v)| *c -= u32::from(*v));
+            col.iter_mut()
+                .zip(&rows[(y - r) * w..][..w])
+                .for_each(|(c, v)| *c -= u32::from(*v));
         }
     }
     out
@@ -382,10 +416,21 @@ mod tests {
         }
         let luma = rgba
             .chunks_exact(4)
-            .map(|p| (0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2])) / 255.0)
+            .map(|p| {
+                (0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2]))
+                    / 255.0
+            })
             .collect();
         let has_alpha = rgba.chunks_exact(4).any(|p| p[3] < 255);
-        LoadedImage { name: "test".into(), width: w, height: h, rgba, luma, has_alpha, gray16: false }
+        LoadedImage {
+            name: "test".into(),
+            width: w,
+            height: h,
+            rgba,
+            luma,
+            has_alpha,
+            gray16: false,
+        }
     }
 
     fn in_disc(x: u32, y: u32, cx: f32, cy: f32, r: f32) -> bool {
@@ -395,7 +440,13 @@ mod tests {
 
     #[test]
     fn dark_disc_on_white() {
-        let img = image(200, 160, |x, y| if in_disc(x, y, 100.0, 80.0, 50.0) { [40, 30, 30, 255] } else { [250, 250, 250, 255] });
+        let img = image(200, 160, |x, y| {
+            if in_disc(x, y, 100.0, 80.0, 50.0) {
+                [40, 30, 30, 255]
+            } else {
+                [250, 250, 250, 255]
+            }
+        });
         let m = estimate_mask(&img);
         assert_eq!(m.source, MaskSource::Border);
         let area = std::f32::consts::PI * 50.0 * 50.0;
@@ -410,7 +461,11 @@ mod tests {
         let noise: Vec<f32> = (0..300 * 240).map(|_| rng.next() * 24.0 - 12.0).collect();
         let img = image(300, 240, |x, y| {
             let n = noise[(y * 300 + x) as usize];
-            let base = if in_disc(x, y, 150.0, 120.0, 70.0) { 60.0 } else { 235.0 };
+            let base = if in_disc(x, y, 150.0, 120.0, 70.0) {
+                60.0
+            } else {
+                235.0
+            };
             let v = (base + n).clamp(0.0, 255.0) as u8;
             [v, v, v, 255]
         });
@@ -437,7 +492,13 @@ mod tests {
 
     #[test]
     fn transparent_sprite_uses_alpha() {
-        let img = image(64, 64, |x, y| if in_disc(x, y, 32.0, 32.0, 20.0) { [200, 10, 10, 255] } else { [0, 0, 0, 0] });
+        let img = image(64, 64, |x, y| {
+            if in_disc(x, y, 32.0, 32.0, 20.0) {
+                [200, 10, 10, 255]
+            } else {
+                [0, 0, 0, 0]
+            }
+        });
         let m = estimate_mask(&img);
         assert_eq!(m.source, MaskSource::Alpha);
         assert!(m.get(32, 32) && !m.get(0, 0));
@@ -450,7 +511,11 @@ mod tests {
     fn nearly_opaque_alpha_falls_back_to_the_border() {
         let img = image(200, 160, |x, y| {
             let a = if x < 2 && y < 2 { 110 } else { 255 };
-            if in_disc(x, y, 100.0, 80.0, 50.0) { [0, 0, 0, a] } else { [255, 255, 255, a] }
+            if in_disc(x, y, 100.0, 80.0, 50.0) {
+                [0, 0, 0, a]
+            } else {
+                [255, 255, 255, a]
+            }
         });
         assert!(img.has_alpha);
         let m = estimate_mask(&img);
@@ -477,7 +542,12 @@ mod tests {
         let img = image(128, 96, |x, y| {
             let n = noise[(y * 128 + x) as usize];
             let c = |v: f32| (v + n).clamp(0.0, 255.0) as u8;
-            [c(x as f32 * 2.0), c(y as f32 * 2.5), c(255.0 - x as f32), 255]
+            [
+                c(x as f32 * 2.0),
+                c(y as f32 * 2.5),
+                c(255.0 - x as f32),
+                255,
+            ]
         });
         let m = estimate_mask(&img);
         assert_eq!(m.source, MaskSource::None);
@@ -496,7 +566,13 @@ mod tests {
 
     #[test]
     fn fast_enough_on_512() {
-        let img = image(512, 512, |x, y| if in_disc(x, y, 256.0, 256.0, 150.0) { [40, 90, 30, 255] } else { [240, 240, 240, 255] });
+        let img = image(512, 512, |x, y| {
+            if in_disc(x, y, 256.0, 256.0, 150.0) {
+                [40, 90, 30, 255]
+            } else {
+                [240, 240, 240, 255]
+            }
+        });
         let t = std::time::Instant::now();
         let m = estimate_mask(&img);
         eprintln!("estimate_mask 512x512: {:?}", t.elapsed());

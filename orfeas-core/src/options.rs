@@ -40,9 +40,27 @@ impl Quality {
     /// The preset table.
     pub const fn preset(self) -> Preset {
         match self {
-            Self::Low => Preset { working_size: 256, max_error: 0.004, max_triangles: 60_000, smoothing_sigma: 0.8, model_size: 252 },
-            Self::Medium => Preset { working_size: 512, max_error: 0.002, max_triangles: 250_000, smoothing_sigma: 1.0, model_size: 364 },
-            Self::High => Preset { working_size: 1024, max_error: 0.001, max_triangles: 1_000_000, smoothing_sigma: 1.2, model_size: 518 },
+            Self::Low => Preset {
+                working_size: 256,
+                max_error: 0.004,
+                max_triangles: 60_000,
+                smoothing_sigma: 0.8,
+                model_size: 252,
+            },
+            Self::Medium => Preset {
+                working_size: 512,
+                max_error: 0.002,
+                max_triangles: 250_000,
+                smoothing_sigma: 1.0,
+                model_size: 364,
+            },
+            Self::High => Preset {
+                working_size: 1024,
+                max_error: 0.001,
+                max_triangles: 1_000_000,
+                smoothing_sigma: 1.2,
+                model_size: 518,
+            },
         }
     }
 
@@ -174,16 +192,27 @@ impl GenerateSettings {
             return bad("no output format requested".into());
         }
         if !(self.width_mm.is_finite() && self.width_mm > 0.0 && self.width_mm <= 100_000.0) {
-            return bad(format!("width_mm must be in (0, 100000], got {}", self.width_mm));
+            return bad(format!(
+                "width_mm must be in (0, 100000], got {}",
+                self.width_mm
+            ));
         }
         if !(self.depth_mm.is_finite() && self.depth_mm >= 0.0 && self.depth_mm <= 100_000.0) {
-            return bad(format!("depth_mm must be in [0, 100000], got {}", self.depth_mm));
+            return bad(format!(
+                "depth_mm must be in [0, 100000], got {}",
+                self.depth_mm
+            ));
         }
         if !(self.base_mm.is_finite() && self.base_mm >= 0.0 && self.base_mm <= 100_000.0) {
-            return bad(format!("base_mm must be in [0, 100000], got {}", self.base_mm));
+            return bad(format!(
+                "base_mm must be in [0, 100000], got {}",
+                self.base_mm
+            ));
         }
         if self.solid && self.base_mm <= 0.0 {
-            return bad("a solid needs base_mm > 0 (use a surface for a zero-thickness base)".into());
+            return bad(
+                "a solid needs base_mm > 0 (use a surface for a zero-thickness base)".into(),
+            );
         }
         if let Some(e) = self.max_error {
             if !(e.is_finite() && e > 0.0 && e <= 1.0) {
@@ -207,7 +236,10 @@ mod tests {
     fn parse_and_validate() {
         assert_eq!("HIGH".parse::<Quality>().ok(), Some(Quality::High));
         assert!("ultra".parse::<Quality>().is_err());
-        assert_eq!("depth_anything".parse::<DepthMethod>().ok(), Some(DepthMethod::DepthAnything));
+        assert_eq!(
+            "depth_anything".parse::<DepthMethod>().ok(),
+            Some(DepthMethod::DepthAnything)
+        );
         let mut s = GenerateSettings::default();
         assert!(s.validate().is_ok());
         s.base_mm = 0.0;
@@ -220,7 +252,11 @@ mod tests {
 
     #[test]
     fn overrides_win_over_preset() {
-        let s = GenerateSettings { max_error: Some(0.01), max_triangles: Some(99), ..Default::default() };
+        let s = GenerateSettings {
+            max_error: Some(0.01),
+            max_triangles: Some(99),
+            ..Default::default()
+        };
         let p = s.effective_preset();
         assert_eq!(p.max_error, 0.01);
         assert_eq!(p.max_triangles, 99);
@@ -265,8 +301,12 @@ impl Device {
         match self {
             Self::Cpu | Self::Auto => Ok(candle_core::Device::Cpu),
             Self::Cuda(_) if !cfg!(feature = "cuda") => Err(OrfeasError::FeatureDisabled("cuda")),
-            Self::Cuda(n) => candle_core::Device::new_cuda_with_stream(n)
-                .map_err(|e| OrfeasError::Device(format!("cannot open cuda:{n}: {}", crate::depth::depth_anything::root(&e)))),
+            Self::Cuda(n) => candle_core::Device::new_cuda_with_stream(n).map_err(|e| {
+                OrfeasError::Device(format!(
+                    "cannot open cuda:{n}: {}",
+                    crate::depth::depth_anything::root(&e)
+                ))
+            }),
         }
     }
 }
@@ -283,7 +323,11 @@ impl FromStr for Device {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Self::Cuda)
-                .ok_or_else(|| OrfeasError::InvalidInput(format!("unknown device {s:?}; expected auto, cpu, cuda or cuda:N"))),
+                .ok_or_else(|| {
+                    OrfeasError::InvalidInput(format!(
+                        "unknown device {s:?}; expected auto, cpu, cuda or cuda:N"
+                    ))
+                }),
         }
     }
 }
@@ -310,12 +354,21 @@ mod device_tests {
         if cfg!(feature = "cuda") {
             // With the feature, a machine without a GPU refuses an explicit request clearly.
             if Device::Cuda(0).resolve().is_err() {
-                assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_DEVICE"));
+                assert_eq!(
+                    Device::Cuda(0).resolve().map_err(|e| e.code()),
+                    Err("ERR_DEVICE")
+                );
                 assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
             }
         } else {
-            assert_eq!(Device::Cuda(0).resolve().map_err(|e| e.code()), Err("ERR_FEATURE_DISABLED"));
-            assert_eq!(Device::Cuda(3).candle_device().map_err(|e| e.code()).err(), Some("ERR_FEATURE_DISABLED"));
+            assert_eq!(
+                Device::Cuda(0).resolve().map_err(|e| e.code()),
+                Err("ERR_FEATURE_DISABLED")
+            );
+            assert_eq!(
+                Device::Cuda(3).candle_device().map_err(|e| e.code()).err(),
+                Some("ERR_FEATURE_DISABLED")
+            );
             assert_eq!(Device::Auto.resolve().ok(), Some(Device::Cpu));
         }
     }

@@ -7,12 +7,15 @@ use std::path::Path;
 
 use crate::depth::depth_anything::{heights_from_raw, DepthAnythingEstimator};
 use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
-use crate::models;
 use crate::error::{OrfeasError, Result};
 use crate::export::{self, ExportInput, MeshFormat, OutputFile};
 use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
 use crate::mask::{estimate_mask, Mask, MaskSource};
-use crate::mesh::{build_solid, build_surface, check_solid, triangulate_heightfield, CornerGrid, Mesh, MeshingLimits, Scale, Texture};
+use crate::mesh::{
+    build_solid, build_surface, check_solid, triangulate_heightfield, CornerGrid, Mesh,
+    MeshingLimits, Scale, Texture,
+};
+use crate::models;
 use crate::options::{DepthMethod, GenerateSettings, Preset};
 use crate::progress::Stage;
 
@@ -58,7 +61,10 @@ pub struct DepthSetup {
 
 impl From<DepthMethod> for DepthSetup {
     fn from(method: DepthMethod) -> Self {
-        Self { method, model: None }
+        Self {
+            method,
+            model: None,
+        }
     }
 }
 
@@ -81,7 +87,12 @@ impl DepthSetup {
 
     /// [`resolve`](Self::resolve) with the model placed on `device` (already resolved) for
     /// `slots` concurrent jobs: one copy per slot, each on its own CUDA stream.
-    pub fn resolve_on(method: DepthMethod, weights: Option<&Path>, device: crate::Device, slots: usize) -> Result<Self> {
+    pub fn resolve_on(
+        method: DepthMethod,
+        weights: Option<&Path>,
+        device: crate::Device,
+        slots: usize,
+    ) -> Result<Self> {
         let wants_model = matches!(method, DepthMethod::DepthAnything | DepthMethod::Auto);
         if !wants_model {
             return Ok(method.into());
@@ -92,13 +103,19 @@ impl DepthSetup {
         };
         let Some(location) = location else {
             if method == DepthMethod::DepthAnything {
-                return Err(OrfeasError::WeightsNotFound(format!("no Depth Anything weights found; {}", models::how_to_get_weights())));
+                return Err(OrfeasError::WeightsNotFound(format!(
+                    "no Depth Anything weights found; {}",
+                    models::how_to_get_weights()
+                )));
             }
             tracing::info!("no Depth Anything weights found; auto uses the weight-free estimators");
             return Ok(method.into());
         };
         match DepthAnythingEstimator::load(&location.weights, device, slots) {
-            Ok(model) => Ok(Self { method, model: Some(model) }),
+            Ok(model) => Ok(Self {
+                method,
+                model: Some(model),
+            }),
             Err(e) if method == DepthMethod::Auto && weights.is_none() => {
                 tracing::warn!(
                     "cached Depth Anything weights {} are unusable ({e}); auto uses the weight-free estimators",
@@ -133,7 +150,10 @@ pub fn image_to_model(
     let mut prepared = prepare(source, &preset, limits, cancel, on_stage)?;
     let (original_width, original_height) = prepared.original_size;
 
-    on_stage(Stage::DepthEstimation, Stage::DepthEstimation.start_percent());
+    on_stage(
+        Stage::DepthEstimation,
+        Stage::DepthEstimation.start_percent(),
+    );
     let estimated = estimate(&mut prepared, &depth, &preset, wants_raw, cancel)?;
     let Prepared { work, mask, .. } = prepared;
     let heights = estimated.heights;
@@ -141,21 +161,39 @@ pub fn image_to_model(
 
     on_stage(Stage::Meshing, Stage::Meshing.start_percent());
     let grid = CornerGrid::from_height_map(&heights, &mask);
-    let limits = MeshingLimits { max_error: preset.max_error, max_triangles: preset.max_triangles };
-    let hf = triangulate_heightfield(&grid, &limits, cancel).map_err(|e| name_meshing_error(e, &name))?;
-    let scale = Scale { mm_per_cell: settings.width_mm / work.width as f32, depth_mm: settings.depth_mm, base_mm: settings.base_mm };
-    let mut mesh = if settings.solid { build_solid(&hf, scale)? } else { build_surface(&hf, scale) };
+    let limits = MeshingLimits {
+        max_error: preset.max_error,
+        max_triangles: preset.max_triangles,
+    };
+    let hf = triangulate_heightfield(&grid, &limits, cancel)
+        .map_err(|e| name_meshing_error(e, &name))?;
+    let scale = Scale {
+        mm_per_cell: settings.width_mm / work.width as f32,
+        depth_mm: settings.depth_mm,
+        base_mm: settings.base_mm,
+    };
+    let mut mesh = if settings.solid {
+        build_solid(&hf, scale)?
+    } else {
+        build_surface(&hf, scale)
+    };
     let watertight = if settings.solid {
         let check = check_solid(&mesh);
         if !check.is_printable() {
             // A bug, not a property of the input: refuse to hand out a broken solid.
-            return Err(OrfeasError::Internal(format!("{name}: generated solid failed the printability check: {check:?}")));
+            return Err(OrfeasError::Internal(format!(
+                "{name}: generated solid failed the printability check: {check:?}"
+            )));
         }
         true
     } else {
         false
     };
-    let texture = Texture { width: work.width, height: work.height, rgba: work.rgba.clone() };
+    let texture = Texture {
+        width: work.width,
+        height: work.height,
+        rgba: work.rgba.clone(),
+    };
     mesh.colors = sample_colors(&mesh, &work);
     let report = ModelReport {
         depth: estimated.name,
@@ -166,7 +204,15 @@ pub fn image_to_model(
         working_width: work.width,
         working_height: work.height,
     };
-    Ok(Model { mesh, texture, depth: heights, raw_depth: estimated.raw, original_width, original_height, report })
+    Ok(Model {
+        mesh,
+        texture,
+        depth: heights,
+        raw_depth: estimated.raw,
+        original_width,
+        original_height,
+        report,
+    })
 }
 
 /// The raw depth of one image at its original size.
@@ -196,8 +242,15 @@ pub fn estimate_depth(
     let mut prepared = prepare(source, &preset, limits, cancel, &mut |_, _| {})?;
     let estimated = estimate(&mut prepared, &depth, &preset, true, cancel)?;
     let (width, height) = prepared.original_size;
-    let raw = estimated.raw.unwrap_or_else(|| estimated.heights.resized(width, height));
-    Ok(DepthMap { width, height, values: raw.data, depth: estimated.name })
+    let raw = estimated
+        .raw
+        .unwrap_or_else(|| estimated.heights.resized(width, height));
+    Ok(DepthMap {
+        width,
+        height,
+        values: raw.data,
+        depth: estimated.name,
+    })
 }
 
 /// The decoded input at full size, its working-size copy and the foreground mask.
@@ -222,10 +275,19 @@ fn prepare(
     cancel.check()?;
     on_stage(Stage::Masking, Stage::Masking.start_percent());
     // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
-    let mask = if work.gray16 { Mask::full(work.width, work.height) } else { estimate_mask(&work) };
+    let mask = if work.gray16 {
+        Mask::full(work.width, work.height)
+    } else {
+        estimate_mask(&work)
+    };
     cancel.check()?;
     let original_size = (original.width, original.height);
-    Ok(Prepared { original: Some(original), original_size, work, mask })
+    Ok(Prepared {
+        original: Some(original),
+        original_size,
+        work,
+        mask,
+    })
 }
 
 struct Estimated {
@@ -237,42 +299,81 @@ struct Estimated {
     raw: Option<HeightMap>,
 }
 
-fn estimate(prepared: &mut Prepared, depth: &DepthSetup, preset: &Preset, wants_raw: bool, cancel: &CancelToken) -> Result<Estimated> {
+fn estimate(
+    prepared: &mut Prepared,
+    depth: &DepthSetup,
+    preset: &Preset,
+    wants_raw: bool,
+    cancel: &CancelToken,
+) -> Result<Estimated> {
     let estimator = choose_estimator(depth, &prepared.work, &prepared.mask, preset)?;
     let original = prepared.original.take();
-    let Prepared { work, mask, original_size: (width, height), .. } = prepared;
+    let Prepared {
+        work,
+        mask,
+        original_size: (width, height),
+        ..
+    } = prepared;
     tracing::info!(input = %work.name, depth = estimator.name(), mask = ?mask.source, "estimating depth");
     match estimator {
         Chosen::Model(model) => {
             // The model sees the full-resolution input, as the reference processor does, and
             // its one prediction is resampled to both sizes.
-            let original = original.ok_or_else(|| OrfeasError::Internal("the full-size image was already released".into()))?;
+            let original = original.ok_or_else(|| {
+                OrfeasError::Internal("the full-size image was already released".into())
+            })?;
             let prediction = model.predict(&original, cancel)?;
             drop(original);
             let heights = heights_from_raw(prediction.at_size(work.width, work.height)?, mask);
-            let raw = if wants_raw { Some(prediction.at_size(*width, *height)?) } else { None };
-            Ok(Estimated { name: "depth-anything", heights, raw })
+            let raw = if wants_raw {
+                Some(prediction.at_size(*width, *height)?)
+            } else {
+                None
+            };
+            Ok(Estimated {
+                name: "depth-anything",
+                heights,
+                raw,
+            })
         }
         Chosen::Classic(estimator) => {
             drop(original);
             let heights = estimator.estimate(work, mask, cancel)?;
-            Ok(Estimated { name: estimator.name(), heights, raw: None })
+            Ok(Estimated {
+                name: estimator.name(),
+                heights,
+                raw: None,
+            })
         }
     }
 }
 
 /// Writes every requested format as `<dir>/<stem>.<ext>`. On failure, files already written
 /// for this model are removed: a failed job leaves nothing behind.
-pub fn export_model(model: &Model, formats: &[MeshFormat], dir: &std::path::Path, stem: &str, cancel: &CancelToken) -> Result<Vec<OutputFile>> {
+pub fn export_model(
+    model: &Model,
+    formats: &[MeshFormat],
+    dir: &std::path::Path,
+    stem: &str,
+    cancel: &CancelToken,
+) -> Result<Vec<OutputFile>> {
     let needs_depth = formats.iter().any(|f| !f.needs_mesh());
     let full_depth = needs_depth.then(|| match &model.raw_depth {
         Some(raw) => raw.clone(),
-        None => model.depth.resized(model.original_width, model.original_height),
+        None => model
+            .depth
+            .resized(model.original_width, model.original_height),
     });
-    let input = ExportInput { mesh: &model.mesh, texture: Some(&model.texture), depth: full_depth.as_ref() };
+    let input = ExportInput {
+        mesh: &model.mesh,
+        texture: Some(&model.texture),
+        depth: full_depth.as_ref(),
+    };
     let mut written: Vec<OutputFile> = Vec::new();
     for &format in formats {
-        let step = cancel.check().and_then(|()| export::save(format, &input, dir, stem));
+        let step = cancel
+            .check()
+            .and_then(|()| export::save(format, &input, dir, stem));
         match step {
             Ok(files) => written.extend(files),
             Err(e) => {
@@ -302,20 +403,34 @@ impl Chosen {
     }
 }
 
-/// `auto` as CONTRACT.md §1 defines it; explicit choices are honoured or refused.
-fn choose_estimator(depth: &DepthSetup, image: &LoadedImage, mask: &Mask, preset: &Preset) -> Result<Chosen> {
+/// `auto` as docs/reference.md §1 defines it; explicit choices are honoured or refused.
+fn choose_estimator(
+    depth: &DepthSetup,
+    image: &LoadedImage,
+    mask: &Mask,
+    preset: &Preset,
+) -> Result<Chosen> {
     let sigma = preset.smoothing_sigma;
-    let inflate = || Chosen::Classic(Box::new(InflateEstimator::new(sigma, InflateEstimator::DEFAULT_DETAIL)));
-    let model = depth.model.as_ref().map(|m| Chosen::Model(m.with_target(preset.model_size)));
+    let inflate = || {
+        Chosen::Classic(Box::new(InflateEstimator::new(
+            sigma,
+            InflateEstimator::DEFAULT_DETAIL,
+        )))
+    };
+    let model = depth
+        .model
+        .as_ref()
+        .map(|m| Chosen::Model(m.with_target(preset.model_size)));
     match (depth.method, model) {
         (DepthMethod::Relief, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
         (DepthMethod::Inflate, _) => Ok(inflate()),
         (DepthMethod::DepthAnything, Some(model)) => Ok(model),
         // A 16-bit gray image is already a height map: auto keeps it exact.
         (DepthMethod::Auto, Some(model)) if !image.gray16 => Ok(model),
-        (DepthMethod::DepthAnything, None) => {
-            Err(OrfeasError::WeightsNotFound(format!("Depth Anything was asked for but not loaded; {}", models::how_to_get_weights())))
-        }
+        (DepthMethod::DepthAnything, None) => Err(OrfeasError::WeightsNotFound(format!(
+            "Depth Anything was asked for but not loaded; {}",
+            models::how_to_get_weights()
+        ))),
         (DepthMethod::Auto, _) if mask.source != MaskSource::None && !image.gray16 => Ok(inflate()),
         (DepthMethod::Auto, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
     }
@@ -323,7 +438,10 @@ fn choose_estimator(depth: &DepthSetup, image: &LoadedImage, mask: &Mask, preset
 
 fn name_meshing_error(e: OrfeasError, name: &str) -> OrfeasError {
     match e {
-        OrfeasError::Meshing { detail, .. } => OrfeasError::Meshing { name: name.to_owned(), detail },
+        OrfeasError::Meshing { detail, .. } => OrfeasError::Meshing {
+            name: name.to_owned(),
+            detail,
+        },
         other => other,
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::batch::JobId;
 use crate::export::OutputFile;
 
-/// The pipeline stages of CONTRACT.md §1, in order.
+/// The pipeline stages of docs/reference.md §1, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -62,7 +62,7 @@ pub struct BatchCounts {
     pub cancelled: usize,
 }
 
-/// One progress event. Serialises as `{"event": "...", "data": {...}}` (CONTRACT.md §3).
+/// One progress event. Serialises as `{"event": "...", "data": {...}}` (docs/reference.md §3).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -97,7 +97,11 @@ pub enum ProgressEvent {
         code: &'static str,
     },
     /// The job was cancelled before it finished; nothing partial was left behind.
-    GenerationCancelled { job_id: JobId, batch_id: String, input: String },
+    GenerationCancelled {
+        job_id: JobId,
+        batch_id: String,
+        input: String,
+    },
     /// The batch's counts changed.
     BatchProgress {
         batch_id: String,
@@ -167,7 +171,11 @@ mod tests {
         assert_eq!(v["data"]["stage"], "depth_estimation");
         let b = ProgressEvent::BatchProgress {
             batch_id: "b".into(),
-            counts: BatchCounts { total: 3, complete: 1, ..Default::default() },
+            counts: BatchCounts {
+                total: 3,
+                complete: 1,
+                ..Default::default()
+            },
         };
         let v = serde_json::to_value(&b).expect("serialise");
         assert_eq!(v["event"], "batch_progress");

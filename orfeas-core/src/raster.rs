@@ -80,10 +80,14 @@ pub(crate) fn box_blur(data: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
     let mut acc = vec![0.0f64; w];
     for i in -ri..=ri {
         let row = &tmp[clamp(i, h) * w..][..w];
-        acc.iter_mut().zip(row).for_each(|(a, v)| *a += f64::from(*v));
+        acc.iter_mut()
+            .zip(row)
+            .for_each(|(a, v)| *a += f64::from(*v));
     }
     for (y, dst) in out.chunks_exact_mut(w).enumerate() {
-        dst.iter_mut().zip(&acc).for_each(|(o, a)| *o = *a as f32 * norm);
+        dst.iter_mut()
+            .zip(&acc)
+            .for_each(|(o, a)| *o = *a as f32 * norm);
         let y = y as isize;
         let add = &tmp[clamp(y + ri + 1, h) * w..][..w];
         let sub = &tmp[clamp(y - ri, h) * w..][..w];
@@ -175,7 +179,12 @@ fn edt_1d(f: &[f64], d: &mut [f64], v: &mut [usize], z: &mut [f64]) {
 /// (clamping outside that range). Falls back to min–max when the quantiles coincide; a constant
 /// input becomes all zeros.
 pub(crate) fn normalize_robust(data: &mut [f32], mask: &[bool], lo_q: f32, hi_q: f32) {
-    let mut vals: Vec<f32> = data.iter().zip(mask).filter(|(v, &m)| m && v.is_finite()).map(|(v, _)| *v).collect();
+    let mut vals: Vec<f32> = data
+        .iter()
+        .zip(mask)
+        .filter(|(v, &m)| m && v.is_finite())
+        .map(|(v, _)| *v)
+        .collect();
     if vals.is_empty() {
         data.iter_mut().for_each(|v| *v = 0.0);
         return;
@@ -213,7 +222,11 @@ fn normalize_range(data: &mut [f32], lo: f64, hi: f64) {
     }
     for v in data.iter_mut() {
         let t = (f64::from(*v) - lo) / span;
-        *v = if t.is_finite() { t.clamp(0.0, 1.0) as f32 } else { 0.0 };
+        *v = if t.is_finite() {
+            t.clamp(0.0, 1.0) as f32
+        } else {
+            0.0
+        };
     }
 }
 
@@ -228,7 +241,9 @@ pub(crate) fn mask_bits(mask: &crate::mask::Mask, w: usize, h: usize) -> Vec<boo
 }
 
 /// Checks that an image's buffers match its dimensions (they can be built by hand).
-pub(crate) fn check_image(image: &crate::image::LoadedImage) -> crate::error::Result<(usize, usize)> {
+pub(crate) fn check_image(
+    image: &crate::image::LoadedImage,
+) -> crate::error::Result<(usize, usize)> {
     let (w, h) = (image.width as usize, image.height as usize);
     if image.luma.len() != w * h || image.rgba.len() != w * h * 4 {
         return Err(crate::error::OrfeasError::InvalidInput(format!(
@@ -278,7 +293,11 @@ mod tests {
                         }
                     }
                 }
-                assert!((d[y * w + x] - best).abs() < 1e-4, "({x},{y}) {} vs {best}", d[y * w + x]);
+                assert!(
+                    (d[y * w + x] - best).abs() < 1e-4,
+                    "({x},{y}) {} vs {best}",
+                    d[y * w + x]
+                );
             }
         }
     }

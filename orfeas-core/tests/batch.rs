@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use orfeas_core::mesh::{check_solid, Mesh};
 use orfeas_core::progress::FnProgress;
 use orfeas_core::{
-    BatchConfig, BatchProcessor, CancelToken, GenerateSettings, ImageSource, Job, JobStatus, MeshFormat, ProgressEvent,
-    Quality,
+    BatchConfig, BatchProcessor, CancelToken, GenerateSettings, ImageSource, Job, JobStatus,
+    MeshFormat, ProgressEvent, Quality,
 };
 
 /// A product-like shot: a shaded disc on a plain light backdrop.
@@ -24,7 +24,8 @@ fn disc_png(size: u32, seed: u32) -> Vec<u8> {
         }
     });
     let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).expect("encode");
+    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode");
     out
 }
 
@@ -54,22 +55,38 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
 }
 
 fn settings(formats: &[MeshFormat]) -> GenerateSettings {
-    GenerateSettings { formats: formats.to_vec(), quality: Quality::Low, ..Default::default() }
+    GenerateSettings {
+        formats: formats.to_vec(),
+        quality: Quality::Low,
+        ..Default::default()
+    }
 }
 
 type Recorded = Arc<Mutex<Vec<ProgressEvent>>>;
 
-fn events_sink() -> (Recorded, Arc<FnProgress<impl Fn(&ProgressEvent) + Send + Sync>>) {
+fn events_sink() -> (
+    Recorded,
+    Arc<FnProgress<impl Fn(&ProgressEvent) + Send + Sync>>,
+) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let e2 = events.clone();
-    (events, Arc::new(FnProgress(move |e: &ProgressEvent| e2.lock().expect("lock").push(e.clone()))))
+    (
+        events,
+        Arc::new(FnProgress(move |e: &ProgressEvent| {
+            e2.lock().expect("lock").push(e.clone())
+        })),
+    )
 }
 
 /// Reads a binary STL back with an independent reader and checks it is a printable solid.
@@ -78,7 +95,11 @@ fn assert_printable_stl(path: &Path) {
     let stl = stl_io::read_stl(&mut f).expect("stl_io reads it");
     let mesh = Mesh {
         positions: stl.vertices.iter().map(|v| [v[0], v[1], v[2]]).collect(),
-        triangles: stl.faces.iter().map(|f| f.vertices.map(|i| i as u32)).collect(),
+        triangles: stl
+            .faces
+            .iter()
+            .map(|f| f.vertices.map(|i| i as u32))
+            .collect(),
         ..Default::default()
     };
     let report = check_solid(&mesh);
@@ -97,9 +118,19 @@ fn hostile_files_fail_alone_and_results_keep_input_order() {
         write(dir.path(), "good-1.png", &disc_png(96, 1)),
         write(dir.path(), "empty.png", b""),
         write(dir.path(), "truncated.png", &truncated),
-        write(dir.path(), "random.png", &(0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>()),
+        write(
+            dir.path(),
+            "random.png",
+            &(0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect::<Vec<_>>(),
+        ),
         write(dir.path(), "notes.png", b"just some text, not an image\n"),
-        write(dir.path(), "paper.png", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"),
+        write(
+            dir.path(),
+            "paper.png",
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+        ),
         write(dir.path(), "bomb.png", &header_only_bomb()),
         write(dir.path(), "good-2.png", &disc_png(80, 2)),
         dir.path().join("missing.png"),
@@ -120,13 +151,28 @@ fn hostile_files_fail_alone_and_results_keep_input_order() {
         .enumerate()
         .map(|(i, p)| Job::new(format!("j{i}"), ImageSource::Path(p.clone()), &out))
         .collect();
-    let proc = BatchProcessor::new(BatchConfig { slots: 4, ..Default::default() }).expect("processor");
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 4,
+        ..Default::default()
+    })
+    .expect("processor");
     let (events, sink) = events_sink();
-    let results = proc.run(jobs, &settings(&[MeshFormat::Stl, MeshFormat::Glb]), sink, &CancelToken::new()).expect("run");
+    let results = proc
+        .run(
+            jobs,
+            &settings(&[MeshFormat::Stl, MeshFormat::Glb]),
+            sink,
+            &CancelToken::new(),
+        )
+        .expect("run");
 
     assert_eq!(results.len(), inputs.len());
     for ((r, input), code) in results.iter().zip(&inputs).zip(expected) {
-        assert_eq!(r.input, input.display().to_string(), "results are in input order");
+        assert_eq!(
+            r.input,
+            input.display().to_string(),
+            "results are in input order"
+        );
         assert_eq!(r.code, code, "{}: {:?}", r.input, r.error);
         if let Some(err) = &r.error {
             let name = input.file_name().and_then(|n| n.to_str()).expect("name");
@@ -146,20 +192,49 @@ fn hostile_files_fail_alone_and_results_keep_input_order() {
         _ => None,
     });
     let counts = last_batch.expect("batch progress emitted");
-    assert_eq!((counts.total, counts.complete, counts.failed, counts.queued, counts.processing), (9, 2, 7, 0, 0));
-    let leftovers: Vec<_> = std::fs::read_dir(&out).expect("out dir").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-    assert_eq!(leftovers.len(), 4, "two jobs x two formats, no temp files: {leftovers:?}");
+    assert_eq!(
+        (
+            counts.total,
+            counts.complete,
+            counts.failed,
+            counts.queued,
+            counts.processing
+        ),
+        (9, 2, 7, 0, 0)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .expect("out dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        4,
+        "two jobs x two formats, no temp files: {leftovers:?}"
+    );
 }
 
 #[test]
 fn events_per_job_go_queued_then_stages_then_one_terminal_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let jobs: Vec<Job> = (0..3)
-        .map(|i| Job::new(format!("j{i}"), ImageSource::Path(write(dir.path(), &format!("d{i}.png"), &disc_png(72, i))), dir.path()))
+        .map(|i| {
+            Job::new(
+                format!("j{i}"),
+                ImageSource::Path(write(dir.path(), &format!("d{i}.png"), &disc_png(72, i))),
+                dir.path(),
+            )
+        })
         .collect();
     let proc = BatchProcessor::new(BatchConfig::default()).expect("processor");
     let (events, sink) = events_sink();
-    proc.run(jobs, &settings(&[MeshFormat::Ply]), sink, &CancelToken::new()).expect("run");
+    proc.run(
+        jobs,
+        &settings(&[MeshFormat::Ply]),
+        sink,
+        &CancelToken::new(),
+    )
+    .expect("run");
     let events = events.lock().expect("lock");
     for id in ["j0", "j1", "j2"] {
         let mine: Vec<String> = events
@@ -193,9 +268,19 @@ fn cancelling_the_batch_mid_way_stops_the_rest_and_leaves_no_partial_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let jobs: Vec<Job> = (0..8)
-        .map(|i| Job::new(format!("j{i}"), ImageSource::Path(write(dir.path(), &format!("c{i}.png"), &disc_png(128, i))), &out))
+        .map(|i| {
+            Job::new(
+                format!("j{i}"),
+                ImageSource::Path(write(dir.path(), &format!("c{i}.png"), &disc_png(128, i))),
+                &out,
+            )
+        })
         .collect();
-    let proc = BatchProcessor::new(BatchConfig { slots: 1, ..Default::default() }).expect("processor");
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 1,
+        ..Default::default()
+    })
+    .expect("processor");
     let cancel = CancelToken::new();
     let trigger = cancel.clone();
     let sink = Arc::new(FnProgress(move |e: &ProgressEvent| {
@@ -203,15 +288,27 @@ fn cancelling_the_batch_mid_way_stops_the_rest_and_leaves_no_partial_files() {
             trigger.cancel();
         }
     }));
-    let results = proc.run(jobs, &settings(&[MeshFormat::Stl, MeshFormat::Obj]), sink, &cancel).expect("run");
+    let results = proc
+        .run(
+            jobs,
+            &settings(&[MeshFormat::Stl, MeshFormat::Obj]),
+            sink,
+            &cancel,
+        )
+        .expect("run");
     assert_eq!(results[0].status, JobStatus::Complete);
-    assert!(results[1..].iter().all(|r| r.status == JobStatus::Cancelled && r.code == Some("ERR_CANCELLED")));
+    assert!(results[1..]
+        .iter()
+        .all(|r| r.status == JobStatus::Cancelled && r.code == Some("ERR_CANCELLED")));
     let files: Vec<String> = std::fs::read_dir(&out)
         .expect("out dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(files.iter().all(|f| f.starts_with("c0.")), "only the finished job wrote files: {files:?}");
+    assert!(
+        files.iter().all(|f| f.starts_with("c0.")),
+        "only the finished job wrote files: {files:?}"
+    );
     assert_eq!(files.len(), 4, "stl, obj, mtl, png: {files:?}");
 }
 
@@ -219,37 +316,102 @@ fn cancelling_the_batch_mid_way_stops_the_rest_and_leaves_no_partial_files() {
 fn one_cancelled_job_and_a_panicking_sink_leave_the_others_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut jobs: Vec<Job> = (0..3)
-        .map(|i| Job::new(format!("j{i}"), ImageSource::Path(write(dir.path(), &format!("p{i}.png"), &disc_png(64, i))), dir.path()))
+        .map(|i| {
+            Job::new(
+                format!("j{i}"),
+                ImageSource::Path(write(dir.path(), &format!("p{i}.png"), &disc_png(64, i))),
+                dir.path(),
+            )
+        })
         .collect();
     let token = CancelToken::new();
     token.cancel();
     jobs[1].cancel = Some(token);
-    let proc = BatchProcessor::new(BatchConfig { slots: 2, ..Default::default() }).expect("processor");
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 2,
+        ..Default::default()
+    })
+    .expect("processor");
     let sink = Arc::new(FnProgress(|e: &ProgressEvent| {
         if matches!(e, ProgressEvent::GenerationProgress { .. }) {
             panic!("a broken progress callback");
         }
     }));
-    let results = proc.run(jobs, &settings(&[MeshFormat::Stl]), sink, &CancelToken::new()).expect("run");
+    let results = proc
+        .run(
+            jobs,
+            &settings(&[MeshFormat::Stl]),
+            sink,
+            &CancelToken::new(),
+        )
+        .expect("run");
     let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [JobStatus::Complete, JobStatus::Cancelled, JobStatus::Complete]);
+    assert_eq!(
+        statuses,
+        [
+            JobStatus::Complete,
+            JobStatus::Cancelled,
+            JobStatus::Complete
+        ]
+    );
 }
 
 #[test]
 fn in_memory_bytes_work_like_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let job = Job::new("mem", ImageSource::Bytes { name: "upload.png".into(), bytes: disc_png(64, 3).into() }, dir.path());
-    let proc = BatchProcessor::new(BatchConfig { slots: 1, ..Default::default() }).expect("processor");
-    let results = proc.run(vec![job], &settings(&[MeshFormat::Stl]), Arc::new(orfeas_core::NoProgress), &CancelToken::new()).expect("run");
-    assert_eq!(results[0].status, JobStatus::Complete, "{:?}", results[0].error);
+    let job = Job::new(
+        "mem",
+        ImageSource::Bytes {
+            name: "upload.png".into(),
+            bytes: disc_png(64, 3).into(),
+        },
+        dir.path(),
+    );
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 1,
+        ..Default::default()
+    })
+    .expect("processor");
+    let results = proc
+        .run(
+            vec![job],
+            &settings(&[MeshFormat::Stl]),
+            Arc::new(orfeas_core::NoProgress),
+            &CancelToken::new(),
+        )
+        .expect("run");
+    assert_eq!(
+        results[0].status,
+        JobStatus::Complete,
+        "{:?}",
+        results[0].error
+    );
     assert!(results[0].outputs[0].path.ends_with("upload.stl"));
 }
 
 #[test]
 fn bad_settings_are_refused_before_any_job_runs() {
-    let proc = BatchProcessor::new(BatchConfig { slots: 1, ..Default::default() }).expect("processor");
-    let bad = GenerateSettings { width_mm: -1.0, ..Default::default() };
-    let err = proc.run(vec![], &bad, Arc::new(orfeas_core::NoProgress), &CancelToken::new()).expect_err("refused");
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 1,
+        ..Default::default()
+    })
+    .expect("processor");
+    let bad = GenerateSettings {
+        width_mm: -1.0,
+        ..Default::default()
+    };
+    let err = proc
+        .run(
+            vec![],
+            &bad,
+            Arc::new(orfeas_core::NoProgress),
+            &CancelToken::new(),
+        )
+        .expect_err("refused");
     assert_eq!(err.code(), "ERR_INVALID_INPUT");
-    assert!(BatchProcessor::new(BatchConfig { slots: 0, ..Default::default() }).is_err());
+    assert!(BatchProcessor::new(BatchConfig {
+        slots: 0,
+        ..Default::default()
+    })
+    .is_err());
 }

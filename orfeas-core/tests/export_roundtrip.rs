@@ -595,7 +595,7 @@ fn save_never_overwrites_and_leaves_no_temp_files() {
 
 /// Writes every format of the test solid to a kept folder for the external validators:
 /// `cargo test -p orfeas-core --test export_roundtrip -- --ignored --nocapture`, then
-/// `bash /work/shared/tools/validate-meshes <dir>/*.stl <dir>/*.glb ...`.
+/// `bash scripts/judges/validate-meshes <dir>/*.stl <dir>/*.glb ...`.
 #[test]
 #[ignore = "writes files for manual validation"]
 #[allow(clippy::print_stdout)]

@@ -9,7 +9,7 @@ const { example, tempDir, rejectsWithCode } = require('./helpers.cjs')
 
 const STAGES = ['queued', 'loading', 'masking', 'depth_estimation', 'meshing', 'exporting']
 
-test('a batch writes every format and reports progress as CONTRACT events', async () => {
+test('a batch writes every format and reports progress as the documented events', async () => {
   const out = tempDir()
   const proc = new BatchProcessor({ slots: 2, depth: 'auto' })
   assert.equal(proc.slots, 2)

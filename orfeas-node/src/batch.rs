@@ -62,11 +62,18 @@ impl JobResult {
             JobStatus::Cancelled => "cancelled",
         };
         let or_null = |s: Option<String>| s.map_or(Either::B(Null), Either::A);
-        let mask = r.mask.and_then(|m| serde_json::to_value(m).ok()).and_then(|v| v.as_str().map(str::to_owned));
+        let mask = r
+            .mask
+            .and_then(|m| serde_json::to_value(m).ok())
+            .and_then(|v| v.as_str().map(str::to_owned));
         let files: Vec<OutputFile> = r
             .outputs
             .iter()
-            .map(|o| OutputFile { format: o.format.clone(), path: o.path.display().to_string(), bytes: o.bytes as f64 })
+            .map(|o| OutputFile {
+                format: o.format.clone(),
+                path: o.path.display().to_string(),
+                bytes: o.bytes as f64,
+            })
             .collect();
         Self {
             job_id: r.id.0,
@@ -106,7 +113,9 @@ impl BatchProcessor {
         };
         let config = options.to_config()?;
         let inner = orfeas_core::BatchProcessor::new(config).map_err(|e| from_core(&e))?;
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Number of slots.
@@ -137,7 +146,10 @@ impl BatchProcessor {
     #[napi]
     pub fn gpu_stats(&self) -> GpuStats {
         let mut stats = GpuStats::from(orfeas_core::gpu_stats());
-        stats.slots = Some(SlotCounts { total: self.slots(), busy: self.busy_slots() });
+        stats.slots = Some(SlotCounts {
+            total: self.slots(),
+            busy: self.busy_slots(),
+        });
         stats.queue = Some(self.queued());
         stats
     }
@@ -149,7 +161,12 @@ impl BatchProcessor {
         ts_args_type = "inputs: Array<string | Uint8Array>, options: RunOptions",
         ts_return_type = "Promise<JobResult[]>"
     )]
-    pub fn run<'env>(&self, env: &'env Env, inputs: Unknown<'env>, options: Unknown<'env>) -> napi::Result<Object<'env>> {
+    pub fn run<'env>(
+        &self,
+        env: &'env Env,
+        inputs: Unknown<'env>,
+        options: Unknown<'env>,
+    ) -> napi::Result<Object<'env>> {
         match self.start(env, &inputs, &options) {
             Ok(promise) => Ok(promise),
             Err(e) => promise::rejected::<Vec<JobResult>>(env, e),
@@ -158,19 +175,29 @@ impl BatchProcessor {
 }
 
 impl BatchProcessor {
-    fn start<'env>(&self, env: &'env Env, inputs: &Unknown<'env>, options: &Unknown<'env>) -> CodedResult<Object<'env>> {
+    fn start<'env>(
+        &self,
+        env: &'env Env,
+        inputs: &Unknown<'env>,
+        options: &Unknown<'env>,
+    ) -> CodedResult<Object<'env>> {
         let options: RunOptions<'_> = parse_object(options, "options")?;
         let settings = options.settings()?;
         if options.out_dir.is_empty() {
-            return Err(invalid_argument("options.outDir", "must be a directory path"));
+            return Err(invalid_argument(
+                "options.outDir",
+                "must be a directory path",
+            ));
         }
-        let values: Vec<Unknown<'_>> = parse_arg(inputs, "inputs")
-            .map_err(|_| invalid_argument("inputs", "expected an array of file paths or image buffers"))?;
+        let values: Vec<Unknown<'_>> = parse_arg(inputs, "inputs").map_err(|_| {
+            invalid_argument("inputs", "expected an array of file paths or image buffers")
+        })?;
         let jobs = values
             .iter()
             .enumerate()
             .map(|(i, value)| {
-                let source = to_source(value, &format!("inputs[{i}]"), &format!("buffer-{}", i + 1))?;
+                let source =
+                    to_source(value, &format!("inputs[{i}]"), &format!("buffer-{}", i + 1))?;
                 Ok(Job::new(format!("job-{}", i + 1), source, &options.out_dir))
             })
             .collect::<CodedResult<Vec<_>>>()?;
@@ -179,10 +206,15 @@ impl BatchProcessor {
         crate::abort::link(env, options.signal.as_ref(), &cancel)?;
         // The callback's thread-safe function is created before the promise (see progress.rs).
         let progress = match &options.on_progress {
-            Some(callback) => Some(Arc::new(JsProgress::new(callback).map_err(|e| invalid_argument("options.onProgress", e.reason))?)),
+            Some(callback) => {
+                Some(Arc::new(JsProgress::new(callback).map_err(|e| {
+                    invalid_argument("options.onProgress", e.reason)
+                })?))
+            }
             None => None,
         };
-        let (deferred, promise) = promise::pending::<Vec<JobResult>>(env).map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))?;
+        let (deferred, promise) = promise::pending::<Vec<JobResult>>(env)
+            .map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))?;
         let processor = Arc::clone(&self.inner);
         let requested_depth = processor.config().depth.as_str();
         let work = move || {
@@ -190,11 +222,20 @@ impl BatchProcessor {
                 Some(p) => p.clone(),
                 None => Arc::new(NoProgress),
             };
-            let outcome = processor.run(jobs, &settings, sink, &cancel).map_err(|e| from_core(&e));
+            let outcome = processor
+                .run(jobs, &settings, sink, &cancel)
+                .map_err(|e| from_core(&e));
             let settle = move || {
-                promise::settle(deferred, outcome, move |_env, results: Vec<orfeas_core::JobResult>| {
-                    Ok(results.into_iter().map(|r| JobResult::from_core(r, requested_depth)).collect())
-                })
+                promise::settle(
+                    deferred,
+                    outcome,
+                    move |_env, results: Vec<orfeas_core::JobResult>| {
+                        Ok(results
+                            .into_iter()
+                            .map(|r| JobResult::from_core(r, requested_depth))
+                            .collect())
+                    },
+                )
             };
             match progress {
                 Some(p) => p.finish(settle),
@@ -204,7 +245,12 @@ impl BatchProcessor {
         std::thread::Builder::new()
             .name("orfeas-node-batch".into())
             .spawn(work)
-            .map_err(|e| crate::errors::coded("ERR_INTERNAL", format!("internal error: cannot start a worker thread: {e}")))?;
+            .map_err(|e| {
+                crate::errors::coded(
+                    "ERR_INTERNAL",
+                    format!("internal error: cannot start a worker thread: {e}"),
+                )
+            })?;
         Ok(promise)
     }
 }

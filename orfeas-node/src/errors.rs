@@ -51,7 +51,10 @@ pub fn parse_arg<T: FromNapiValue>(value: &Unknown<'_>, what: &str) -> CodedResu
 pub fn parse_object<T: FromNapiValue>(value: &Unknown<'_>, what: &str) -> CodedResult<T> {
     match value.get_type() {
         Ok(ValueType::Object) => parse_arg(value, what),
-        Ok(other) => Err(invalid_argument(what, format!("expected an object, got {}", type_name(other)))),
+        Ok(other) => Err(invalid_argument(
+            what,
+            format!("expected an object, got {}", type_name(other)),
+        )),
         Err(e) => Err(invalid_argument(what, e.reason)),
     }
 }

@@ -25,13 +25,29 @@ impl Mesh {
     /// Vertex positions, `x, y, z` per vertex (a new copy on every read).
     #[napi(getter)]
     pub fn vertices(&self) -> Float32Array {
-        Float32Array::new(self.model.mesh.positions.iter().flatten().copied().collect())
+        Float32Array::new(
+            self.model
+                .mesh
+                .positions
+                .iter()
+                .flatten()
+                .copied()
+                .collect(),
+        )
     }
 
     /// Triangle vertex indices, three per triangle (a new copy on every read).
     #[napi(getter)]
     pub fn faces(&self) -> Uint32Array {
-        Uint32Array::new(self.model.mesh.triangles.iter().flatten().copied().collect())
+        Uint32Array::new(
+            self.model
+                .mesh
+                .triangles
+                .iter()
+                .flatten()
+                .copied()
+                .collect(),
+        )
     }
 
     #[napi(getter)]
@@ -64,8 +80,16 @@ impl Mesh {
         let format = format.parse::<MeshFormat>().map_err(|e| from_core(&e))?;
         let needs_depth = matches!(format, MeshFormat::Depth16 | MeshFormat::DepthNpy);
         let model = &self.model;
-        let depth = needs_depth.then(|| model.depth.resized(model.original_width, model.original_height));
-        let input = ExportInput { mesh: &model.mesh, texture: Some(&model.texture), depth: depth.as_ref() };
+        let depth = needs_depth.then(|| {
+            model
+                .depth
+                .resized(model.original_width, model.original_height)
+        });
+        let input = ExportInput {
+            mesh: &model.mesh,
+            texture: Some(&model.texture),
+            depth: depth.as_ref(),
+        };
         let bytes = export::to_bytes(format, &input).map_err(|e| from_core(&e))?;
         Ok(Buffer::from(bytes))
     }
@@ -73,19 +97,42 @@ impl Mesh {
 
 /// Turns one image (a path or its bytes) into a mesh on a worker thread. Rejects with the
 /// core's code (`ERR_IMAGE_DECODE`, `ERR_UNSUPPORTED_FORMAT`, `ERR_IO`, `ERR_INVALID_INPUT`, ...).
-#[napi(ts_args_type = "input: string | Uint8Array, options?: MeshOptions", ts_return_type = "Promise<Mesh>")]
-pub fn image_to_mesh<'env>(env: &'env Env, input: Unknown<'env>, options: Option<Unknown<'env>>) -> napi::Result<Object<'env>> {
+#[napi(
+    ts_args_type = "input: string | Uint8Array, options?: MeshOptions",
+    ts_return_type = "Promise<Mesh>"
+)]
+pub fn image_to_mesh<'env>(
+    env: &'env Env,
+    input: Unknown<'env>,
+    options: Option<Unknown<'env>>,
+) -> napi::Result<Object<'env>> {
     match start(env, &input, options.as_ref()) {
         Ok(promise) => Ok(promise),
         Err(e) => promise::rejected::<Mesh>(env, e),
     }
 }
 
-fn start<'env>(env: &'env Env, input: &Unknown<'env>, options: Option<&Unknown<'env>>) -> CodedResult<Object<'env>> {
+fn start<'env>(
+    env: &'env Env,
+    input: &Unknown<'env>,
+    options: Option<&Unknown<'env>>,
+) -> CodedResult<Object<'env>> {
     let request = SingleImage::parse(env, input, options)?;
     let work = |r: &SingleImage| {
         let depth = r.depth_setup()?;
-        image_to_model(&r.source, &r.settings, depth, &r.limits, &r.cancel, &mut |_, _| {}).map_err(|e| from_core(&e))
+        image_to_model(
+            &r.source,
+            &r.settings,
+            depth,
+            &r.limits,
+            &r.cancel,
+            &mut |_, _| {},
+        )
+        .map_err(|e| from_core(&e))
     };
-    request.spawn(env, "orfeas-node-mesh", work, |_env, model| Ok(Mesh { model: Arc::new(model) }))
+    request.spawn(env, "orfeas-node-mesh", work, |_env, model| {
+        Ok(Mesh {
+            model: Arc::new(model),
+        })
+    })
 }

@@ -1,6 +1,6 @@
 //! Option objects accepted by the API and their conversion into core settings.
 //!
-//! Every field is optional and defaults to the core's defaults (CONTRACT.md §1); names are the
+//! Every field is optional and defaults to the core's defaults (docs/reference.md §1); names are the
 //! camelCase forms of the CLI's flags. Strings are parsed by the core, so an unknown quality or
 //! format is refused with the same message and code as on the command line.
 
@@ -179,7 +179,9 @@ impl ShapeOptions {
 }
 
 pub fn parse_depth(depth: Option<&str>) -> CodedResult<DepthMethod> {
-    depth.map_or(Ok(DepthMethod::Auto), |d| d.parse::<DepthMethod>().map_err(|e| from_core(&e)))
+    depth.map_or(Ok(DepthMethod::Auto), |d| {
+        d.parse::<DepthMethod>().map_err(|e| from_core(&e))
+    })
 }
 
 /// Formats in the order given, duplicates dropped (as the CLI does).

@@ -23,15 +23,21 @@ pub fn pending<T: ToNapiValue + 'static>(env: &Env) -> napi::Result<(Deferred<T>
 
 /// A promise already rejected with `err` (arguments are checked before any thread starts, and
 /// a Promise-returning function reports even those through its promise).
-pub fn rejected<'env, T: ToNapiValue + 'static>(env: &'env Env, err: CodedError) -> napi::Result<Object<'env>> {
+pub fn rejected<'env, T: ToNapiValue + 'static>(
+    env: &'env Env,
+    err: CodedError,
+) -> napi::Result<Object<'env>> {
     let (deferred, promise) = pending::<T>(env)?;
     deferred.reject(into_rejection(env, err));
     Ok(promise)
 }
 
 /// Settles `deferred` with `outcome`, converting the value with `to_js` on the JS thread.
-pub fn settle<T, V>(deferred: Deferred<T>, outcome: CodedResult<V>, to_js: impl FnOnce(Env, V) -> napi::Result<T> + Send + 'static)
-where
+pub fn settle<T, V>(
+    deferred: Deferred<T>,
+    outcome: CodedResult<V>,
+    to_js: impl FnOnce(Env, V) -> napi::Result<T> + Send + 'static,
+) where
     T: ToNapiValue + 'static,
     V: Send + 'static,
 {
@@ -53,9 +59,17 @@ where
     V: Send + 'static,
 {
     let (deferred, promise) = pending::<T>(env)?;
-    let started = std::thread::Builder::new().name(name.to_owned()).spawn(move || settle(deferred, work(), to_js));
+    let started = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || settle(deferred, work(), to_js));
     if let Err(e) = started {
-        return rejected::<T>(env, coded("ERR_INTERNAL", format!("internal error: cannot start a worker thread: {e}")));
+        return rejected::<T>(
+            env,
+            coded(
+                "ERR_INTERNAL",
+                format!("internal error: cannot start a worker thread: {e}"),
+            ),
+        );
     }
     Ok(promise)
 }

@@ -4,7 +4,9 @@
 
 use napi::bindgen_prelude::{ToNapiValue, Unknown};
 use napi::Env;
-use orfeas_core::{CancelToken, DepthMethod, DepthSetup, GenerateSettings, ImageLimits, ImageSource};
+use orfeas_core::{
+    CancelToken, DepthMethod, DepthSetup, GenerateSettings, ImageLimits, ImageSource,
+};
 
 use crate::errors::{from_core, parse_object, CodedResult};
 use crate::input::to_source;
@@ -24,7 +26,11 @@ pub struct SingleImage {
 impl SingleImage {
     /// Parses `input` (a path or bytes) and `options`, and links `options.signal` to the
     /// call's cancel token.
-    pub fn parse(env: &Env, input: &Unknown<'_>, options: Option<&Unknown<'_>>) -> CodedResult<Self> {
+    pub fn parse(
+        env: &Env,
+        input: &Unknown<'_>,
+        options: Option<&Unknown<'_>>,
+    ) -> CodedResult<Self> {
         let options: Option<MeshOptions<'_>> = match options {
             Some(value) => Some(parse_object(value, "options")?),
             None => None,
@@ -35,14 +41,29 @@ impl SingleImage {
             None => (Default::default(), Default::default(), None),
         };
         let cancel = CancelToken::new();
-        crate::abort::link(env, options.as_ref().and_then(|o| o.signal.as_ref()), &cancel)?;
-        Ok(Self { source, settings, method, weights, cancel, limits: ImageLimits::default() })
+        crate::abort::link(
+            env,
+            options.as_ref().and_then(|o| o.signal.as_ref()),
+            &cancel,
+        )?;
+        Ok(Self {
+            source,
+            settings,
+            method,
+            weights,
+            cancel,
+            limits: ImageLimits::default(),
+        })
     }
 
     /// Loads the depth estimator (Depth Anything weights when asked for or found), on the
     /// worker thread: it can take seconds.
     pub fn depth_setup(&self) -> CodedResult<DepthSetup> {
-        DepthSetup::resolve(self.method, self.weights.as_deref().map(std::path::Path::new)).map_err(|e| from_core(&e))
+        DepthSetup::resolve(
+            self.method,
+            self.weights.as_deref().map(std::path::Path::new),
+        )
+        .map_err(|e| from_core(&e))
     }
 
     /// Runs `work` on a new thread named `name` and settles the returned promise with
@@ -58,6 +79,7 @@ impl SingleImage {
         T: ToNapiValue + 'static,
         V: Send + 'static,
     {
-        promise::spawn(env, name, move || work(&self), to_js).map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))
+        promise::spawn(env, name, move || work(&self), to_js)
+            .map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))
     }
 }

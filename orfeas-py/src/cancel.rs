@@ -30,7 +30,14 @@ impl PyCancelToken {
     }
 
     fn __repr__(&self) -> String {
-        format!("CancelToken(cancelled={})", if self.token.is_cancelled() { "True" } else { "False" })
+        format!(
+            "CancelToken(cancelled={})",
+            if self.token.is_cancelled() {
+                "True"
+            } else {
+                "False"
+            }
+        )
     }
 }
 

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
-use orfeas_core::{estimate_depth as core_estimate_depth, DepthSetup, Device, GenerateSettings, ImageLimits};
+use orfeas_core::{
+    estimate_depth as core_estimate_depth, DepthSetup, Device, GenerateSettings, ImageLimits,
+};
 use pyo3::prelude::*;
 
 use crate::cancel::{token_of, PyCancelToken};
@@ -26,7 +28,10 @@ pub(crate) fn estimate_depth<'py>(
     device: &str,
     cancel: Option<PyRef<'py, PyCancelToken>>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let settings = GenerateSettings { quality: parse(quality)?, ..GenerateSettings::default() };
+    let settings = GenerateSettings {
+        quality: parse(quality)?,
+        ..GenerateSettings::default()
+    };
     let method = parse(depth)?;
     let device: Device = parse(device)?;
     let source = extract(&image, 0)?;
@@ -36,7 +41,13 @@ pub(crate) fn estimate_depth<'py>(
         let source = source.into_source()?;
         // The device is opened (and the weights loaded) on the worker: both can take seconds.
         let setup = DepthSetup::resolve_on(method, weights.as_deref(), device.resolve()?, 1)?;
-        core_estimate_depth(&source, &settings, &setup, &ImageLimits::default(), &worker_token)
+        core_estimate_depth(
+            &source,
+            &settings,
+            &setup,
+            &ImageLimits::default(),
+            &worker_token,
+        )
     })?
     .py_err()?;
     let (height, width) = (map.height as usize, map.width as usize);

@@ -1,5 +1,5 @@
 //! Progress events as Python dicts: `{"event": name, **data}` with the same fields as the
-//! WebSocket events' `data` (CONTRACT.md §3), through the core's serde representation.
+//! WebSocket events' `data` (docs/reference.md §3), through the core's serde representation.
 
 use orfeas_core::ProgressEvent;
 use pyo3::prelude::*;
@@ -7,11 +7,15 @@ use pyo3::types::{PyBool, PyDict, PyList, PyString};
 use serde_json::Value;
 
 /// `{"event": "generation_progress", "job_id": ..., "stage": ..., ...}`.
-pub(crate) fn event_to_dict<'py>(py: Python<'py>, event: &ProgressEvent) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn event_to_dict<'py>(
+    py: Python<'py>,
+    event: &ProgressEvent,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("event", event.name())?;
-    let value = serde_json::to_value(event)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot serialise a progress event: {e}")))?;
+    let value = serde_json::to_value(event).map_err(|e| {
+        pyo3::exceptions::PyRuntimeError::new_err(format!("cannot serialise a progress event: {e}"))
+    })?;
     if let Some(Value::Object(data)) = value.get("data") {
         for (key, v) in data {
             dict.set_item(key, json_to_py(py, v)?)?;

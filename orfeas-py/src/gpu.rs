@@ -13,8 +13,12 @@ pub(crate) fn gpu_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     stats_to_dict(py, &stats)
 }
 
-pub(crate) fn stats_to_dict<'py>(py: Python<'py>, stats: &orfeas_core::GpuStats) -> PyResult<Bound<'py, PyDict>> {
-    let value = serde_json::to_value(stats)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot serialise GPU stats: {e}")))?;
+pub(crate) fn stats_to_dict<'py>(
+    py: Python<'py>,
+    stats: &orfeas_core::GpuStats,
+) -> PyResult<Bound<'py, PyDict>> {
+    let value = serde_json::to_value(stats).map_err(|e| {
+        pyo3::exceptions::PyRuntimeError::new_err(format!("cannot serialise GPU stats: {e}"))
+    })?;
     Ok(json_to_py(py, &value)?.cast_into::<PyDict>()?)
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use orfeas_core::export::{self, ExportInput};
-use orfeas_core::{image_to_model, DepthSetup, Device, HeightMap, ImageLimits, JobId, MeshFormat, Model, OrfeasError, ProgressEvent, Stage};
+use orfeas_core::{
+    image_to_model, DepthSetup, Device, HeightMap, ImageLimits, JobId, MeshFormat, Model,
+    OrfeasError, ProgressEvent, Stage,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
@@ -46,7 +49,11 @@ impl PyMesh {
 }
 
 /// A read-only `rows × N` numpy array from flat row-major data.
-fn frozen_array<'py, T: numpy::Element>(py: Python<'py>, flat: Vec<T>, columns: usize) -> PyResult<Py<PyArray2<T>>> {
+fn frozen_array<'py, T: numpy::Element>(
+    py: Python<'py>,
+    flat: Vec<T>,
+    columns: usize,
+) -> PyResult<Py<PyArray2<T>>> {
     let rows = flat.len() / columns.max(1);
     let array = PyArray1::from_vec(py, flat).reshape([rows, columns])?;
     array.getattr("flags")?.setattr("writeable", false)?;
@@ -58,28 +65,36 @@ impl PyMesh {
     /// Vertex positions, float32 `[N, 3]`, millimetres.
     #[getter]
     fn vertices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let array = self.vertices.get_or_try_init(py, || frozen_array(py, self.model.mesh.positions.as_flattened().to_vec(), 3))?;
+        let array = self.vertices.get_or_try_init(py, || {
+            frozen_array(py, self.model.mesh.positions.as_flattened().to_vec(), 3)
+        })?;
         Ok(array.bind(py).clone())
     }
 
     /// Triangles as vertex indices, uint32 `[M, 3]`.
     #[getter]
     fn faces<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u32>>> {
-        let array = self.faces.get_or_try_init(py, || frozen_array(py, self.model.mesh.triangles.as_flattened().to_vec(), 3))?;
+        let array = self.faces.get_or_try_init(py, || {
+            frozen_array(py, self.model.mesh.triangles.as_flattened().to_vec(), 3)
+        })?;
         Ok(array.bind(py).clone())
     }
 
     /// Texture coordinates, float32 `[N, 2]` (origin top-left, as in glTF).
     #[getter]
     fn uvs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let array = self.uvs.get_or_try_init(py, || frozen_array(py, self.model.mesh.uvs.as_flattened().to_vec(), 2))?;
+        let array = self.uvs.get_or_try_init(py, || {
+            frozen_array(py, self.model.mesh.uvs.as_flattened().to_vec(), 2)
+        })?;
         Ok(array.bind(py).clone())
     }
 
     /// Vertex colours sampled from the image, uint8 `[N, 3]`.
     #[getter]
     fn colors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let array = self.colors.get_or_try_init(py, || frozen_array(py, self.model.mesh.colors.as_flattened().to_vec(), 3))?;
+        let array = self.colors.get_or_try_init(py, || {
+            frozen_array(py, self.model.mesh.colors.as_flattened().to_vec(), 3)
+        })?;
         Ok(array.bind(py).clone())
     }
 
@@ -104,7 +119,10 @@ impl PyMesh {
     /// Where the foreground mask came from (`alpha`, `border` or `none`).
     #[getter]
     fn mask(&self) -> String {
-        serde_json::to_value(self.model.report.mask).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        serde_json::to_value(self.model.report.mask)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// The meshing tolerance met, as a fraction of the relief height.
@@ -116,7 +134,10 @@ impl PyMesh {
     /// `(min, max)` corners of the axis-aligned bounding box, millimetres.
     #[getter]
     fn bounds(&self) -> Option<(Point, Point)> {
-        self.model.mesh.bounds().map(|(lo, hi)| ((lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])))
+        self.model
+            .mesh
+            .bounds()
+            .map(|(lo, hi)| ((lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])))
     }
 
     /// The file in `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
@@ -138,7 +159,13 @@ impl PyMesh {
     /// `x.depth16.png`, ...). Returns every written path (OBJ adds `.mtl` and `.png`). Files
     /// appear atomically; an existing file is an `IoError` unless `overwrite=True`.
     #[pyo3(signature = (path, format=None, overwrite=false))]
-    fn save(&self, py: Python<'_>, path: PathBuf, format: Option<&str>, overwrite: bool) -> PyResult<Vec<String>> {
+    fn save(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        format: Option<&str>,
+        overwrite: bool,
+    ) -> PyResult<Vec<String>> {
         let (dir, stem, format) = split_target(&path, format)?;
         let model = Arc::clone(&self.model);
         let written = py
@@ -148,7 +175,9 @@ impl PyMesh {
                 if overwrite {
                     for name in export::output_names(format, &input, &stem) {
                         match std::fs::remove_file(dir.join(&name)) {
-                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(OrfeasError::io(dir.join(name), e)),
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(OrfeasError::io(dir.join(name), e))
+                            }
                             _ => {}
                         }
                     }
@@ -156,7 +185,10 @@ impl PyMesh {
                 export::save(format, &input, &dir, &stem)
             })
             .py_err()?;
-        Ok(written.into_iter().map(|f| f.path.display().to_string()).collect())
+        Ok(written
+            .into_iter()
+            .map(|f| f.path.display().to_string())
+            .collect())
     }
 
     fn __len__(&self) -> usize {
@@ -168,7 +200,11 @@ impl PyMesh {
             "Mesh(vertices={}, faces={}, watertight={}, depth={:?})",
             self.model.mesh.positions.len(),
             self.model.mesh.triangles.len(),
-            if self.model.report.watertight { "True" } else { "False" },
+            if self.model.report.watertight {
+                "True"
+            } else {
+                "False"
+            },
             self.model.report.depth
         )
     }
@@ -179,12 +215,18 @@ impl PyMesh {
 fn full_depth(model: &Model, format: MeshFormat) -> Option<HeightMap> {
     (!format.needs_mesh()).then(|| match &model.raw_depth {
         Some(raw) => raw.clone(),
-        None => model.depth.resized(model.original_width, model.original_height),
+        None => model
+            .depth
+            .resized(model.original_width, model.original_height),
     })
 }
 
 fn export_input<'a>(model: &'a Model, depth: Option<&'a HeightMap>) -> ExportInput<'a> {
-    ExportInput { mesh: &model.mesh, texture: Some(&model.texture), depth }
+    ExportInput {
+        mesh: &model.mesh,
+        texture: Some(&model.texture),
+        depth,
+    }
 }
 
 /// `dir/stem.ext` → (dir, stem, format), the format from `format` or else the extension.
@@ -197,17 +239,37 @@ fn split_target(path: &Path, format: Option<&str>) -> PyResult<(PathBuf, String,
         Some(name) => parse(name)?,
         None => MeshFormat::ALL
             .into_iter()
-            .filter(|f| file_name.to_ascii_lowercase().ends_with(&format!(".{}", f.extension())))
+            .filter(|f| {
+                file_name
+                    .to_ascii_lowercase()
+                    .ends_with(&format!(".{}", f.extension()))
+            })
             .max_by_key(|f| f.extension().len())
-            .ok_or_else(|| invalid_input(format!("{file_name}: cannot tell the format from the extension; pass format=")))?,
+            .ok_or_else(|| {
+                invalid_input(format!(
+                    "{file_name}: cannot tell the format from the extension; pass format="
+                ))
+            })?,
     };
     let suffix = format!(".{}", format.extension());
     let stem = file_name
         .strip_suffix(&suffix)
-        .or_else(|| (file_name.len() > suffix.len() && file_name.to_ascii_lowercase().ends_with(&suffix)).then(|| &file_name[..file_name.len() - suffix.len()]))
+        .or_else(|| {
+            (file_name.len() > suffix.len() && file_name.to_ascii_lowercase().ends_with(&suffix))
+                .then(|| &file_name[..file_name.len() - suffix.len()])
+        })
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| invalid_input(format!("{file_name}: a {} file must be named <name>{suffix}", format.as_str())))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        .ok_or_else(|| {
+            invalid_input(format!(
+                "{file_name}: a {} file must be named <name>{suffix}",
+                format.as_str()
+            ))
+        })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     Ok((dir, stem.to_owned(), format))
 }
 
@@ -232,7 +294,15 @@ pub(crate) fn image_to_mesh(
     on_progress: Option<Bound<'_, PyAny>>,
     cancel: Option<PyRef<'_, PyCancelToken>>,
 ) -> PyResult<PyMesh> {
-    let shape = ShapeArgs { quality: quality.to_owned(), width_mm, depth_mm, base_mm, solid, max_error, max_triangles };
+    let shape = ShapeArgs {
+        quality: quality.to_owned(),
+        width_mm,
+        depth_mm,
+        base_mm,
+        solid,
+        max_error,
+        max_triangles,
+    };
     let settings = shape.settings(vec![MeshFormat::Stl])?;
     let method = parse(depth)?;
     let device: Device = parse(device)?;
@@ -245,9 +315,22 @@ pub(crate) fn image_to_mesh(
         let setup = DepthSetup::resolve_on(method, weights.as_deref(), device.resolve()?, 1)?;
         let input = source.name();
         let mut on_stage = |stage: Stage, progress: f32| {
-            sink.emit(&ProgressEvent::GenerationProgress { job_id: JobId::from("mesh"), batch_id: String::new(), input: input.clone(), progress, stage });
+            sink.emit(&ProgressEvent::GenerationProgress {
+                job_id: JobId::from("mesh"),
+                batch_id: String::new(),
+                input: input.clone(),
+                progress,
+                stage,
+            });
         };
-        image_to_model(&source, &settings, &setup, &ImageLimits::default(), &worker_token, &mut on_stage)
+        image_to_model(
+            &source,
+            &settings,
+            &setup,
+            &ImageLimits::default(),
+            &worker_token,
+            &mut on_stage,
+        )
     })?
     .py_err()?;
     Ok(PyMesh::new(model))

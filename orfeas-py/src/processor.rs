@@ -27,7 +27,14 @@ pub(crate) struct PyBatchProcessor {
 impl PyBatchProcessor {
     #[new]
     #[pyo3(signature = (slots=4, device="auto", depth="auto", weights=None, threads=None))]
-    fn new(py: Python<'_>, slots: usize, device: &str, depth: &str, weights: Option<PathBuf>, threads: Option<usize>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        slots: usize,
+        device: &str,
+        depth: &str,
+        weights: Option<PathBuf>,
+        threads: Option<usize>,
+    ) -> PyResult<Self> {
         let config = BatchConfig {
             slots,
             device: parse(device)?,
@@ -38,7 +45,9 @@ impl PyBatchProcessor {
         };
         // Loading weights can take seconds: without the GIL.
         let inner = py.detach(move || BatchProcessor::new(config)).py_err()?;
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Number of slots.
@@ -105,9 +114,21 @@ impl PyBatchProcessor {
         max_triangles: Option<usize>,
         cancel: Option<PyRef<'_, PyCancelToken>>,
     ) -> PyResult<Vec<PyJobResult>> {
-        let shape = ShapeArgs { quality: quality.to_owned(), width_mm, depth_mm, base_mm, solid, max_error, max_triangles };
+        let shape = ShapeArgs {
+            quality: quality.to_owned(),
+            width_mm,
+            depth_mm,
+            base_mm,
+            solid,
+            max_error,
+            max_triangles,
+        };
         let settings = shape.settings(parse_formats(&formats)?)?;
-        let sources: Vec<PendingSource> = inputs.iter().enumerate().map(|(i, obj)| extract(obj, i)).collect::<PyResult<_>>()?;
+        let sources: Vec<PendingSource> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, obj)| extract(obj, i))
+            .collect::<PyResult<_>>()?;
         let token = token_of(cancel.as_deref());
         let inner = Arc::clone(&self.inner);
         let worker_token = token.clone();
@@ -115,7 +136,13 @@ impl PyBatchProcessor {
             let jobs = sources
                 .into_iter()
                 .enumerate()
-                .map(|(i, source)| Ok(Job::new(format!("job-{}", i + 1), source.into_source()?, &out_dir)))
+                .map(|(i, source)| {
+                    Ok(Job::new(
+                        format!("job-{}", i + 1),
+                        source.into_source()?,
+                        &out_dir,
+                    ))
+                })
                 .collect::<orfeas_core::Result<Vec<Job>>>()?;
             inner.run(jobs, &settings, sink, &worker_token)
         })?
@@ -124,6 +151,11 @@ impl PyBatchProcessor {
     }
 
     fn __repr__(&self) -> String {
-        format!("BatchProcessor(slots={}, device={:?}, depth={:?})", self.inner.slots(), self.inner.device().to_string(), self.depth())
+        format!(
+            "BatchProcessor(slots={}, device={:?}, depth={:?})",
+            self.inner.slots(),
+            self.inner.device().to_string(),
+            self.depth()
+        )
     }
 }

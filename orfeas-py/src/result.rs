@@ -32,11 +32,18 @@ impl From<JobResult> for PyJobResult {
             JobStatus::Error => "error",
             JobStatus::Cancelled => "cancelled",
         };
-        let mask = r.mask.and_then(|m| serde_json::to_value(m).ok()).and_then(|v| v.as_str().map(str::to_owned));
+        let mask = r
+            .mask
+            .and_then(|m| serde_json::to_value(m).ok())
+            .and_then(|v| v.as_str().map(str::to_owned));
         Self {
             job_id: r.id.0,
             input: r.input,
-            outputs: r.outputs.iter().map(|o| o.path.display().to_string()).collect(),
+            outputs: r
+                .outputs
+                .iter()
+                .map(|o| o.path.display().to_string())
+                .collect(),
             output_formats: r.outputs.iter().map(|o| o.format.clone()).collect(),
             status: status.to_owned(),
             error: r.error,

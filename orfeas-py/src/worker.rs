@@ -53,7 +53,9 @@ where
 {
     if let Some(callback) = on_progress {
         if !callback.is_callable() {
-            return Err(PyTypeError::new_err("on_progress must be callable (it receives one dict per event) or None"));
+            return Err(PyTypeError::new_err(
+                "on_progress must be callable (it receives one dict per event) or None",
+            ));
         }
     }
     let (tx, rx) = mpsc::channel::<Message<T>>();
@@ -76,7 +78,11 @@ where
         let (back, messages) = py.detach(move || receive(rx));
         rx = back;
         let Some(messages) = messages else {
-            return Err(stop.unwrap_or_else(|| to_py_err(OrfeasError::Internal("the worker thread ended without a result".into()))));
+            return Err(stop.unwrap_or_else(|| {
+                to_py_err(OrfeasError::Internal(
+                    "the worker thread ended without a result".into(),
+                ))
+            }));
         };
         for message in messages {
             match message {
@@ -140,12 +146,17 @@ fn is_interrupt(py: Python<'_>, err: &PyErr) -> bool {
 /// Logs on the `orfeas` logger: the first failure with its traceback, later ones in one line.
 fn log_callback_error(py: Python<'_>, err: PyErr, count: usize) {
     let logged = (|| -> PyResult<()> {
-        let logger = py.import("logging")?.call_method1("getLogger", ("orfeas",))?;
+        let logger = py
+            .import("logging")?
+            .call_method1("getLogger", ("orfeas",))?;
         let kwargs = PyDict::new(py);
         if count == 1 {
             kwargs.set_item("exc_info", err.value(py))?;
         }
-        let message = format!("on_progress callback raised {} (failure {count}); the work goes on", err.value(py).repr()?);
+        let message = format!(
+            "on_progress callback raised {} (failure {count}); the work goes on",
+            err.value(py).repr()?
+        );
         logger.call_method("error", (message,), Some(&kwargs))?;
         Ok(())
     })();

@@ -33,12 +33,23 @@ struct Options {
 }
 
 fn parse_args() -> Options {
-    let mut o = Options { orfeas: "target/release/orfeas".into(), jobs: 200, clients: 10, listeners: 50, slots: 4, size: 64, timeout: Duration::from_secs(600) };
+    let mut o = Options {
+        orfeas: "target/release/orfeas".into(),
+        jobs: 200,
+        clients: 10,
+        listeners: 50,
+        slots: 4,
+        size: 64,
+        timeout: Duration::from_secs(600),
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i + 1 < args.len() {
         let v = &args[i + 1];
-        let n = || v.parse::<usize>().unwrap_or_else(|_| panic!("{} needs a number", args[i]));
+        let n = || {
+            v.parse::<usize>()
+                .unwrap_or_else(|_| panic!("{} needs a number", args[i]))
+        };
         match args[i].as_str() {
             "--orfeas" => o.orfeas = v.clone(),
             "--jobs" => o.jobs = n(),
@@ -55,17 +66,25 @@ fn parse_args() -> Options {
 }
 
 fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn png(size: u32, seed: u32) -> Vec<u8> {
     let img = image::RgbaImage::from_fn(size, size, |x, y| {
         let (dx, dy) = (x as f32 - size as f32 / 2.0, y as f32 - size as f32 / 2.0);
         let inside = dx * dx + dy * dy < (size as f32 * 0.4).powi(2);
-        image::Rgba([(seed * 37) as u8, (x * 5) as u8, (y * 3) as u8, if inside { 255 } else { 0 }])
+        image::Rgba([
+            (seed * 37) as u8,
+            (x * 5) as u8,
+            (y * 3) as u8,
+            if inside { 255 } else { 0 },
+        ])
     });
     let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).expect("encode");
+    img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .expect("encode");
     bytes
 }
 
@@ -79,7 +98,17 @@ struct Seen {
 
 fn start_server(o: &Options, data: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(&o.orfeas)
-        .args(["serve", "--port", "0", "--depth", "relief", "--quality", "low", "--slots", &o.slots.to_string()])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--depth",
+            "relief",
+            "--quality",
+            "low",
+            "--slots",
+            &o.slots.to_string(),
+        ])
         .arg("--data-dir")
         .arg(data)
         .stderr(Stdio::piped())
@@ -89,7 +118,10 @@ fn start_server(o: &Options, data: &std::path::Path) -> (Child, String) {
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines.next().expect("server printed its address").expect("stderr line");
+        let line = lines
+            .next()
+            .expect("server printed its address")
+            .expect("stderr line");
         if let Some(rest) = line.split("http://").nth(1) {
             break rest.split('/').next().expect("addr").to_owned();
         }
@@ -100,7 +132,13 @@ fn start_server(o: &Options, data: &std::path::Path) -> (Child, String) {
 
 fn peak_rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -116,9 +154,17 @@ async fn main() {
     let o = parse_args();
     let data = tempfile::tempdir().expect("tempdir");
     let (mut child, addr) = start_server(&o, data.path());
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     for _ in 0..100 {
-        if http.get(format!("http://{addr}/api/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(format!("http://{addr}/api/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -126,9 +172,13 @@ async fn main() {
 
     // Listeners first, so each sees every job from the start.
     let mut listeners = Vec::new();
-    let seen: Vec<Arc<Mutex<Seen>>> = (0..o.listeners).map(|_| Arc::new(Mutex::new(Seen::default()))).collect();
+    let seen: Vec<Arc<Mutex<Seen>>> = (0..o.listeners)
+        .map(|_| Arc::new(Mutex::new(Seen::default())))
+        .collect();
     for s in &seen {
-        let (mut stream, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("ws");
+        let (mut stream, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("ws");
         let s = Arc::clone(s);
         listeners.push(tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
@@ -149,7 +199,10 @@ async fn main() {
                         seen.snapshots += 1;
                         // A resync after lag: finished jobs in the snapshot count as seen.
                         for job in v["data"]["jobs"].as_array().into_iter().flatten() {
-                            if matches!(job["status"].as_str(), Some("complete" | "error" | "cancelled")) {
+                            if matches!(
+                                job["status"].as_str(),
+                                Some("complete" | "error" | "cancelled")
+                            ) {
                                 if let Some(id) = job["job_id"].as_str() {
                                     seen.terminal.insert(id.to_owned());
                                 }
@@ -173,12 +226,27 @@ async fn main() {
         submitters.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for k in 0..count {
-                let part = reqwest::multipart::Part::bytes(png(size, (c * 1000 + k) as u32)).file_name(format!("c{c}-{k}.png"));
-                let form = reqwest::multipart::Form::new().part("files", part).text("quality", "low").text("format_type", "stl");
-                let r = http.post(format!("http://{addr}/api/batch-generate")).multipart(form).send().await.expect("POST");
+                let part = reqwest::multipart::Part::bytes(png(size, (c * 1000 + k) as u32))
+                    .file_name(format!("c{c}-{k}.png"));
+                let form = reqwest::multipart::Form::new()
+                    .part("files", part)
+                    .text("quality", "low")
+                    .text("format_type", "stl");
+                let r = http
+                    .post(format!("http://{addr}/api/batch-generate"))
+                    .multipart(form)
+                    .send()
+                    .await
+                    .expect("POST");
                 assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
                 let v: serde_json::Value = r.json().await.expect("json");
-                ids.extend(v["job_ids"].as_array().expect("ids").iter().map(|i| i.as_str().expect("id").to_owned()));
+                ids.extend(
+                    v["job_ids"]
+                        .as_array()
+                        .expect("ids")
+                        .iter()
+                        .map(|i| i.as_str().expect("id").to_owned()),
+                );
             }
             ids
         }));
@@ -194,23 +262,39 @@ async fn main() {
     loop {
         let mut done = 0;
         for s in &seen {
-            if all_ids.iter().all(|id| s.try_lock().is_ok_and(|g| g.terminal.contains(id))) {
+            if all_ids
+                .iter()
+                .all(|id| s.try_lock().is_ok_and(|g| g.terminal.contains(id)))
+            {
                 done += 1;
             }
         }
         if done == seen.len() {
             break;
         }
-        assert!(Instant::now() < deadline, "only {done} of {} listeners saw every terminal event in time", seen.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {} listeners saw every terminal event in time",
+            seen.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = started.elapsed();
 
-    let jobs: serde_json::Value = http.get(format!("http://{addr}/api/jobs")).send().await.expect("GET").json().await.expect("json");
+    let jobs: serde_json::Value = http
+        .get(format!("http://{addr}/api/jobs"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
     let jobs = jobs.as_array().expect("list");
     let complete = jobs.iter().filter(|j| j["status"] == "complete").count();
     let rss = peak_rss_kb(child.id());
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let stop = Instant::now();
     let exit = child.wait().expect("wait");
     let stopped_in = stop.elapsed();
@@ -242,7 +326,10 @@ async fn main() {
     }
     #[allow(clippy::print_stdout)]
     {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     }
     assert_eq!(complete, o.jobs, "every job complete");
 }

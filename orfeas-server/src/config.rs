@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use orfeas_core::{BatchConfig, GenerateSettings};
 
-/// Bounds on what one upload may bring (CONTRACT.md §3; `orfeas serve` flags).
+/// Bounds on what one upload may bring (docs/reference.md §3; `orfeas serve` flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UploadLimits {
     /// Largest single file, bytes (default 50 MB).
@@ -18,7 +18,11 @@ pub struct UploadLimits {
 
 impl Default for UploadLimits {
     fn default() -> Self {
-        Self { max_file_bytes: 50 * 1000 * 1000, max_request_bytes: 200 * 1000 * 1000, max_files: 100 }
+        Self {
+            max_file_bytes: 50 * 1000 * 1000,
+            max_request_bytes: 200 * 1000 * 1000,
+            max_files: 100,
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! JSON errors for every route: `{"success": false, "error": "...", "code": "..."}` with a
-//! status that fits (CONTRACT.md §3).
+//! status that fits (docs/reference.md §3).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None, close_connection: false }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+            close_connection: false,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -43,7 +49,11 @@ impl ApiError {
     }
 
     pub fn unsupported_media(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "ERR_UNSUPPORTED_MEDIA_TYPE", message)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "ERR_UNSUPPORTED_MEDIA_TYPE",
+            message,
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -70,15 +80,15 @@ impl ApiError {
 impl From<OrfeasError> for ApiError {
     fn from(e: OrfeasError) -> Self {
         let status = match &e {
-            OrfeasError::InvalidInput(_) | OrfeasError::EmptyInput { .. } | OrfeasError::ImageDecode { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            OrfeasError::InvalidInput(_)
+            | OrfeasError::EmptyInput { .. }
+            | OrfeasError::ImageDecode { .. } => StatusCode::BAD_REQUEST,
             OrfeasError::UnsupportedFormat { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             OrfeasError::ImageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             OrfeasError::Cancelled => StatusCode::CONFLICT,
-            OrfeasError::WeightsNotFound(_) | OrfeasError::Device(_) | OrfeasError::FeatureDisabled(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            OrfeasError::WeightsNotFound(_)
+            | OrfeasError::Device(_)
+            | OrfeasError::FeatureDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.code(), e.to_string())
@@ -91,14 +101,19 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, "{}", self.message);
         }
         let mut body = json!({ "success": false, "error": self.message, "code": self.code });
-        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, body.as_object_mut()) {
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (self.extra, body.as_object_mut())
+        {
             for (k, v) in extra {
                 obj.entry(k).or_insert(v);
             }
         }
         let mut response = (self.status, Json(body)).into_response();
         if self.close_connection {
-            response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
         }
         response
     }

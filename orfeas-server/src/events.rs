@@ -1,4 +1,4 @@
-//! WebSocket events: `{"event": name, "data": {...}, "ts": ms}` text frames (CONTRACT.md §3).
+//! WebSocket events: `{"event": name, "data": {...}, "ts": ms}` text frames (docs/reference.md §3).
 //!
 //! Every event is serialised once and shared by all clients (reference-counted bytes in a broadcast
 //! channel). `ts` is the server's wall clock in milliseconds when the event was sent, so a

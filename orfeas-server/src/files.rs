@@ -19,7 +19,11 @@ pub struct OpenedOutput {
 /// Opens `output` of `job`. The name was recorded by the server (a single plain component,
 /// see `persist::is_plain_file_name`); on top of that the path is refused when it is a
 /// symlink, not a regular file, or resolves outside the canonical data directory.
-pub fn open_output(state: &AppState, job: &JobRecord, output: &OutputRecord) -> Result<OpenedOutput, ApiError> {
+pub fn open_output(
+    state: &AppState,
+    job: &JobRecord,
+    output: &OutputRecord,
+) -> Result<OpenedOutput, ApiError> {
     let gone = || ApiError::not_found(format!("{} is no longer available", output.file));
     let path = state.out_dir(&job.job_id).join(&output.file);
     let meta = std::fs::symlink_metadata(&path).map_err(|_| gone())?;
@@ -37,7 +41,11 @@ pub fn open_output(state: &AppState, job: &JobRecord, output: &OutputRecord) -> 
     if !meta.is_file() {
         return Err(gone());
     }
-    Ok(OpenedOutput { file, len: meta.len(), path: canonical })
+    Ok(OpenedOutput {
+        file,
+        len: meta.len(),
+        path: canonical,
+    })
 }
 
 fn is_inside(path: &Path, dir: &Path) -> bool {
@@ -55,13 +63,24 @@ pub fn content_type(format: &str, file: &str) -> &'static str {
         "3mf" => "model/3mf",
         "png" | "depth16" => "image/png",
         "depth.npy" | "npy" => "application/octet-stream",
-        _ => mime_guess::from_path(file).first_raw().unwrap_or("application/octet-stream"),
+        _ => mime_guess::from_path(file)
+            .first_raw()
+            .unwrap_or("application/octet-stream"),
     }
 }
 
 /// `attachment; filename="..."; filename*=UTF-8''...` with the name made header-safe.
 pub fn attachment(file: &str) -> String {
-    let ascii: String = file.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let ascii: String = file
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut encoded = String::new();
     for b in file.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -79,8 +98,14 @@ mod tests {
 
     #[test]
     fn headers_are_safe() {
-        assert_eq!(attachment("cat.stl"), "attachment; filename=\"cat.stl\"; filename*=UTF-8''cat.stl");
-        assert_eq!(attachment("a\"b.glb"), "attachment; filename=\"a_b.glb\"; filename*=UTF-8''a%22b.glb");
+        assert_eq!(
+            attachment("cat.stl"),
+            "attachment; filename=\"cat.stl\"; filename*=UTF-8''cat.stl"
+        );
+        assert_eq!(
+            attachment("a\"b.glb"),
+            "attachment; filename=\"a_b.glb\"; filename*=UTF-8''a%22b.glb"
+        );
         assert_eq!(content_type("glb", "x.glb"), "model/gltf-binary");
         assert_eq!(content_type("stl", "x.stl"), "model/stl");
     }

@@ -17,13 +17,23 @@ pub struct BatchRequest {
 /// `max_error`, `max_triangles` and `batch_size`; absent fields take the server defaults.
 /// `depth` must be the server's own method (or `auto`): the estimator is loaded once at
 /// start-up and shared by every slot.
-pub fn parse(fields: &HashMap<String, String>, defaults: &GenerateSettings, server_depth: DepthMethod, slots: usize) -> Result<BatchRequest, ApiError> {
+pub fn parse(
+    fields: &HashMap<String, String>,
+    defaults: &GenerateSettings,
+    server_depth: DepthMethod,
+    slots: usize,
+) -> Result<BatchRequest, ApiError> {
     let get = |name: &str| fields.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
     let mut settings = defaults.clone();
-    if let Some(list) = get("format_type").or_else(|| get("format")).or_else(|| get("formats")) {
+    if let Some(list) = get("format_type")
+        .or_else(|| get("format"))
+        .or_else(|| get("formats"))
+    {
         let mut formats = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let format: MeshFormat = name.parse().map_err(|e: orfeas_core::OrfeasError| ApiError::from(e).status_to_bad_request())?;
+            let format: MeshFormat = name
+                .parse()
+                .map_err(|e: orfeas_core::OrfeasError| ApiError::from(e).status_to_bad_request())?;
             if !formats.contains(&format) {
                 formats.push(format);
             }
@@ -31,10 +41,14 @@ pub fn parse(fields: &HashMap<String, String>, defaults: &GenerateSettings, serv
         settings.formats = formats;
     }
     if let Some(q) = get("quality") {
-        settings.quality = q.parse::<Quality>().map_err(|e| ApiError::bad_request(e.to_string()))?;
+        settings.quality = q
+            .parse::<Quality>()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     if let Some(d) = get("depth") {
-        let wanted = d.parse::<DepthMethod>().map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let wanted = d
+            .parse::<DepthMethod>()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if wanted != server_depth && wanted != DepthMethod::Auto {
             return Err(ApiError::bad_request(format!(
                 "this server runs depth={server_depth}; start `orfeas serve --depth {wanted}` to use {wanted}"
@@ -42,7 +56,13 @@ pub fn parse(fields: &HashMap<String, String>, defaults: &GenerateSettings, serv
         }
     }
     let number = |name: &str| -> Result<Option<f32>, ApiError> {
-        get(name).map(|v| v.parse::<f32>().map_err(|_| ApiError::bad_request(format!("{name} must be a number, got {v:?}")))).transpose()
+        get(name)
+            .map(|v| {
+                v.parse::<f32>().map_err(|_| {
+                    ApiError::bad_request(format!("{name} must be a number, got {v:?}"))
+                })
+            })
+            .transpose()
     };
     if let Some(v) = number("width_mm")? {
         settings.width_mm = v;
@@ -57,24 +77,39 @@ pub fn parse(fields: &HashMap<String, String>, defaults: &GenerateSettings, serv
         settings.max_error = Some(v);
     }
     if let Some(v) = get("max_triangles") {
-        settings.max_triangles = Some(v.parse().map_err(|_| ApiError::bad_request(format!("max_triangles must be a whole number, got {v:?}")))?);
+        settings.max_triangles = Some(v.parse().map_err(|_| {
+            ApiError::bad_request(format!("max_triangles must be a whole number, got {v:?}"))
+        })?);
     }
     if let Some(v) = get("solid") {
         settings.solid = match v.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
-            _ => return Err(ApiError::bad_request(format!("solid must be true or false, got {v:?}"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "solid must be true or false, got {v:?}"
+                )))
+            }
         };
     }
-    settings.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    settings
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let batch_size = match get("batch_size") {
         None => slots,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=slots).contains(&n) => n,
-            _ => return Err(ApiError::bad_request(format!("batch_size must be between 1 and {slots} (the server's slots), got {v:?}"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "batch_size must be between 1 and {slots} (the server's slots), got {v:?}"
+                )))
+            }
         },
     };
-    Ok(BatchRequest { settings, batch_size })
+    Ok(BatchRequest {
+        settings,
+        batch_size,
+    })
 }
 
 impl ApiError {
@@ -90,20 +125,38 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn reads_every_field_and_keeps_defaults() {
         let d = GenerateSettings::default();
-        let r = parse(&fields(&[("format_type", "stl, glb,stl"), ("quality", "low"), ("width_mm", "50"), ("batch_size", "2")]), &d, DepthMethod::Relief, 4)
-            .expect("valid");
+        let r = parse(
+            &fields(&[
+                ("format_type", "stl, glb,stl"),
+                ("quality", "low"),
+                ("width_mm", "50"),
+                ("batch_size", "2"),
+            ]),
+            &d,
+            DepthMethod::Relief,
+            4,
+        )
+        .expect("valid");
         assert_eq!(r.settings.formats, [MeshFormat::Stl, MeshFormat::Glb]);
         assert_eq!(r.settings.quality, Quality::Low);
         assert_eq!(r.settings.width_mm, 50.0);
         assert_eq!(r.settings.depth_mm, d.depth_mm);
         assert_eq!(r.batch_size, 2);
-        assert_eq!(parse(&fields(&[]), &d, DepthMethod::Relief, 4).expect("defaults").batch_size, 4);
+        assert_eq!(
+            parse(&fields(&[]), &d, DepthMethod::Relief, 4)
+                .expect("defaults")
+                .batch_size,
+            4
+        );
     }
 
     #[test]

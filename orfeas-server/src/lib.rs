@@ -1,6 +1,6 @@
 //! # orfeas-server
 //!
-//! The HTTP and WebSocket server behind `orfeas serve` (CONTRACT.md §3) and the Batch
+//! The HTTP and WebSocket server behind `orfeas serve` (docs/reference.md §3) and the Batch
 //! Studio page. [`app`] builds the router so tests drive the real thing; [`serve`] runs it
 //! on a listener with the background ticker and a graceful shutdown.
 //!
@@ -45,7 +45,11 @@ const CONNECTION_GRACE: Duration = Duration::from_secs(10);
 /// connections are refused, uploads get 503, running jobs are cancelled (the core removes
 /// their partial files) and waiting ones marked cancelled, WebSocket clients receive those
 /// last events and then a Close frame, and the job store is saved.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let ticker = tokio::spawn(ticker::run(state.clone()));
     let on_signal = {
         let state = state.clone();
@@ -54,7 +58,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
             state.begin_shutdown();
         }
     };
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(on_signal).into_future();
+    let server = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(on_signal)
+        .into_future();
     let wind_down = {
         let state = state.clone();
         async move {

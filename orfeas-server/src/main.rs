@@ -10,7 +10,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     allocator::keep_freed_pages();
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose, !matches!(args.command, cli::Command::Serve(_)));
+    cli::init_logging(
+        args.verbose,
+        !matches!(args.command, cli::Command::Serve(_)),
+    );
     match args.command {
         cli::Command::Generate(generate) => cli::generate::run(generate),
         cli::Command::Serve(serve) => cli::serve::run(serve),

@@ -31,7 +31,13 @@ pub struct ReadyJob {
 /// submission order, waits for a permit of the batch (`batch_size`) and one of the server
 /// (`slots × 2`), then starts the job with both permits; so jobs start in the order they
 /// were uploaded, and batches share the server fairly (the semaphores are FIFO).
-pub fn spawn_batch(state: &AppState, batch_id: &str, jobs: Vec<ReadyJob>, settings: GenerateSettings, batch_size: usize) {
+pub fn spawn_batch(
+    state: &AppState,
+    batch_id: &str,
+    jobs: Vec<ReadyJob>,
+    settings: GenerateSettings,
+    batch_size: usize,
+) {
     let gate = Arc::new(Semaphore::new(batch_size.max(1)));
     let settings = Arc::new(settings);
     let batch_id = batch_id.to_owned();
@@ -40,15 +46,20 @@ pub fn spawn_batch(state: &AppState, batch_id: &str, jobs: Vec<ReadyJob>, settin
         let state = dispatcher_state;
         let store = Arc::clone(state.store());
         for job in jobs {
-            let Ok(batch_permit) = Arc::clone(&gate).acquire_owned().await else { return };
-            let Ok(slot_permit) = Arc::clone(state.in_flight()).acquire_owned().await else { return };
+            let Ok(batch_permit) = Arc::clone(&gate).acquire_owned().await else {
+                return;
+            };
+            let Ok(slot_permit) = Arc::clone(state.in_flight()).acquire_owned().await else {
+                return;
+            };
             if store.is_cancel_requested(&job.job_id) {
                 // Cancelled while waiting; `cancel` already recorded it unless shutdown set
                 // the token first, in which case this records it.
                 store.cancel(&job.job_id, "cancelled: server shut down");
                 continue;
             }
-            let (state2, settings, batch_id) = (state.clone(), Arc::clone(&settings), batch_id.clone());
+            let (state2, settings, batch_id) =
+                (state.clone(), Arc::clone(&settings), batch_id.clone());
             state.tasks().spawn(async move {
                 run_job(state2, batch_id, job, settings).await;
                 drop((batch_permit, slot_permit));
@@ -58,7 +69,12 @@ pub fn spawn_batch(state: &AppState, batch_id: &str, jobs: Vec<ReadyJob>, settin
 }
 
 /// Runs one job on a blocking thread and makes sure the store ends with its final state.
-async fn run_job(state: AppState, batch_id: String, job: ReadyJob, settings: Arc<GenerateSettings>) {
+async fn run_job(
+    state: AppState,
+    batch_id: String,
+    job: ReadyJob,
+    settings: Arc<GenerateSettings>,
+) {
     let store = Arc::clone(state.store());
     let job_id = job.job_id.clone();
     let sink = Arc::new(JobSink {
@@ -77,7 +93,13 @@ async fn run_job(state: AppState, batch_id: String, job: ReadyJob, settings: Arc
         cancel: Some(job.cancel),
     };
     let outcome = tokio::task::spawn_blocking(move || {
-        processor.run_batch(&batch_id, vec![core_job], &settings, sink, &CancelToken::new())
+        processor.run_batch(
+            &batch_id,
+            vec![core_job],
+            &settings,
+            sink,
+            &CancelToken::new(),
+        )
     })
     .await;
     match outcome {
@@ -87,7 +109,13 @@ async fn run_job(state: AppState, batch_id: String, job: ReadyJob, settings: Arc
             }
         }
         Ok(Err(e)) => store.reconcile(&job_id, Err((e.code(), e.to_string()))),
-        Err(join) => store.reconcile(&job_id, Err(("ERR_INTERNAL", format!("internal error: the job task failed: {join}")))),
+        Err(join) => store.reconcile(
+            &job_id,
+            Err((
+                "ERR_INTERNAL",
+                format!("internal error: the job task failed: {join}"),
+            )),
+        ),
     }
 }
 

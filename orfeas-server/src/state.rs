@@ -43,13 +43,22 @@ impl AppState {
     /// loads model weights when the depth method needs them: call off the async runtime or
     /// accept a short block).
     pub fn new(config: ServerConfig) -> Result<Self, OrfeasError> {
-        for dir in [config.data_dir.clone(), config.data_dir.join("jobs"), config.data_dir.join("uploads"), config.data_dir.join("tmp")] {
+        for dir in [
+            config.data_dir.clone(),
+            config.data_dir.join("jobs"),
+            config.data_dir.join("uploads"),
+            config.data_dir.join("tmp"),
+        ] {
             std::fs::create_dir_all(&dir).map_err(|e| OrfeasError::io(&dir, e))?;
         }
-        let data_dir = config.data_dir.canonicalize().map_err(|e| OrfeasError::io(&config.data_dir, e))?;
+        let data_dir = config
+            .data_dir
+            .canonicalize()
+            .map_err(|e| OrfeasError::io(&config.data_dir, e))?;
         clear_dir(&data_dir.join("uploads"));
         clear_dir(&data_dir.join("tmp"));
-        let store = JobStore::open(&data_dir, config.event_buffer).map_err(|e| OrfeasError::io(data_dir.join("jobs.json"), e))?;
+        let store = JobStore::open(&data_dir, config.event_buffer)
+            .map_err(|e| OrfeasError::io(data_dir.join("jobs.json"), e))?;
         let processor = BatchProcessor::new(config.batch.clone())?;
         let in_flight = Arc::new(Semaphore::new(processor.slots() * 2));
         Ok(Self {
@@ -151,7 +160,10 @@ impl AppState {
     pub async fn wind_down(&self) {
         self.begin_shutdown();
         self.inner.tasks.close();
-        if tokio::time::timeout(self.inner.config.shutdown_grace, self.inner.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(self.inner.config.shutdown_grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some jobs did not stop within the shutdown grace period");
         }
         self.inner.clients.cancel();
@@ -169,7 +181,11 @@ fn clear_dir(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let path = entry.path();
-            let result = if entry.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
             if let Err(e) = result {
                 tracing::warn!(path = %path.display(), "cannot remove a leftover file: {e}");
             }

@@ -26,7 +26,9 @@ pub async fn run(state: AppState) {
         let (queued, running) = state.store().active_counts();
         let active = queued + running > 0;
         if active {
-            state.store().resend_stale_progress(config.progress_interval);
+            state
+                .store()
+                .resend_stale_progress(config.progress_interval);
         }
         let gpu_due = last_gpu.is_none_or(|t| t.elapsed() >= config.gpu_interval);
         if (active && gpu_due) || (was_active && !active) {

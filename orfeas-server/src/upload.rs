@@ -89,7 +89,11 @@ impl Drop for StagingDir {
 /// the limit, 400 for a malformed body or an overlong text field. A request refused for its
 /// content is still read to its end (within the body limit) before the answer, so that the
 /// client, still sending, receives the answer instead of a reset connection.
-pub async fn receive(mut multipart: Multipart, staging: &Path, limits: &UploadLimits) -> Result<Received, ApiError> {
+pub async fn receive(
+    mut multipart: Multipart,
+    staging: &Path,
+    limits: &UploadLimits,
+) -> Result<Received, ApiError> {
     let mut received = Received::default();
     let mut file_fields = 0usize;
     let mut refusal: Option<ApiError> = None;
@@ -102,7 +106,10 @@ pub async fn receive(mut multipart: Multipart, staging: &Path, limits: &UploadLi
         if is_file_field(&name) {
             file_fields += 1;
             if file_fields > limits.max_files {
-                refusal = Some(ApiError::too_large(format!("too many files: at most {} per batch", limits.max_files)));
+                refusal = Some(ApiError::too_large(format!(
+                    "too many files: at most {} per batch",
+                    limits.max_files
+                )));
                 drain(field).await?;
                 continue;
             }
@@ -111,7 +118,11 @@ pub async fn receive(mut multipart: Multipart, staging: &Path, limits: &UploadLi
             match write_field(field, &path, limits.max_file_bytes).await? {
                 Written::Complete(0) => {
                     remove_quietly(&path);
-                    received.rejected.push(Rejected { filename, error: "the file is empty".into(), code: "ERR_EMPTY_INPUT" });
+                    received.rejected.push(Rejected {
+                        filename,
+                        error: "the file is empty".into(),
+                        code: "ERR_EMPTY_INPUT",
+                    });
                 }
                 Written::Complete(_) => received.files.push(StagedFile { filename, path }),
                 Written::TooLarge => {
@@ -119,7 +130,10 @@ pub async fn receive(mut multipart: Multipart, staging: &Path, limits: &UploadLi
                     received.oversize = true;
                     received.rejected.push(Rejected {
                         filename,
-                        error: format!("file too large: over the limit of {} bytes", limits.max_file_bytes),
+                        error: format!(
+                            "file too large: over the limit of {} bytes",
+                            limits.max_file_bytes
+                        ),
                         code: "ERR_FILE_TOO_LARGE",
                     });
                 }
@@ -152,8 +166,14 @@ enum Written {
 
 /// Streams one field to `path`. Past the per-file limit the rest of the field is read and
 /// dropped (the request may hold further valid files) and `TooLarge` is returned.
-async fn write_field(mut field: Field<'_>, path: &Path, max_bytes: u64) -> Result<Written, ApiError> {
-    let mut file = tokio::fs::File::create(path).await.map_err(|e| ApiError::internal(format!("cannot stage an upload: {e}")))?;
+async fn write_field(
+    mut field: Field<'_>,
+    path: &Path,
+    max_bytes: u64,
+) -> Result<Written, ApiError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot stage an upload: {e}")))?;
     let mut written: u64 = 0;
     let mut too_large = false;
     while let Some(chunk) = field.chunk().await.map_err(body_error)? {
@@ -165,12 +185,16 @@ async fn write_field(mut field: Field<'_>, path: &Path, max_bytes: u64) -> Resul
             too_large = true;
             continue;
         }
-        file.write_all(&chunk).await.map_err(|e| ApiError::internal(format!("cannot stage an upload: {e}")))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot stage an upload: {e}")))?;
     }
     if too_large {
         return Ok(Written::TooLarge);
     }
-    file.flush().await.map_err(|e| ApiError::internal(format!("cannot stage an upload: {e}")))?;
+    file.flush()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot stage an upload: {e}")))?;
     Ok(Written::Complete(written))
 }
 
@@ -187,9 +211,12 @@ async fn read_text(mut field: Field<'_>) -> Result<Result<String, ApiError>, Api
         }
     }
     if too_long {
-        return Ok(Err(ApiError::bad_request(format!("field {name:?} is longer than {MAX_TEXT_FIELD} bytes"))));
+        return Ok(Err(ApiError::bad_request(format!(
+            "field {name:?} is longer than {MAX_TEXT_FIELD} bytes"
+        ))));
     }
-    Ok(String::from_utf8(bytes).map_err(|_| ApiError::bad_request(format!("field {name:?} is not UTF-8 text"))))
+    Ok(String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request(format!("field {name:?} is not UTF-8 text"))))
 }
 
 /// The body could not be read on: the rest of it stays unread, so the connection closes.
@@ -210,7 +237,16 @@ fn remove_quietly(path: &Path) {
 /// separators replaced and its length bounded; shown to users, never used as a path.
 pub fn display_name(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
-    let cleaned: String = last.chars().map(|c| if c.is_control() || "<>:\"|?*".contains(c) { '_' } else { c }).collect();
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_control() || "<>:\"|?*".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     let trimmed = cleaned.trim_matches(|c: char| c.is_whitespace() || c == '.');
     let mut out: String = trimmed.chars().take(200).collect();
     if out.is_empty() {
@@ -226,10 +262,18 @@ pub fn validate(files: Vec<StagedFile>, limits: &ImageLimits) -> (Vec<ValidFile>
     let mut rejected = Vec::new();
     for file in files {
         match check_image(&file.path, limits) {
-            Ok(extension) => valid.push(ValidFile { filename: file.filename, path: file.path, extension }),
+            Ok(extension) => valid.push(ValidFile {
+                filename: file.filename,
+                path: file.path,
+                extension,
+            }),
             Err((code, error)) => {
                 remove_quietly(&file.path);
-                rejected.push(Rejected { filename: file.filename, error, code });
+                rejected.push(Rejected {
+                    filename: file.filename,
+                    error,
+                    code,
+                });
             }
         }
     }
@@ -241,7 +285,12 @@ fn check_image(path: &Path, limits: &ImageLimits) -> Result<&'static str, (&'sta
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| ("ERR_IO", format!("cannot read the upload: {e}")))?;
-    let unsupported = || ("ERR_UNSUPPORTED_FORMAT", "not a supported image (PNG, JPEG, WebP, BMP, TIFF, GIF)".to_owned());
+    let unsupported = || {
+        (
+            "ERR_UNSUPPORTED_FORMAT",
+            "not a supported image (PNG, JPEG, WebP, BMP, TIFF, GIF)".to_owned(),
+        )
+    };
     let format = image::guess_format(&head[..n]).map_err(|_| unsupported())?;
     let extension = match format {
         ImageFormat::Png => "png",
@@ -252,14 +301,23 @@ fn check_image(path: &Path, limits: &ImageLimits) -> Result<&'static str, (&'sta
         ImageFormat::Gif => "gif",
         _ => return Err(unsupported()),
     };
-    let (width, height) = image::ImageReader::with_format(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| ("ERR_IO", e.to_string()))?), format)
-        .into_dimensions()
-        .map_err(|e| ("ERR_IMAGE_DECODE", format!("cannot decode image: {e}")))?;
+    let (width, height) = image::ImageReader::with_format(
+        std::io::BufReader::new(std::fs::File::open(path).map_err(|e| ("ERR_IO", e.to_string()))?),
+        format,
+    )
+    .into_dimensions()
+    .map_err(|e| ("ERR_IMAGE_DECODE", format!("cannot decode image: {e}")))?;
     if width == 0 || height == 0 {
         return Err(("ERR_IMAGE_DECODE", "the image has no pixels".into()));
     }
-    if width > limits.max_width || height > limits.max_height || u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(("ERR_IMAGE_TOO_LARGE", format!("image too large ({width}×{height} pixels)")));
+    if width > limits.max_width
+        || height > limits.max_height
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err((
+            "ERR_IMAGE_TOO_LARGE",
+            format!("image too large ({width}×{height} pixels)"),
+        ));
     }
     Ok(extension)
 }
@@ -282,19 +340,36 @@ mod tests {
     fn bytes_decide_not_names() {
         let dir = tempfile::tempdir().expect("tempdir");
         let png = dir.path().join("fake.txt");
-        image::RgbImage::new(4, 3).save_with_format(&png, ImageFormat::Png).expect("png");
+        image::RgbImage::new(4, 3)
+            .save_with_format(&png, ImageFormat::Png)
+            .expect("png");
         let text = dir.path().join("photo.png");
         std::fs::write(&text, b"hello, I am not an image").expect("write");
         let truncated = dir.path().join("t.png");
         std::fs::write(&truncated, &std::fs::read(&png).expect("read")[..12]).expect("write");
         let files = [("fake.txt", png), ("photo.png", text), ("t.png", truncated)]
             .into_iter()
-            .map(|(n, p)| StagedFile { filename: n.into(), path: p })
+            .map(|(n, p)| StagedFile {
+                filename: n.into(),
+                path: p,
+            })
             .collect();
         let (valid, rejected) = validate(files, &ImageLimits::default());
         assert_eq!(valid.len(), 1);
-        assert_eq!((valid[0].filename.as_str(), valid[0].extension), ("fake.txt", "png"));
-        let codes: Vec<_> = rejected.iter().map(|r| (r.filename.as_str(), r.code)).collect();
-        assert_eq!(codes, [("photo.png", "ERR_UNSUPPORTED_FORMAT"), ("t.png", "ERR_IMAGE_DECODE")]);
+        assert_eq!(
+            (valid[0].filename.as_str(), valid[0].extension),
+            ("fake.txt", "png")
+        );
+        let codes: Vec<_> = rejected
+            .iter()
+            .map(|r| (r.filename.as_str(), r.code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("photo.png", "ERR_UNSUPPORTED_FORMAT"),
+                ("t.png", "ERR_IMAGE_DECODE")
+            ]
+        );
     }
 }

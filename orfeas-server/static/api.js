@@ -1,4 +1,4 @@
-// The HTTP side of CONTRACT.md §3: thin wrappers that turn non-2xx answers into Errors
+// The HTTP side of docs/reference.md §3: thin wrappers that turn non-2xx answers into Errors
 // carrying the server's `{"success":false,"error":...}` message.
 
 /** An HTTP answer that was not a success; `status` is the HTTP status, `body` the parsed JSON if any. */

@@ -7,7 +7,7 @@ export const TERMINAL = new Set(['complete', 'error', 'cancelled']);
 /** Fields a job gets when it finishes; a non-final payload never overrides them. */
 const FINISH_FIELDS = new Set(['outputs', 'error', 'code', 'triangles', 'seconds', 'depth', 'finished_at']);
 
-/** Maps the spellings a server might use onto the five card states of CONTRACT.md §3. */
+/** Maps the spellings a server might use onto the five card states of docs/reference.md §3. */
 export function normaliseStatus(status, stage) {
   const s = String(status ?? stage ?? '').toLowerCase();
   if (s === 'failed' || s === 'error') return 'error';

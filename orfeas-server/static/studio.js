@@ -1,4 +1,4 @@
-// Batch Studio: wires the page (index.html) to the server of CONTRACT.md §3. Plain ES modules,
+// Batch Studio: wires the page (index.html) to the server of docs/reference.md §3. Plain ES modules,
 // no build step; three.js comes from /static/vendor through the import map and is loaded only
 // when the first preview opens.
 

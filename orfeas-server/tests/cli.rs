@@ -10,7 +10,10 @@ use serde_json::Value;
 /// happens to have downloaded.
 fn orfeas() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orfeas"));
-    cmd.env("HF_HUB_CACHE", std::env::temp_dir().join("orfeas-tests-no-hf-cache"));
+    cmd.env(
+        "HF_HUB_CACHE",
+        std::env::temp_dir().join("orfeas-tests-no-hf-cache"),
+    );
     cmd
 }
 
@@ -18,16 +21,23 @@ fn write_png(path: &Path, size: u32) {
     let img = image::RgbaImage::from_fn(size, size, |x, y| {
         let (dx, dy) = (x as f32 - size as f32 / 2.0, y as f32 - size as f32 / 2.0);
         let inside = dx * dx + dy * dy < (size as f32 * 0.4).powi(2);
-        image::Rgba([200, (x * 3) as u8, (y * 3) as u8, if inside { 255 } else { 0 }])
+        image::Rgba([
+            200,
+            (x * 3) as u8,
+            (y * 3) as u8,
+            if inside { 255 } else { 0 },
+        ])
     });
     let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).expect("encode");
+    img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .expect("encode");
     std::fs::write(path, bytes).expect("write");
 }
 
 fn json_of(out: &std::process::Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {text}"))
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {text}"))
 }
 
 #[test]
@@ -39,33 +49,79 @@ fn generate_writes_every_format_and_reports_json() {
     write_png(&images.join("nested/deep.png"), 48);
     let out_dir = dir.path().join("out");
     let out = orfeas()
-        .args(["generate", images.to_str().expect("utf8"), "-o", out_dir.to_str().expect("utf8")])
-        .args(["--format", "stl,obj,glb,ply,3mf,depth16,depth.npy", "--quality", "low", "--json"])
+        .args([
+            "generate",
+            images.to_str().expect("utf8"),
+            "-o",
+            out_dir.to_str().expect("utf8"),
+        ])
+        .args([
+            "--format",
+            "stl,obj,glb,ply,3mf,depth16,depth.npy",
+            "--quality",
+            "low",
+            "--json",
+        ])
         .output()
         .expect("run orfeas");
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json_of(&out);
     assert_eq!(doc["total"], 1, "non-recursive by default");
     assert_eq!(doc["complete"], 1);
     assert_eq!(doc["failed"], 0);
     let job = &doc["jobs"][0];
     assert_eq!(job["status"], "complete");
-    assert_eq!(job["depth"], "inflate", "a transparent background means a real mask");
+    assert_eq!(
+        job["depth"], "inflate",
+        "a transparent background means a real mask"
+    );
     assert_eq!(job["mask"], "alpha");
     assert_eq!(job["watertight"], true);
     assert!(job["triangles"].as_u64().unwrap_or(0) > 10);
     assert!(job["error"].is_null());
-    let outputs: Vec<&str> = job["outputs"].as_array().expect("outputs").iter().filter_map(Value::as_str).collect();
-    for ext in ["stl", "obj", "mtl", "png", "glb", "ply", "3mf", "depth16.png", "depth.npy"] {
+    let outputs: Vec<&str> = job["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for ext in [
+        "stl",
+        "obj",
+        "mtl",
+        "png",
+        "glb",
+        "ply",
+        "3mf",
+        "depth16.png",
+        "depth.npy",
+    ] {
         let f = out_dir.join(format!("logo.{ext}"));
         assert!(f.is_file(), "{ext} written");
-        assert!(outputs.iter().any(|o| o.ends_with(&format!("logo.{ext}"))), "{ext} listed");
+        assert!(
+            outputs.iter().any(|o| o.ends_with(&format!("logo.{ext}"))),
+            "{ext} listed"
+        );
     }
 
     // Same input again: new names, the first files untouched.
     let before = std::fs::read(out_dir.join("logo.stl")).expect("read");
     let again = orfeas()
-        .args(["generate", images.to_str().expect("utf8"), "-r", "-o", out_dir.to_str().expect("utf8"), "--json", "-q", "low"])
+        .args([
+            "generate",
+            images.to_str().expect("utf8"),
+            "-r",
+            "-o",
+            out_dir.to_str().expect("utf8"),
+            "--json",
+            "-q",
+            "low",
+        ])
         .output()
         .expect("run orfeas");
     assert_eq!(again.status.code(), Some(0));
@@ -73,7 +129,10 @@ fn generate_writes_every_format_and_reports_json() {
     assert_eq!(doc["total"], 2, "--recursive finds the nested image");
     assert!(out_dir.join("logo_1.stl").is_file());
     assert!(out_dir.join("deep.stl").is_file());
-    assert_eq!(std::fs::read(out_dir.join("logo.stl")).expect("read"), before);
+    assert_eq!(
+        std::fs::read(out_dir.join("logo.stl")).expect("read"),
+        before
+    );
 }
 
 #[test]
@@ -83,16 +142,32 @@ fn a_bad_file_fails_alone_with_exit_code_one() {
     std::fs::write(dir.path().join("bad.png"), b"not an image at all").expect("write");
     let out = orfeas()
         .current_dir(dir.path())
-        .args(["generate", "ok.png", "bad.png", "-o", "out", "--json", "--depth", "relief", "--surface"])
+        .args([
+            "generate",
+            "ok.png",
+            "bad.png",
+            "-o",
+            "out",
+            "--json",
+            "--depth",
+            "relief",
+            "--surface",
+        ])
         .output()
         .expect("run orfeas");
     assert_eq!(out.status.code(), Some(1));
     let doc = json_of(&out);
-    assert_eq!((doc["complete"].as_u64(), doc["failed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (doc["complete"].as_u64(), doc["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(doc["jobs"][0]["depth"], "relief");
     assert_eq!(doc["jobs"][0]["watertight"], false, "a surface is open");
     assert_eq!(doc["jobs"][1]["status"], "error");
-    assert!(doc["jobs"][1]["error"].as_str().unwrap_or("").contains("bad.png"));
+    assert!(doc["jobs"][1]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("bad.png"));
     assert!(dir.path().join("out/ok.stl").is_file());
 }
 
@@ -112,11 +187,17 @@ fn usage_errors_exit_with_two() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.is_empty());
-        assert!(!dir.path().join("x.stl").exists(), "{args:?} must not write anything");
+        assert!(
+            !dir.path().join("x.stl").exists(),
+            "{args:?} must not write anything"
+        );
     }
     // An empty directory is a usage error too.
     let empty = tempfile::tempdir().expect("tempdir");
-    let out = orfeas().args(["generate", empty.path().to_str().expect("utf8"), "-o", d]).output().expect("run");
+    let out = orfeas()
+        .args(["generate", empty.path().to_str().expect("utf8"), "-o", d])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no images"));
 }
@@ -125,14 +206,35 @@ fn usage_errors_exit_with_two() {
 fn depth_anything_runs_from_a_weights_directory_and_says_how_to_get_weights() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_png(&dir.path().join("sprite.png"), 56);
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../orfeas-core/tests/fixtures/depth_anything/tiny");
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../orfeas-core/tests/fixtures/depth_anything/tiny");
     let out = orfeas()
         .current_dir(dir.path())
-        .args(["generate", "sprite.png", "-o", "out", "--json", "-q", "low", "--depth", "depth-anything"])
-        .args(["--format", "stl,depth.npy", "--weights", weights.to_str().expect("utf8")])
+        .args([
+            "generate",
+            "sprite.png",
+            "-o",
+            "out",
+            "--json",
+            "-q",
+            "low",
+            "--depth",
+            "depth-anything",
+        ])
+        .args([
+            "--format",
+            "stl,depth.npy",
+            "--weights",
+            weights.to_str().expect("utf8"),
+        ])
         .output()
         .expect("run orfeas");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json_of(&out);
     assert_eq!(doc["jobs"][0]["depth"], "depth-anything");
     assert_eq!(doc["jobs"][0]["watertight"], true);
@@ -142,7 +244,14 @@ fn depth_anything_runs_from_a_weights_directory_and_says_how_to_get_weights() {
     let missing = orfeas()
         .current_dir(dir.path())
         .env("HF_HUB_CACHE", dir.path().join("no-cache"))
-        .args(["generate", "sprite.png", "-o", "out2", "--depth", "depth-anything"])
+        .args([
+            "generate",
+            "sprite.png",
+            "-o",
+            "out2",
+            "--depth",
+            "depth-anything",
+        ])
         .output()
         .expect("run orfeas");
     assert_eq!(missing.status.code(), Some(2));
@@ -151,19 +260,36 @@ fn depth_anything_runs_from_a_weights_directory_and_says_how_to_get_weights() {
 
 #[test]
 fn gpu_reports_telemetry_or_why_there_is_none_and_exits_zero() {
-    let json = orfeas().args(["gpu", "--json"]).output().expect("run orfeas gpu --json");
-    assert_eq!(json.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&json.stderr));
+    let json = orfeas()
+        .args(["gpu", "--json"])
+        .output()
+        .expect("run orfeas gpu --json");
+    assert_eq!(
+        json.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&json.stderr)
+    );
     let doc = json_of(&json);
     let available = doc["available"].as_bool().expect("available is a boolean");
     assert!(doc["gpus"].is_array());
 
     let plain = orfeas().arg("gpu").output().expect("run orfeas gpu");
-    assert_eq!(plain.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&plain.stderr));
+    assert_eq!(
+        plain.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
     let text = String::from_utf8_lossy(&plain.stdout);
     if available {
         assert_eq!(json_of(&plain)["available"], true, "{text}");
     } else {
         let reason = doc["reason"].as_str().expect("a reason when unavailable");
-        assert_eq!(text.trim(), format!("no GPU telemetry: {reason}"), "one line with the reason, said once");
+        assert_eq!(
+            text.trim(),
+            format!("no GPU telemetry: {reason}"),
+            "one line with the reason, said once"
+        );
     }
 }

@@ -28,13 +28,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
     }
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().ok_or("usage: da_forward WEIGHTS_DIR [SIZE [RUNS]]")?);
+    let dir = PathBuf::from(
+        args.next()
+            .ok_or("usage: da_forward WEIGHTS_DIR [SIZE [RUNS]]")?,
+    );
     let size: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(518);
-    let runs: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5).max(1);
+    let runs: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5)
+        .max(1);
     let device = Device::Cpu;
     let model = load_model(&dir, &device)?;
     // Deterministic, image-like input: the values do not change the cost.
-    let values: Vec<f32> = (0..3 * size * size).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let values: Vec<f32> = (0..3 * size * size)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
     let input = Tensor::from_vec(values, (1, 3, size, size), &device)?;
     let warm = Instant::now();
     let out = model.forward(&input)?;

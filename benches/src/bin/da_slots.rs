@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use orfeas_benches::median;
-use serde_json::json;
 use orfeas_core::depth::depth_anything::{load_model, DepthAnythingV2};
 use orfeas_core::{
-    gpu_stats, BatchConfig, BatchProcessor, CancelToken, DepthMethod, GenerateSettings, ImageSource, Job, JobStatus,
-    NoProgress, Quality,
+    gpu_stats, BatchConfig, BatchProcessor, CancelToken, DepthMethod, GenerateSettings,
+    ImageSource, Job, JobStatus, NoProgress, Quality,
 };
+use serde_json::json;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -44,9 +44,19 @@ fn main() -> Result<(), BoxError> {
     let usage = "usage: da_slots WEIGHTS [DEVICE [SIZE [ROUNDS [IMAGES_DIR]]]]";
     let weights = PathBuf::from(args.next().ok_or(usage)?);
     // Resolved first, so a GPU that does not open is one clear line ("cannot open cuda:0: …").
-    let device = args.next().as_deref().unwrap_or("cuda:0").parse::<orfeas_core::Device>()?.resolve()?;
+    let device = args
+        .next()
+        .as_deref()
+        .unwrap_or("cuda:0")
+        .parse::<orfeas_core::Device>()?
+        .resolve()?;
     let size: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(518);
-    let rounds: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5).max(1);
+    let rounds: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5)
+        .max(1);
     let images_dir = args.next().map(PathBuf::from);
 
     // One model per stream, as the estimator builds them; the first also runs the sequential
@@ -55,15 +65,26 @@ fn main() -> Result<(), BoxError> {
         .map(|_| Ok(load_model(&weights, &candle_device(device)?)?))
         .collect::<Result<Vec<_>, BoxError>>()?;
     let gpu = match device {
-        orfeas_core::Device::Cuda(n) => gpu_stats().gpus.into_iter().find(|g| g.index as usize == n).map(|g| g.name),
+        orfeas_core::Device::Cuda(n) => gpu_stats()
+            .gpus
+            .into_iter()
+            .find(|g| g.index as usize == n)
+            .map(|g| g.name),
         _ => None,
     };
-    println!("{}", json!({"device": device.to_string(), "gpu": gpu, "size": size, "rounds": rounds}));
+    println!(
+        "{}",
+        json!({"device": device.to_string(), "gpu": gpu, "size": size, "rounds": rounds})
+    );
 
     // Tensors live on one stream's device and cannot mix with another's: each model gets its
     // image on its own device, and the first model's copies make the sequential and batched cases.
-    let per_stream = (0..IMAGES).map(|i| input(i, size, models[i].device())).collect::<candle_core::Result<Vec<_>>>()?;
-    let on_first = (0..IMAGES).map(|i| input(i, size, models[0].device())).collect::<candle_core::Result<Vec<_>>>()?;
+    let per_stream = (0..IMAGES)
+        .map(|i| input(i, size, models[i].device()))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let on_first = (0..IMAGES)
+        .map(|i| input(i, size, models[0].device()))
+        .collect::<candle_core::Result<Vec<_>>>()?;
     let batch = Tensor::cat(&on_first, 0)?;
     // Warm-up: kernels compiled/loaded and buffers allocated on every stream.
     for (model, x) in models.iter().zip(&per_stream) {
@@ -71,11 +92,21 @@ fn main() -> Result<(), BoxError> {
     }
     forward_synced(&models[0], &batch)?;
 
-    let mut cases: [(&str, Vec<f64>); 3] = [("sequential", vec![]), ("concurrent", vec![]), ("batched", vec![])];
+    let mut cases: [(&str, Vec<f64>); 3] = [
+        ("sequential", vec![]),
+        ("concurrent", vec![]),
+        ("batched", vec![]),
+    ];
     for _ in 0..rounds {
-        cases[0].1.push(timed(|| on_first.iter().try_for_each(|x| forward_synced(&models[0], x)))?);
+        cases[0].1.push(timed(|| {
+            on_first
+                .iter()
+                .try_for_each(|x| forward_synced(&models[0], x))
+        })?);
         cases[1].1.push(concurrent(&models, &per_stream)?);
-        cases[2].1.push(timed(|| forward_synced(&models[0], &batch))?);
+        cases[2]
+            .1
+            .push(timed(|| forward_synced(&models[0], &batch))?);
     }
     let sequential = median(&cases[0].1);
     for (name, times) in &cases {
@@ -91,7 +122,13 @@ fn main() -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
     let sources = batch_inputs(images_dir.as_deref(), dir.path())?;
     for slots in [1, 4] {
-        pipeline(&weights, device, slots, &sources, &dir.path().join(format!("out-{slots}")))?;
+        pipeline(
+            &weights,
+            device,
+            slots,
+            &sources,
+            &dir.path().join(format!("out-{slots}")),
+        )?;
     }
     Ok(())
 }
@@ -106,7 +143,9 @@ fn candle_device(device: orfeas_core::Device) -> candle_core::Result<Device> {
 
 /// A deterministic, image-like normalised input, different for each image.
 fn input(seed: usize, size: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let values: Vec<f32> = (0..3 * size * size).map(|i| (((i + seed * 131) * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let values: Vec<f32> = (0..3 * size * size)
+        .map(|i| (((i + seed * 131) * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
     Tensor::from_vec(values, (1, 3, size, size), device)
 }
 
@@ -153,9 +192,9 @@ fn batch_inputs(dir: Option<&Path>, scratch: &Path) -> Result<Vec<PathBuf>, BoxE
         let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| ["jpg", "jpeg", "png", "webp"].contains(&e.to_ascii_lowercase().as_str()))
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    ["jpg", "jpeg", "png", "webp"].contains(&e.to_ascii_lowercase().as_str())
+                })
             })
             .collect();
         photos.sort();
@@ -172,7 +211,11 @@ fn batch_inputs(dir: Option<&Path>, scratch: &Path) -> Result<Vec<PathBuf>, BoxE
                 // A lit sphere on a gradient, shifted per picture.
                 let (cx, cy) = (400.0 + 8.0 * i as f32, 300.0);
                 let r2 = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)) / 200.0f32.powi(2);
-                let v = if r2 < 1.0 { 80.0 + 170.0 * (1.0 - r2).sqrt() } else { 40.0 + 60.0 * y as f32 / h as f32 };
+                let v = if r2 < 1.0 {
+                    80.0 + 170.0 * (1.0 - r2).sqrt()
+                } else {
+                    40.0 + 60.0 * y as f32 / h as f32
+                };
                 image::Rgb([v as u8, (v * 0.8) as u8, ((x + 3 * i as u32) % 256) as u8])
             });
             picture.save(&path)?;
@@ -182,7 +225,13 @@ fn batch_inputs(dir: Option<&Path>, scratch: &Path) -> Result<Vec<PathBuf>, BoxE
 }
 
 /// The whole pipeline on `sources` with `slots` slots, while NVML is sampled every 50 ms.
-fn pipeline(weights: &Path, device: orfeas_core::Device, slots: usize, sources: &[PathBuf], out: &Path) -> Result<(), BoxError> {
+fn pipeline(
+    weights: &Path,
+    device: orfeas_core::Device,
+    slots: usize,
+    sources: &[PathBuf],
+    out: &Path,
+) -> Result<(), BoxError> {
     let config = BatchConfig {
         slots,
         depth: DepthMethod::DepthAnything,
@@ -191,7 +240,10 @@ fn pipeline(weights: &Path, device: orfeas_core::Device, slots: usize, sources: 
         ..BatchConfig::default()
     };
     let processor = BatchProcessor::new(config)?;
-    let settings = GenerateSettings { quality: Quality::High, ..GenerateSettings::default() };
+    let settings = GenerateSettings {
+        quality: Quality::High,
+        ..GenerateSettings::default()
+    };
     let jobs: Vec<Job> = sources
         .iter()
         .enumerate()
@@ -213,7 +265,12 @@ fn pipeline(weights: &Path, device: orfeas_core::Device, slots: usize, sources: 
     let samples = sampler.join().map_err(|_| "the NVML sampler panicked")?;
     let results = results?;
     if let Some(failed) = results.iter().find(|r| r.status != JobStatus::Complete) {
-        return Err(format!("{} failed: {}", failed.input, failed.error.as_deref().unwrap_or("?")).into());
+        return Err(format!(
+            "{} failed: {}",
+            failed.input,
+            failed.error.as_deref().unwrap_or("?")
+        )
+        .into());
     }
     let (util, memory): (Vec<f64>, Vec<u64>) = samples.into_iter().unzip();
     let mean_util = (!util.is_empty()).then(|| util.iter().sum::<f64>() / util.len() as f64);

@@ -27,21 +27,31 @@ struct Case {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runs: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
     let tsv = std::env::args().any(|a| a == "--tsv");
     let cases = [
         Case {
             key: "smooth",
             name: "smooth 16-bit, e=0.001",
             file: "smooth1024.png",
-            limits: MeshingLimits { max_error: 0.001, max_triangles: usize::MAX },
+            limits: MeshingLimits {
+                max_error: 0.001,
+                max_triangles: usize::MAX,
+            },
             hmm: (Some(93_000), 0.29),
         },
         Case {
             key: "noisy_cap",
             name: "noisy photo, e=0.001, cap 200k",
             file: "noisy1024.png",
-            limits: MeshingLimits { max_error: 0.001, max_triangles: 200_000 },
+            limits: MeshingLimits {
+                max_error: 0.001,
+                max_triangles: 200_000,
+            },
             hmm: (Some(200_000), 0.58),
         },
         // hmm (pydelatin, same grid) reaches a max error of 0.0162 at its 200k cap
@@ -50,12 +60,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             key: "noisy_equal_error",
             name: "noisy photo, e=0.0162 (hmm's error at 200k)",
             file: "noisy1024.png",
-            limits: MeshingLimits { max_error: 0.0162, max_triangles: usize::MAX },
+            limits: MeshingLimits {
+                max_error: 0.0162,
+                max_triangles: usize::MAX,
+            },
             hmm: (Some(200_000), 0.58),
         },
     ];
     if !tsv {
-        println!("threads: {} (rayon), runs: {runs} after 1 warm-up, times are medians", rayon_threads());
+        println!(
+            "threads: {} (rayon), runs: {runs} after 1 warm-up, times are medians",
+            rayon_threads()
+        );
         println!();
         println!("| input | grid | triangles | mesher s | grid build s | tolerance used | true max error | hmm triangles | hmm s | speed-up vs hmm | triangles / hmm |");
         println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -85,13 +101,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tris = mesh.triangles.len();
         let (hmm_tris, hmm_secs) = case.hmm;
         if err.covered_points != grid.heights.len() {
-            eprintln!("  warning: mesh covers {} of {} grid points", err.covered_points, grid.heights.len());
+            eprintln!(
+                "  warning: mesh covers {} of {} grid points",
+                err.covered_points,
+                grid.heights.len()
+            );
         }
         if err.max_error > f64::from(mesh.max_error) + 1e-6 {
-            eprintln!("  WARNING: true error {} exceeds the reported tolerance {} at {:?}", err.max_error, mesh.max_error, err.at);
+            eprintln!(
+                "  WARNING: true error {} exceeds the reported tolerance {} at {:?}",
+                err.max_error, mesh.max_error, err.at
+            );
         }
         if tsv {
-            println!("{}\t{}\t{:.4}\t{}\t{:.6}", case.key, tris, secs, mesh.max_error, err.max_error);
+            println!(
+                "{}\t{}\t{:.4}\t{}\t{:.6}",
+                case.key, tris, secs, mesh.max_error, err.max_error
+            );
             continue;
         }
         println!(
@@ -109,7 +135,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             hmm_secs / secs,
             hmm_tris.map_or("-".into(), |t| format!("{:.2}×", tris as f64 / t as f64)),
         );
-        eprintln!("  {}: all runs (s): {:?}", case.name, times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>());
+        eprintln!(
+            "  {}: all runs (s): {:?}",
+            case.name,
+            times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>()
+        );
     }
     Ok(())
 }

@@ -17,17 +17,28 @@ use orfeas_core::depth::ReliefEstimator;
 use orfeas_core::export::{save, ExportInput};
 use orfeas_core::image::load_image;
 use orfeas_core::mask::estimate_mask;
-use orfeas_core::mesh::{build_solid, check_solid, triangulate_heightfield, CornerGrid, MeshingLimits, Scale};
-use orfeas_core::{CancelToken, DepthEstimator, GenerateSettings, ImageLimits, ImageSource, Mask, MeshFormat, Quality};
+use orfeas_core::mesh::{
+    build_solid, check_solid, triangulate_heightfield, CornerGrid, MeshingLimits, Scale,
+};
+use orfeas_core::{
+    CancelToken, DepthEstimator, GenerateSettings, ImageLimits, ImageSource, Mask, MeshFormat,
+    Quality,
+};
 
-const STAGES: [&str; 10] = ["load", "fit", "mask", "relief", "grid", "mesh", "solid", "check", "stl", "total"];
+const STAGES: [&str; 10] = [
+    "load", "fit", "mask", "relief", "grid", "mesh", "solid", "check", "stl", "total",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = match std::env::args().nth(1) {
         Some(p) => PathBuf::from(p),
         None => input("photo1024.png")?,
     };
-    let runs: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
+    let runs: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
     let source = ImageSource::Path(path);
     let cancel = CancelToken::new();
     let limits = ImageLimits::default();
@@ -37,7 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut timing_rows = Vec::new();
     let mut error_rows = Vec::new();
     for quality in [Quality::Low, Quality::Medium, Quality::High] {
-        let settings = GenerateSettings { quality, ..Default::default() };
+        let settings = GenerateSettings {
+            quality,
+            ..Default::default()
+        };
         let preset = settings.effective_preset();
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
         for run in 0..=runs {
@@ -52,16 +66,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let work = loaded.fit_within(preset.working_size);
             drop(loaded);
             tick(1, &mut t);
-            let mask = if work.gray16 { Mask::full(work.width, work.height) } else { estimate_mask(&work) };
+            let mask = if work.gray16 {
+                Mask::full(work.width, work.height)
+            } else {
+                estimate_mask(&work)
+            };
             tick(2, &mut t);
-            let heights = ReliefEstimator::new(preset.smoothing_sigma).estimate(&work, &mask, &cancel)?;
+            let heights =
+                ReliefEstimator::new(preset.smoothing_sigma).estimate(&work, &mask, &cancel)?;
             tick(3, &mut t);
             let grid = CornerGrid::from_height_map(&heights, &mask);
             tick(4, &mut t);
-            let ml = MeshingLimits { max_error: preset.max_error, max_triangles: preset.max_triangles };
+            let ml = MeshingLimits {
+                max_error: preset.max_error,
+                max_triangles: preset.max_triangles,
+            };
             let hf = triangulate_heightfield(&grid, &ml, &cancel)?;
             tick(5, &mut t);
-            let scale = Scale { mm_per_cell: settings.width_mm / work.width as f32, depth_mm: settings.depth_mm, base_mm: settings.base_mm };
+            let scale = Scale {
+                mm_per_cell: settings.width_mm / work.width as f32,
+                depth_mm: settings.depth_mm,
+                base_mm: settings.base_mm,
+            };
             let mesh = build_solid(&hf, scale)?;
             tick(6, &mut t);
             let report = check_solid(&mesh);
@@ -95,7 +121,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        let cells: Vec<String> = samples.iter().map(|s| format!("{:.3}", median(s))).collect();
+        let cells: Vec<String> = samples
+            .iter()
+            .map(|s| format!("{:.3}", median(s)))
+            .collect();
         timing_rows.push(format!("| {quality} | {} |", cells.join(" | ")));
     }
     let _ = std::fs::remove_dir_all(&out);

@@ -55,7 +55,13 @@ pub struct Job {
 
 impl Job {
     pub fn new(id: impl Into<JobId>, input: ImageSource, out_dir: impl Into<PathBuf>) -> Self {
-        Self { id: id.into(), input, out_dir: out_dir.into(), stem: None, cancel: None }
+        Self {
+            id: id.into(),
+            input,
+            out_dir: out_dir.into(),
+            stem: None,
+            cancel: None,
+        }
     }
 }
 

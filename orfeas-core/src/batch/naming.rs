@@ -17,7 +17,13 @@ pub fn sanitize_stem(name: &str) -> String {
     };
     let cleaned: String = stem
         .chars()
-        .map(|c| if c.is_control() || "<>:\"/\\|?*".contains(c) { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || "<>:\"/\\|?*".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_matches(|c: char| c == '.' || c.is_whitespace());
     let mut out: String = trimmed.chars().take(100).collect();
@@ -39,12 +45,17 @@ pub fn assign_stems(jobs: &mut [Job], formats: &[MeshFormat]) {
         }
     }
     for job in jobs.iter_mut().filter(|j| j.stem.is_none()) {
-        let on_disk = existing.entry(job.out_dir.clone()).or_insert_with(|| lowercase_names(&job.out_dir));
+        let on_disk = existing
+            .entry(job.out_dir.clone())
+            .or_insert_with(|| lowercase_names(&job.out_dir));
         let base = sanitize_stem(&job.input.name());
         // The pipeline always attaches the image as texture, so OBJ writes all three files.
         let free = |stem: &str| {
             !taken.contains(&(job.out_dir.clone(), stem.to_lowercase()))
-                && formats.iter().flat_map(|&f| export::file_names(f, stem, true)).all(|name| !on_disk.contains(&name.to_lowercase()))
+                && formats
+                    .iter()
+                    .flat_map(|&f| export::file_names(f, stem, true))
+                    .all(|name| !on_disk.contains(&name.to_lowercase()))
         };
         let mut stem = base.clone();
         let mut n = 1;
@@ -60,7 +71,12 @@ pub fn assign_stems(jobs: &mut [Job], formats: &[MeshFormat]) {
 /// File names already in `dir`, lowercased (none when it does not exist yet).
 fn lowercase_names(dir: &Path) -> HashSet<String> {
     std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_lowercase()).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_lowercase())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -86,9 +102,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("cat.stl"), b"keep me").expect("write");
         let job = |name: &str| Job::new(name, ImageSource::Path(name.into()), dir.path());
-        let mut jobs = vec![job("a/cat.png"), job("b/cat.jpg"), job("dog.png"), job("b/CAT.webp")];
+        let mut jobs = vec![
+            job("a/cat.png"),
+            job("b/cat.jpg"),
+            job("dog.png"),
+            job("b/CAT.webp"),
+        ];
         assign_stems(&mut jobs, &[MeshFormat::Stl, MeshFormat::Glb]);
-        let stems: Vec<_> = jobs.iter().map(|j| j.stem.clone().unwrap_or_default()).collect();
+        let stems: Vec<_> = jobs
+            .iter()
+            .map(|j| j.stem.clone().unwrap_or_default())
+            .collect();
         assert_eq!(stems, ["cat_1", "cat_2", "dog", "CAT_3"]);
     }
 }

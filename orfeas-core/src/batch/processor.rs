@@ -17,9 +17,9 @@ use super::tally::{Phase, Tally};
 use super::{assign_stems, Job, JobResult, JobStatus};
 use crate::cancel::CancelToken;
 use crate::error::{OrfeasError, Result};
+use crate::export::OutputFile;
 use crate::image::ImageLimits;
 use crate::options::{DepthMethod, Device, GenerateSettings};
-use crate::export::OutputFile;
 use crate::pipeline::{export_model, image_to_model, DepthSetup, ModelReport};
 use crate::progress::{ProgressEvent, ProgressSink, Stage};
 
@@ -108,7 +108,10 @@ impl BatchRun {
     /// A sink that panics is logged and ignored: progress must never take a batch down.
     fn emit(&self, event: ProgressEvent) {
         if catch_unwind(AssertUnwindSafe(|| self.sink.emit(&event))).is_err() {
-            tracing::warn!(event = event.name(), "progress sink panicked; event dropped");
+            tracing::warn!(
+                event = event.name(),
+                "progress sink panicked; event dropped"
+            );
         }
     }
 }
@@ -119,13 +122,25 @@ impl BatchProcessor {
     /// Starts the slot threads. Fails on a bad configuration or an unusable device.
     pub fn new(config: BatchConfig) -> Result<Self> {
         if config.slots == 0 || config.slots > 256 {
-            return Err(OrfeasError::InvalidInput(format!("slots must be between 1 and 256, got {}", config.slots)));
+            return Err(OrfeasError::InvalidInput(format!(
+                "slots must be between 1 and 256, got {}",
+                config.slots
+            )));
         }
         let device = config.device.resolve()?;
-        let depth = DepthSetup::resolve_on(config.depth, config.weights.as_deref(), device, config.slots)?;
+        let depth = DepthSetup::resolve_on(
+            config.depth,
+            config.weights.as_deref(),
+            device,
+            config.slots,
+        )?;
         let threads = config
             .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
             .max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -225,7 +240,12 @@ impl BatchProcessor {
 
         for (index, job) in jobs.into_iter().enumerate() {
             let job_cancel = job.cancel.clone().unwrap_or_else(|| cancel.child());
-            let task = Task { index, job, cancel: job_cancel, batch: Arc::clone(&batch) };
+            let task = Task {
+                index,
+                job,
+                cancel: job_cancel,
+                batch: Arc::clone(&batch),
+            };
             self.enqueue(task);
         }
         drop(batch);
@@ -236,7 +256,9 @@ impl BatchProcessor {
         }
         results
             .into_iter()
-            .map(|r| r.ok_or_else(|| OrfeasError::Internal("a job finished without a result".into())))
+            .map(|r| {
+                r.ok_or_else(|| OrfeasError::Internal("a job finished without a result".into()))
+            })
             .collect()
     }
 
@@ -244,7 +266,11 @@ impl BatchProcessor {
     fn enqueue(&self, task: Task) {
         let mut queue = lock(&self.shared.queue);
         while queue.tasks.len() >= self.shared.config.queue_capacity.max(1) {
-            queue = self.shared.space_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+            queue = self
+                .shared
+                .space_ready
+                .wait(queue)
+                .unwrap_or_else(|p| p.into_inner());
         }
         queue.tasks.push_back(task);
         self.shared.task_ready.notify_one();
@@ -277,7 +303,10 @@ fn slot_loop(shared: &Shared) {
                 if queue.shutdown {
                     break None;
                 }
-                queue = shared.task_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+                queue = shared
+                    .task_ready
+                    .wait(queue)
+                    .unwrap_or_else(|p| p.into_inner());
             }
         };
         match task {
@@ -289,7 +318,12 @@ fn slot_loop(shared: &Shared) {
 
 /// Runs one task to its end and reports it; never panics, never returns early.
 fn process(shared: &Shared, task: Task) {
-    let Task { index, job, cancel, batch } = task;
+    let Task {
+        index,
+        job,
+        cancel,
+        batch,
+    } = task;
     let input = job.input.name();
     let started = Instant::now();
     let mut report: Option<ModelReport> = None;
@@ -300,7 +334,9 @@ fn process(shared: &Shared, task: Task) {
         batch.emit(batch.tally.shift(Phase::Queued, Phase::Processing));
         shared.busy.fetch_add(1, Ordering::Relaxed);
         let out = catch_unwind(AssertUnwindSafe(|| {
-            shared.pool.install(|| run_one(shared, &batch, &job, &cancel, &mut report))
+            shared
+                .pool
+                .install(|| run_one(shared, &batch, &job, &cancel, &mut report))
         }))
         .unwrap_or_else(|panic| {
             let msg = panic
@@ -320,7 +356,9 @@ fn process(shared: &Shared, task: Task) {
 
     let result = match outcome {
         Ok(outputs) => {
-            let (triangles, watertight) = report.as_ref().map_or((0, false), |r| (r.triangles, r.watertight));
+            let (triangles, watertight) = report
+                .as_ref()
+                .map_or((0, false), |r| (r.triangles, r.watertight));
             batch.emit(ProgressEvent::GenerationComplete {
                 job_id: job.id.clone(),
                 batch_id: batch.id.clone(),
@@ -333,13 +371,41 @@ fn process(shared: &Shared, task: Task) {
                 seconds,
             });
             batch.emit(batch.tally.shift(from, Phase::Complete));
-            JobResult { id: job.id, input, outputs, status: JobStatus::Complete, error: None, code: None, depth: depth_used, mask, triangles, watertight, seconds }
+            JobResult {
+                id: job.id,
+                input,
+                outputs,
+                status: JobStatus::Complete,
+                error: None,
+                code: None,
+                depth: depth_used,
+                mask,
+                triangles,
+                watertight,
+                seconds,
+            }
         }
         Err(OrfeasError::Cancelled) => {
-            batch.emit(ProgressEvent::GenerationCancelled { job_id: job.id.clone(), batch_id: batch.id.clone(), input: input.clone() });
+            batch.emit(ProgressEvent::GenerationCancelled {
+                job_id: job.id.clone(),
+                batch_id: batch.id.clone(),
+                input: input.clone(),
+            });
             batch.emit(batch.tally.shift(from, Phase::Cancelled));
             let e = OrfeasError::Cancelled;
-            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Cancelled, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, mask, triangles: 0, watertight: false, seconds }
+            JobResult {
+                id: job.id,
+                input,
+                outputs: vec![],
+                status: JobStatus::Cancelled,
+                error: Some(e.to_string()),
+                code: Some(e.code()),
+                depth: depth_used,
+                mask,
+                triangles: 0,
+                watertight: false,
+                seconds,
+            }
         }
         Err(e) => {
             tracing::warn!(input = %input, code = e.code(), "job failed: {e}");
@@ -352,7 +418,19 @@ fn process(shared: &Shared, task: Task) {
                 code: e.code(),
             });
             batch.emit(batch.tally.shift(from, Phase::Failed));
-            JobResult { id: job.id, input, outputs: vec![], status: JobStatus::Error, error: Some(e.to_string()), code: Some(e.code()), depth: depth_used, mask, triangles: 0, watertight: false, seconds }
+            JobResult {
+                id: job.id,
+                input,
+                outputs: vec![],
+                status: JobStatus::Error,
+                error: Some(e.to_string()),
+                code: Some(e.code()),
+                depth: depth_used,
+                mask,
+                triangles: 0,
+                watertight: false,
+                seconds,
+            }
         }
     };
     let _ = lock(&batch.results).send((index, result));
@@ -360,7 +438,13 @@ fn process(shared: &Shared, task: Task) {
 
 /// Runs every stage of one job; `report` is filled as soon as the model exists, so a job
 /// that fails while exporting still reports which estimator and mask it used.
-fn run_one(shared: &Shared, batch: &BatchRun, job: &Job, cancel: &CancelToken, report: &mut Option<ModelReport>) -> Result<Vec<OutputFile>> {
+fn run_one(
+    shared: &Shared,
+    batch: &BatchRun,
+    job: &Job,
+    cancel: &CancelToken,
+    report: &mut Option<ModelReport>,
+) -> Result<Vec<OutputFile>> {
     let input = job.input.name();
     let mut on_stage = |stage: Stage, progress: f32| {
         batch.emit(ProgressEvent::GenerationProgress {
@@ -371,10 +455,20 @@ fn run_one(shared: &Shared, batch: &BatchRun, job: &Job, cancel: &CancelToken, r
             stage,
         });
     };
-    let model = image_to_model(&job.input, &batch.settings, &shared.depth, &shared.config.limits, cancel, &mut on_stage)?;
+    let model = image_to_model(
+        &job.input,
+        &batch.settings,
+        &shared.depth,
+        &shared.config.limits,
+        cancel,
+        &mut on_stage,
+    )?;
     *report = Some(model.report.clone());
     on_stage(Stage::Exporting, Stage::Exporting.start_percent());
     std::fs::create_dir_all(&job.out_dir).map_err(|e| OrfeasError::io(&job.out_dir, e))?;
-    let stem = job.stem.clone().unwrap_or_else(|| super::sanitize_stem(&input));
+    let stem = job
+        .stem
+        .clone()
+        .unwrap_or_else(|| super::sanitize_stem(&input));
     export_model(&model, &batch.settings.formats, &job.out_dir, &stem, cancel)
 }

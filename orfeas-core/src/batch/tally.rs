@@ -22,7 +22,14 @@ pub(crate) struct Tally {
 
 impl Tally {
     pub(crate) fn new(batch_id: String, total: usize) -> Self {
-        Self { batch_id, counts: Mutex::new(BatchCounts { total, queued: total, ..Default::default() }) }
+        Self {
+            batch_id,
+            counts: Mutex::new(BatchCounts {
+                total,
+                queued: total,
+                ..Default::default()
+            }),
+        }
     }
 
     /// Moves one job from `from` to `to` and returns the event describing the new counts.
@@ -30,12 +37,18 @@ impl Tally {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         *slot(&mut c, from) = slot(&mut c, from).saturating_sub(1);
         *slot(&mut c, to) += 1;
-        ProgressEvent::BatchProgress { batch_id: self.batch_id.clone(), counts: *c }
+        ProgressEvent::BatchProgress {
+            batch_id: self.batch_id.clone(),
+            counts: *c,
+        }
     }
 
     pub(crate) fn snapshot(&self) -> ProgressEvent {
         let c = *self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        ProgressEvent::BatchProgress { batch_id: self.batch_id.clone(), counts: c }
+        ProgressEvent::BatchProgress {
+            batch_id: self.batch_id.clone(),
+            counts: c,
+        }
     }
 }
 

@@ -36,14 +36,20 @@ impl InflateEstimator {
     /// An inflation estimator with the given luminance smoothing and detail weight.
     pub fn new(sigma: f32, detail: f32) -> Self {
         let finite = |v: f32| if v.is_finite() { v.max(0.0) } else { 0.0 };
-        Self { sigma: finite(sigma), detail: finite(detail) }
+        Self {
+            sigma: finite(sigma),
+            detail: finite(detail),
+        }
     }
 }
 
 impl Default for InflateEstimator {
     /// The medium preset's smoothing and [`InflateEstimator::DEFAULT_DETAIL`].
     fn default() -> Self {
-        Self::new(crate::options::Quality::Medium.preset().smoothing_sigma, Self::DEFAULT_DETAIL)
+        Self::new(
+            crate::options::Quality::Medium.preset().smoothing_sigma,
+            Self::DEFAULT_DETAIL,
+        )
     }
 }
 
@@ -52,14 +58,24 @@ impl DepthEstimator for InflateEstimator {
         "inflate"
     }
 
-    fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken) -> Result<HeightMap> {
+    fn estimate(
+        &self,
+        image: &LoadedImage,
+        mask: &Mask,
+        cancel: &CancelToken,
+    ) -> Result<HeightMap> {
         cancel.check()?;
         let (w, h) = check_image(image)?;
         let inside = mask_bits(mask, w, h);
         let dist = distance_transform(&inside, w, h);
         cancel.check()?;
 
-        let max_d = dist.iter().zip(&inside).filter(|(_, &m)| m).map(|(d, _)| *d).fold(0.0f32, f32::max);
+        let max_d = dist
+            .iter()
+            .zip(&inside)
+            .filter(|(_, &m)| m)
+            .map(|(d, _)| *d)
+            .fold(0.0f32, f32::max);
         let radius = max_d - 1.0;
         let mut height: Vec<f32> = if radius > 0.0 {
             dist.iter()
@@ -83,11 +99,24 @@ impl DepthEstimator for InflateEstimator {
         }
         cancel.check()?;
 
-        let max_h = height.iter().zip(&inside).filter(|(v, &m)| m && v.is_finite()).map(|(v, _)| *v).fold(0.0f32, f32::max);
+        let max_h = height
+            .iter()
+            .zip(&inside)
+            .filter(|(v, &m)| m && v.is_finite())
+            .map(|(v, _)| *v)
+            .fold(0.0f32, f32::max);
         for (v, &m) in height.iter_mut().zip(&inside) {
-            *v = if m && max_h > 1e-12 && v.is_finite() { (*v / max_h).clamp(0.0, 1.0) } else { 0.0 };
+            *v = if m && max_h > 1e-12 && v.is_finite() {
+                (*v / max_h).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
         }
-        Ok(HeightMap { width: image.width, height: image.height, data: height })
+        Ok(HeightMap {
+            width: image.width,
+            height: image.height,
+            data: height,
+        })
     }
 }
 
@@ -128,14 +157,29 @@ mod tests {
     fn flat(w: u32, h: u32, l: f32) -> LoadedImage {
         let n = (w * h) as usize;
         let v = (l * 255.0) as u8;
-        LoadedImage { name: "t".into(), width: w, height: h, rgba: [v, v, v, 255].repeat(n), luma: vec![l; n], has_alpha: false, gray16: false }
+        LoadedImage {
+            name: "t".into(),
+            width: w,
+            height: h,
+            rgba: [v, v, v, 255].repeat(n),
+            luma: vec![l; n],
+            has_alpha: false,
+            gray16: false,
+        }
     }
 
     fn disc_mask(w: u32, h: u32, cx: f32, cy: f32, r: f32) -> Mask {
         let data = (0..h)
-            .flat_map(|y| (0..w).map(move |x| ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt() <= r))
+            .flat_map(|y| {
+                (0..w).map(move |x| ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt() <= r)
+            })
             .collect();
-        Mask { width: w, height: h, data, source: MaskSource::Border }
+        Mask {
+            width: w,
+            height: h,
+            data,
+            source: MaskSource::Border,
+        }
     }
 
     #[test]
@@ -143,9 +187,15 @@ mod tests {
         let (w, h) = (101, 101);
         let mask = disc_mask(w, h, 50.0, 50.0, 40.0);
         for est in [InflateEstimator::new(1.0, 0.0), InflateEstimator::default()] {
-            let hm = est.estimate(&flat(w, h, 0.5), &mask, &CancelToken::new()).unwrap();
+            let hm = est
+                .estimate(&flat(w, h, 0.5), &mask, &CancelToken::new())
+                .unwrap();
             assert!((hm.get(50, 50) - 1.0).abs() < 1e-6);
-            assert!(hm.get(10, 50) < 1e-6 && hm.get(50, 90) < 1e-6, "edge {}", hm.get(10, 50));
+            assert!(
+                hm.get(10, 50) < 1e-6 && hm.get(50, 90) < 1e-6,
+                "edge {}",
+                hm.get(10, 50)
+            );
             for x in 11..=50 {
                 assert!(hm.get(x, 50) >= hm.get(x - 1, 50), "x {x}");
             }
@@ -172,8 +222,12 @@ mod tests {
                 img.luma[y * w as usize + x] = 0.9;
             }
         }
-        let plain = InflateEstimator::new(0.0, 0.0).estimate(&img, &mask, &CancelToken::new()).unwrap();
-        let detailed = InflateEstimator::new(0.0, 0.3).estimate(&img, &mask, &CancelToken::new()).unwrap();
+        let plain = InflateEstimator::new(0.0, 0.0)
+            .estimate(&img, &mask, &CancelToken::new())
+            .unwrap();
+        let detailed = InflateEstimator::new(0.0, 0.3)
+            .estimate(&img, &mask, &CancelToken::new())
+            .unwrap();
         let i = 37 * w as usize + 77;
         assert!(detailed.data[i] > plain.data[i] * 1.02);
         assert!(detailed.get(10, 60) < 1e-6);
@@ -183,15 +237,31 @@ mod tests {
     fn degenerate_inputs_have_no_nan() {
         for (w, h) in [(1, 1), (1, 40), (40, 1), (30, 20)] {
             let img = flat(w, h, 0.7);
-            let hm = InflateEstimator::default().estimate(&img, &Mask::full(w, h), &CancelToken::new()).unwrap();
+            let hm = InflateEstimator::default()
+                .estimate(&img, &Mask::full(w, h), &CancelToken::new())
+                .unwrap();
             assert_eq!(hm.data.len(), (w * h) as usize);
-            assert!(hm.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)), "{w}x{h}");
-            let empty = Mask { width: w, height: h, data: vec![false; (w * h) as usize], source: MaskSource::Border };
-            let hm = InflateEstimator::default().estimate(&img, &empty, &CancelToken::new()).unwrap();
+            assert!(
+                hm.data
+                    .iter()
+                    .all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
+                "{w}x{h}"
+            );
+            let empty = Mask {
+                width: w,
+                height: h,
+                data: vec![false; (w * h) as usize],
+                source: MaskSource::Border,
+            };
+            let hm = InflateEstimator::default()
+                .estimate(&img, &empty, &CancelToken::new())
+                .unwrap();
             assert!(hm.data.iter().all(|&v| v == 0.0));
         }
         // Full mask: distance to the image border, highest in the middle.
-        let hm = InflateEstimator::new(0.0, 0.0).estimate(&flat(31, 31, 0.5), &Mask::full(31, 31), &CancelToken::new()).unwrap();
+        let hm = InflateEstimator::new(0.0, 0.0)
+            .estimate(&flat(31, 31, 0.5), &Mask::full(31, 31), &CancelToken::new())
+            .unwrap();
         assert!((hm.get(15, 15) - 1.0).abs() < 1e-6 && hm.get(0, 15) < 1e-6);
     }
 }

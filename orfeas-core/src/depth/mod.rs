@@ -37,7 +37,8 @@ pub trait DepthEstimator: Send + Sync {
 
     /// Estimates heights for every pixel of `image` (already at working resolution).
     /// Long-running implementations call `cancel.check()` between steps.
-    fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken) -> Result<HeightMap>;
+    fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken)
+        -> Result<HeightMap>;
 }
 
 impl HeightMap {
@@ -68,7 +69,11 @@ impl HeightMap {
                 data.push(top + (bottom - top) * fy);
             }
         }
-        HeightMap { width, height, data }
+        HeightMap {
+            width,
+            height,
+            data,
+        }
     }
 }
 
@@ -78,13 +83,22 @@ mod tests {
 
     #[test]
     fn resize_keeps_linear_ramps_and_constants() {
-        let m = HeightMap { width: 4, height: 2, data: vec![0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0] };
+        let m = HeightMap {
+            width: 4,
+            height: 2,
+            data: vec![0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0],
+        };
         let r = m.resized(8, 4);
         assert_eq!((r.width, r.height, r.data.len()), (8, 4, 32));
         assert!(r.data.iter().all(|v| (0.0..=3.0).contains(v)));
         assert!(r.data[..8].windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(m.resized(4, 2), m);
-        let c = HeightMap { width: 3, height: 3, data: vec![0.25; 9] }.resized(7, 5);
+        let c = HeightMap {
+            width: 3,
+            height: 3,
+            data: vec![0.25; 9],
+        }
+        .resized(7, 5);
         assert!(c.data.iter().all(|&v| (v - 0.25).abs() < 1e-6));
     }
 }

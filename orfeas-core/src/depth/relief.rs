@@ -24,7 +24,13 @@ pub struct ReliefEstimator {
 impl ReliefEstimator {
     /// A relief estimator with the given smoothing (see [`crate::options::Preset::smoothing_sigma`]).
     pub fn new(sigma: f32) -> Self {
-        Self { sigma: if sigma.is_finite() { sigma.max(0.0) } else { 0.0 } }
+        Self {
+            sigma: if sigma.is_finite() {
+                sigma.max(0.0)
+            } else {
+                0.0
+            },
+        }
     }
 }
 
@@ -40,7 +46,12 @@ impl DepthEstimator for ReliefEstimator {
         "relief"
     }
 
-    fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken) -> Result<HeightMap> {
+    fn estimate(
+        &self,
+        image: &LoadedImage,
+        mask: &Mask,
+        cancel: &CancelToken,
+    ) -> Result<HeightMap> {
         cancel.check()?;
         let (w, h) = check_image(image)?;
         let inside = mask_bits(mask, w, h);
@@ -55,7 +66,11 @@ impl DepthEstimator for ReliefEstimator {
         } else {
             normalize_robust(&mut data, &inside, LOW_QUANTILE, HIGH_QUANTILE);
         }
-        Ok(HeightMap { width: image.width, height: image.height, data })
+        Ok(HeightMap {
+            width: image.width,
+            height: image.height,
+            data,
+        })
     }
 }
 
@@ -70,15 +85,27 @@ mod tests {
             let v = (l * 255.0).round() as u8;
             [v, v, v, 255]
         });
-        LoadedImage { name: "t".into(), width: w, height: h, rgba: rgba.collect(), luma, has_alpha: false, gray16 }
+        LoadedImage {
+            name: "t".into(),
+            width: w,
+            height: h,
+            rgba: rgba.collect(),
+            luma,
+            has_alpha: false,
+            gray16,
+        }
     }
 
     #[test]
     fn horizontal_gradient_is_monotonic() {
         let (w, h) = (64, 16);
-        let luma = (0..w * h).map(|i| (i % w) as f32 / (w - 1) as f32).collect();
+        let luma = (0..w * h)
+            .map(|i| (i % w) as f32 / (w - 1) as f32)
+            .collect();
         let img = gray(w, h, luma, false);
-        let hm = ReliefEstimator::new(1.0).estimate(&img, &Mask::full(w, h), &CancelToken::new()).unwrap();
+        let hm = ReliefEstimator::new(1.0)
+            .estimate(&img, &Mask::full(w, h), &CancelToken::new())
+            .unwrap();
         for y in 0..h {
             for x in 1..w {
                 assert!(hm.get(x, y) >= hm.get(x - 1, y), "({x},{y})");
@@ -90,11 +117,15 @@ mod tests {
     #[test]
     fn gray16_round_trips_exactly() {
         let (w, h) = (50, 40);
-        let raw: Vec<u16> = (0..w * h).map(|i| (1000 + (i * 977) % 60_000) as u16).collect();
+        let raw: Vec<u16> = (0..w * h)
+            .map(|i| (1000 + (i * 977) % 60_000) as u16)
+            .collect();
         let (lo, hi) = (*raw.iter().min().unwrap(), *raw.iter().max().unwrap());
         let luma = raw.iter().map(|&v| f32::from(v) / 65535.0).collect();
         let img = gray(w, h, luma, true);
-        let hm = ReliefEstimator::new(2.0).estimate(&img, &Mask::full(w, h), &CancelToken::new()).unwrap();
+        let hm = ReliefEstimator::new(2.0)
+            .estimate(&img, &Mask::full(w, h), &CancelToken::new())
+            .unwrap();
         for (v, r) in hm.data.iter().zip(&raw) {
             let expect = f64::from(r - lo) / f64::from(hi - lo);
             assert!((f64::from(*v) - expect).abs() < 1e-6);
@@ -108,14 +139,25 @@ mod tests {
     fn degenerate_inputs_have_no_nan() {
         for (w, h) in [(1, 1), (1, 37), (37, 1), (20, 20)] {
             let img = gray(w, h, vec![0.4; (w * h) as usize], false);
-            for est in [ReliefEstimator::new(0.0), ReliefEstimator::new(1.5), ReliefEstimator::new(9.0)] {
-                let hm = est.estimate(&img, &Mask::full(w, h), &CancelToken::new()).unwrap();
+            for est in [
+                ReliefEstimator::new(0.0),
+                ReliefEstimator::new(1.5),
+                ReliefEstimator::new(9.0),
+            ] {
+                let hm = est
+                    .estimate(&img, &Mask::full(w, h), &CancelToken::new())
+                    .unwrap();
                 assert!(hm.data.iter().all(|&v| v == 0.0), "{w}x{h}");
             }
         }
         let img = gray(1, 5, vec![0.0, 0.2, 0.4, 0.6, 0.8], false);
-        let hm = ReliefEstimator::new(1.0).estimate(&img, &Mask::full(1, 5), &CancelToken::new()).unwrap();
-        assert!(hm.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        let hm = ReliefEstimator::new(1.0)
+            .estimate(&img, &Mask::full(1, 5), &CancelToken::new())
+            .unwrap();
+        assert!(hm
+            .data
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
     }
 
     #[test]
@@ -123,7 +165,9 @@ mod tests {
         let img = gray(4, 4, vec![0.5; 16], false);
         let cancel = CancelToken::new();
         cancel.cancel();
-        let err = ReliefEstimator::default().estimate(&img, &Mask::full(4, 4), &cancel).unwrap_err();
+        let err = ReliefEstimator::default()
+            .estimate(&img, &Mask::full(4, 4), &cancel)
+            .unwrap_err();
         assert_eq!(err.code(), "ERR_CANCELLED");
     }
 }

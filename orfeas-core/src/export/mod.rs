@@ -16,8 +16,8 @@ mod obj;
 mod ply;
 mod save;
 mod stl;
-mod threemf;
 mod texture;
+mod threemf;
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -184,7 +184,11 @@ fn parts<'a>(
         MeshFormat::StlAscii => vec![Part::new(name, ext, move |out| stl::write_ascii(mesh, out))],
         MeshFormat::Ply => vec![Part::new(name, ext, move |out| ply::write(mesh, out))],
         MeshFormat::Glb => vec![Part::bytes(name, ext, glb::encode(input)?)],
-        MeshFormat::ThreeMf => vec![Part::bytes(name, ext, threemf::encode(mesh).map_err(|e| export_error(format, e))?)],
+        MeshFormat::ThreeMf => vec![Part::bytes(
+            name,
+            ext,
+            threemf::encode(mesh).map_err(|e| export_error(format, e))?,
+        )],
         _ => obj::parts(input, stem)?,
     })
 }

@@ -28,16 +28,19 @@ pub(super) fn write_binary(mesh: &Mesh, out: &mut dyn Write) -> io::Result<()> {
     let mut buffer = vec![0u8; BLOCK.min(mesh.triangles.len()) * RECORD];
     for (b, block) in mesh.triangles.chunks(BLOCK).enumerate() {
         let bytes = &mut buffer[..block.len() * RECORD];
-        bytes.par_chunks_mut(RECORD).enumerate().for_each(|(i, record)| {
-            let t = b * BLOCK + i;
-            let normal = mesh.face_normal(t);
-            let corners = mesh.triangles[t].map(|v| mesh.positions[v as usize]);
-            let values = std::iter::once(normal).chain(corners).flatten();
-            for (k, v) in values.enumerate() {
-                record[k * 4..k * 4 + 4].copy_from_slice(&v.to_le_bytes());
-            }
-            // record[48..50] stays the zero attribute byte count
-        });
+        bytes
+            .par_chunks_mut(RECORD)
+            .enumerate()
+            .for_each(|(i, record)| {
+                let t = b * BLOCK + i;
+                let normal = mesh.face_normal(t);
+                let corners = mesh.triangles[t].map(|v| mesh.positions[v as usize]);
+                let values = std::iter::once(normal).chain(corners).flatten();
+                for (k, v) in values.enumerate() {
+                    record[k * 4..k * 4 + 4].copy_from_slice(&v.to_le_bytes());
+                }
+                // record[48..50] stays the zero attribute byte count
+            });
         out.write_all(bytes)?;
     }
     Ok(())

@@ -35,7 +35,9 @@ pub(super) fn encode(mesh: &Mesh) -> Result<Vec<u8>, String> {
     add("[Content_Types].xml", CONTENT_TYPES.as_bytes())?;
     add("_rels/.rels", RELS.as_bytes())?;
     add("3D/3dmodel.model", model_xml(mesh).as_bytes())?;
-    zip.finish().map(Cursor::into_inner).map_err(|e| e.to_string())
+    zip.finish()
+        .map(Cursor::into_inner)
+        .map_err(|e| e.to_string())
 }
 
 fn model_xml(mesh: &Mesh) -> String {
@@ -46,7 +48,10 @@ fn model_xml(mesh: &Mesh) -> String {
         r#"<model unit="millimeter" xml:lang="en-US" xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02">"#,
         "\n"
     ));
-    let _ = writeln!(xml, r#" <metadata name="Application">{GENERATOR}</metadata>"#);
+    let _ = writeln!(
+        xml,
+        r#" <metadata name="Application">{GENERATOR}</metadata>"#
+    );
     xml.push_str(" <resources>\n  <object id=\"1\" type=\"model\">\n   <mesh>\n    <vertices>\n");
     for [x, y, z] in &mesh.positions {
         let _ = writeln!(xml, r#"     <vertex x="{x}" y="{y}" z="{z}"/>"#);
@@ -68,21 +73,34 @@ mod tests {
     #[test]
     fn package_holds_the_mesh_and_its_relationships() {
         let mesh = Mesh {
-            positions: vec![[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]],
+            positions: vec![
+                [0.0, 0.0, 0.0],
+                [1.5, 0.0, 0.0],
+                [0.0, 2.0, 0.0],
+                [0.0, 0.0, 3.0],
+            ],
             triangles: vec![[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]],
             ..Default::default()
         };
         let bytes = encode(&mesh).expect("encode");
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).expect("a zip");
         let mut model = String::new();
-        archive.by_name("3D/3dmodel.model").expect("model part").read_to_string(&mut model).expect("utf8");
+        archive
+            .by_name("3D/3dmodel.model")
+            .expect("model part")
+            .read_to_string(&mut model)
+            .expect("utf8");
         assert!(model.contains(r#"unit="millimeter""#));
         assert_eq!(model.matches("<vertex ").count(), 4);
         assert_eq!(model.matches("<triangle ").count(), 4);
         assert!(model.contains(r#"<vertex x="1.5" y="0" z="0"/>"#));
         assert!(model.contains(r#"<triangle v1="0" v2="2" v3="1"/>"#));
         let mut rels = String::new();
-        archive.by_name("_rels/.rels").expect("rels").read_to_string(&mut rels).expect("utf8");
+        archive
+            .by_name("_rels/.rels")
+            .expect("rels")
+            .read_to_string(&mut rels)
+            .expect("utf8");
         assert!(rels.contains("/3D/3dmodel.model"));
         assert!(archive.by_name("[Content_Types].xml").is_ok());
     }

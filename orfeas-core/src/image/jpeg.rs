@@ -46,6 +46,8 @@ fn read(mut started: DecompressStarted<&[u8]>) -> std::io::Result<(u32, u32, Vec
     let (w, h) = (started.width(), started.height());
     let pixels = started.read_scanlines::<u8>()?;
     started.finish()?;
-    let size = |v: usize| u32::try_from(v).map_err(|_| std::io::Error::other("JPEG dimension out of range"));
+    let size = |v: usize| {
+        u32::try_from(v).map_err(|_| std::io::Error::other("JPEG dimension out of range"))
+    };
     Ok((size(w)?, size(h)?, pixels))
 }

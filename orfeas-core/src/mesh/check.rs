@@ -52,10 +52,18 @@ pub fn check_solid(mesh: &Mesh) -> SolidReport {
     let mut r = SolidReport {
         vertices: mesh.positions.len(),
         triangles: mesh.triangles.len(),
-        non_finite_vertices: mesh.positions.iter().filter(|p| !p.iter().all(|c| c.is_finite())).count(),
+        non_finite_vertices: mesh
+            .positions
+            .iter()
+            .filter(|p| !p.iter().all(|c| c.is_finite()))
+            .count(),
         ..Default::default()
     };
-    if mesh.triangles.iter().any(|t| t.iter().any(|&i| i as usize >= mesh.positions.len())) {
+    if mesh
+        .triangles
+        .iter()
+        .any(|t| t.iter().any(|&i| i as usize >= mesh.positions.len()))
+    {
         r.open_edges = usize::MAX;
         return r;
     }
@@ -64,30 +72,47 @@ pub fn check_solid(mesh: &Mesh) -> SolidReport {
     (r.duplicate_edges, r.open_edges) = (0..mesh.positions.len() as u32)
         .into_par_iter()
         .map(|a| {
-            corners.around(a).iter().fold((0, 0), |(dup, open), &[b, _]| {
-                (dup + usize::from(corners.edge_count(a, b) > 1), open + usize::from(corners.edge_count(b, a) == 0))
-            })
+            corners
+                .around(a)
+                .iter()
+                .fold((0, 0), |(dup, open), &[b, _]| {
+                    (
+                        dup + usize::from(corners.edge_count(a, b) > 1),
+                        open + usize::from(corners.edge_count(b, a) == 0),
+                    )
+                })
         })
         .reduce(|| (0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
 
     let (lo, hi) = mesh.bounds().unwrap_or(([0.0; 3], [0.0; 3]));
     let diag2: f64 = (0..3).map(|k| f64::from(hi[k] - lo[k]).powi(2)).sum();
     let p = |i: u32| mesh.positions[i as usize].map(f64::from);
-    (r.degenerate_triangles, r.volume) = mesh.triangles.par_iter().map(|&[a, b, c]| {
-        let (pa, pb, pc) = (p(a), p(b), p(c));
-        let u = [pb[0] - pa[0], pb[1] - pa[1], pb[2] - pa[2]];
-        let v = [pc[0] - pa[0], pc[1] - pa[1], pc[2] - pa[2]];
-        let n = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]];
-        let area2 = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-        let degenerate = a == b || b == c || a == c || area2 <= 1e-12 * diag2;
-        let volume = (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1]) - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
-            + pa[2] * (pb[0] * pc[1] - pb[1] * pc[0]))
-            / 6.0;
-        (usize::from(degenerate), volume)
-    })
-    .reduce(|| (0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+    (r.degenerate_triangles, r.volume) = mesh
+        .triangles
+        .par_iter()
+        .map(|&[a, b, c]| {
+            let (pa, pb, pc) = (p(a), p(b), p(c));
+            let u = [pb[0] - pa[0], pb[1] - pa[1], pb[2] - pa[2]];
+            let v = [pc[0] - pa[0], pc[1] - pa[1], pc[2] - pa[2]];
+            let n = [
+                u[1] * v[2] - u[2] * v[1],
+                u[2] * v[0] - u[0] * v[2],
+                u[0] * v[1] - u[1] * v[0],
+            ];
+            let area2 = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+            let degenerate = a == b || b == c || a == c || area2 <= 1e-12 * diag2;
+            let volume = (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1])
+                - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
+                + pa[2] * (pb[0] * pc[1] - pb[1] * pc[0]))
+                / 6.0;
+            (usize::from(degenerate), volume)
+        })
+        .reduce(|| (0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
 
-    r.non_manifold_vertices = (0..mesh.positions.len() as u32).into_par_iter().filter(|&v| corners.is_pinched(v)).count();
+    r.non_manifold_vertices = (0..mesh.positions.len() as u32)
+        .into_par_iter()
+        .filter(|&v| corners.is_pinched(v))
+        .count();
     let (components, genus) = components_and_genus(mesh, 3 * mesh.triangles.len());
     r.components = components;
     r.genus_sum = genus;
@@ -117,7 +142,9 @@ fn components_and_genus(mesh: &Mesh, directed_edges: usize) -> (usize, i64) {
         used[c as usize] = true;
     }
     let v = used.iter().filter(|&&u| u).count() as i64;
-    let components = (0..parent.len() as u32).filter(|&i| used[i as usize] && find(&mut parent, i) == i).count();
+    let components = (0..parent.len() as u32)
+        .filter(|&i| used[i as usize] && find(&mut parent, i) == i)
+        .count();
     let e = directed_edges as i64 / 2;
     let f = mesh.triangles.len() as i64;
     let chi = v - e + f;
@@ -130,7 +157,12 @@ mod tests {
 
     fn tetra() -> Mesh {
         Mesh {
-            positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            positions: vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.0, 0.0, 1.0],
+            ],
             triangles: vec![[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]],
             ..Default::default()
         }
@@ -172,9 +204,11 @@ mod tests {
     #[test]
     fn two_tetrahedra_sharing_a_vertex_are_pinched() {
         let mut m = tetra();
-        m.positions.extend([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]);
+        m.positions
+            .extend([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]);
         // Mirror image through the origin, sharing vertex 0.
-        m.triangles.extend([[0, 5, 4], [0, 4, 6], [4, 5, 6], [0, 6, 5]]);
+        m.triangles
+            .extend([[0, 5, 4], [0, 4, 6], [4, 5, 6], [0, 6, 5]]);
         let r = check_solid(&m);
         assert!(r.is_watertight());
         assert_eq!(r.non_manifold_vertices, 1, "{r:?}");

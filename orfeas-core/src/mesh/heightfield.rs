@@ -69,7 +69,12 @@ impl CornerGrid {
                 }
             }
         }
-        Self { width: gw as u32, height: gh as u32, heights, inside }
+        Self {
+            width: gw as u32,
+            height: gh as u32,
+            heights,
+            inside,
+        }
     }
 }
 
@@ -77,8 +82,16 @@ impl CornerGrid {
     /// A grid from a function of the corner `(x, y)` giving `(height, inside)`: synthetic
     /// terrains for tests and benchmarks.
     pub fn from_fn(width: u32, height: u32, f: impl Fn(u32, u32) -> (f32, bool)) -> Self {
-        let (heights, inside) = (0..height).flat_map(|y| (0..width).map(move |x| (x, y))).map(|(x, y)| f(x, y)).unzip();
-        Self { width, height, heights, inside }
+        let (heights, inside) = (0..height)
+            .flat_map(|y| (0..width).map(move |x| (x, y)))
+            .map(|(x, y)| f(x, y))
+            .unzip();
+        Self {
+            width,
+            height,
+            heights,
+            inside,
+        }
     }
 }
 
@@ -158,7 +171,18 @@ impl Tri {
 
     fn children(&self) -> [Tri; 2] {
         let m = self.mid();
-        [Tri { a: self.c, b: self.a, c: m }, Tri { a: self.b, b: self.c, c: m }]
+        [
+            Tri {
+                a: self.c,
+                b: self.a,
+                c: m,
+            },
+            Tri {
+                a: self.b,
+                b: self.c,
+                c: m,
+            },
+        ]
     }
 }
 
@@ -188,7 +212,14 @@ impl<'g> Rtin<'g> {
             inside[y * n..][..grid.width as usize].copy_from_slice(src);
         }
         let all_inside = grid.inside.iter().all(|&i| i);
-        Self { grid, size, inside, errors: vec![0.0; n * n], covers_inside: vec![false; n * n], all_inside }
+        Self {
+            grid,
+            size,
+            inside,
+            errors: vec![0.0; n * n],
+            covers_inside: vec![false; n * n],
+            all_inside,
+        }
     }
 
     fn idx(&self, p: [i32; 2]) -> usize {
@@ -226,7 +257,16 @@ impl<'g> Rtin<'g> {
     /// (the "union jack" pattern of the 4-8 hierarchy), so diagonals join odd-odd to
     /// even-even points: those have 8 sectors around them, mixed-parity points have 4.
     fn fan_count(&self, p: [i32; 2]) -> usize {
-        const DIRS: [[i32; 2]; 8] = [[1, 0], [1, 1], [0, 1], [-1, 1], [-1, 0], [-1, -1], [0, -1], [1, -1]];
+        const DIRS: [[i32; 2]; 8] = [
+            [1, 0],
+            [1, 1],
+            [0, 1],
+            [-1, 1],
+            [-1, 0],
+            [-1, -1],
+            [0, -1],
+            [1, -1],
+        ];
         if !self.is_inside(p) {
             return 0;
         }
@@ -296,15 +336,24 @@ impl<'g> Rtin<'g> {
     fn triangle_error(&self, t: &Tri) -> f32 {
         let (gw, gh) = (self.grid.width as i32, self.grid.height as i32);
         let ys = [t.a[1], t.b[1], t.c[1]];
-        let (y0, y1) = (*ys.iter().min().unwrap_or(&0), *ys.iter().max().unwrap_or(&0));
+        let (y0, y1) = (
+            *ys.iter().min().unwrap_or(&0),
+            *ys.iter().max().unwrap_or(&0),
+        );
         let xs = [t.a[0], t.b[0], t.c[0]];
-        let (x0, x1) = (*xs.iter().min().unwrap_or(&0), *xs.iter().max().unwrap_or(&0));
+        let (x0, x1) = (
+            *xs.iter().min().unwrap_or(&0),
+            *xs.iter().max().unwrap_or(&0),
+        );
         if x1 >= gw || y1 >= gh {
             return f32::INFINITY;
         }
         let (ha, hb, hc) = (self.height(t.a), self.height(t.b), self.height(t.c));
         // Plane h = ha + gx (x - ax) + gy (y - ay), solved from the two edges at a.
-        let (e1, e2) = ([t.b[0] - t.a[0], t.b[1] - t.a[1]], [t.c[0] - t.a[0], t.c[1] - t.a[1]]);
+        let (e1, e2) = (
+            [t.b[0] - t.a[0], t.b[1] - t.a[1]],
+            [t.c[0] - t.a[0], t.c[1] - t.a[1]],
+        );
         let det = (e1[0] * e2[1] - e1[1] * e2[0]) as f32;
         let gx = ((hb - ha) * e2[1] as f32 - (hc - ha) * e1[1] as f32) / det;
         let gy = ((hc - ha) * e1[0] as f32 - (hb - ha) * e2[0] as f32) / det;
@@ -312,7 +361,11 @@ impl<'g> Rtin<'g> {
         // or +1 per row, so row spans are exact integers without division.
         let edges = [(t.a, t.b), (t.b, t.c), (t.c, t.a)].map(|(p, q)| {
             let (top, bottom) = if p[1] <= q[1] { (p, q) } else { (q, p) };
-            let step = if top[1] == bottom[1] { 0 } else { (bottom[0] - top[0]).signum() };
+            let step = if top[1] == bottom[1] {
+                0
+            } else {
+                (bottom[0] - top[0]).signum()
+            };
             (top, bottom, step)
         });
         let n = self.size as usize;
@@ -339,7 +392,10 @@ impl<'g> Rtin<'g> {
             }
             let base = ha + gy * (y - t.a[1]) as f32 + gx * (lo - t.a[0]) as f32;
             // Independent per element (no running sum, no NaN-aware max): vectorises.
-            for (k, &h) in self.grid.heights[grow + lo as usize..][..span].iter().enumerate() {
+            for (k, &h) in self.grid.heights[grow + lo as usize..][..span]
+                .iter()
+                .enumerate()
+            {
                 let d = (h - (base + gx * k as f32)).abs();
                 if d > worst {
                     worst = d;
@@ -359,8 +415,16 @@ impl<'g> Rtin<'g> {
     /// runs in parallel without locks (relaxed atomics are plain loads and stores here).
     fn compute_errors(&mut self, cancel: &CancelToken) -> Result<()> {
         let t = self.size - 1;
-        let errors: Vec<AtomicU32> = self.errors.iter().map(|e| AtomicU32::new(e.to_bits())).collect();
-        let covers: Vec<AtomicBool> = self.covers_inside.iter().map(|&c| AtomicBool::new(c)).collect();
+        let errors: Vec<AtomicU32> = self
+            .errors
+            .iter()
+            .map(|e| AtomicU32::new(e.to_bits()))
+            .collect();
+        let covers: Vec<AtomicBool> = self
+            .covers_inside
+            .iter()
+            .map(|&c| AtomicBool::new(c))
+            .collect();
         let mut half = 1;
         while 2 * half <= t {
             cancel.check()?;
@@ -371,7 +435,10 @@ impl<'g> Rtin<'g> {
             self.square_level(2 * half, &errors, &covers);
             half *= 2;
         }
-        self.errors = errors.into_iter().map(|e| f32::from_bits(e.into_inner())).collect();
+        self.errors = errors
+            .into_iter()
+            .map(|e| f32::from_bits(e.into_inner()))
+            .collect();
         self.covers_inside = covers.into_iter().map(AtomicBool::into_inner).collect();
         Ok(())
     }
@@ -392,7 +459,10 @@ impl<'g> Rtin<'g> {
                 } else {
                     ([x, y - half], [x, y + half], [[x - half, y], [x + half, y]])
                 };
-                let tris = apexes.into_iter().filter(|&c| self.in_square(c)).map(|c| Tri { a: p, b: q, c });
+                let tris = apexes
+                    .into_iter()
+                    .filter(|&c| self.in_square(c))
+                    .map(|c| Tri { a: p, b: q, c });
                 self.settle(m, tris, half == 1, half > 1, errors, covers);
                 x += 2 * half;
             }
@@ -421,11 +491,23 @@ impl<'g> Rtin<'g> {
     /// `finest`: the triangles cover only corners and edge midpoints (O(1) error) — the
     /// hypotenuse-2 diamonds and the side-2 squares. `with_children`: the children have
     /// grid-point midpoints (everything but the hypotenuse-2 diamonds, whose children are leaves).
-    fn settle(&self, m: [i32; 2], tris: impl Iterator<Item = Tri>, finest: bool, with_children: bool, errors: &[AtomicU32], covers: &[AtomicBool]) {
+    fn settle(
+        &self,
+        m: [i32; 2],
+        tris: impl Iterator<Item = Tri>,
+        finest: bool,
+        with_children: bool,
+        errors: &[AtomicU32],
+        covers: &[AtomicBool],
+    ) {
         let mut e = 0.0f32;
         let mut any = self.is_inside(m);
         for tri in tris {
-            e = e.max(if finest { self.edge_midpoint_error(&tri) } else { self.triangle_error(&tri) });
+            e = e.max(if finest {
+                self.edge_midpoint_error(&tri)
+            } else {
+                self.triangle_error(&tri)
+            });
             any = any || self.is_inside(tri.a) || self.is_inside(tri.b) || self.is_inside(tri.c);
             if with_children {
                 for kid in tri.children() {
@@ -510,8 +592,16 @@ impl<'g> Rtin<'g> {
     fn walk(&self, e: f32, mut emit: impl FnMut(&Tri)) {
         let t = self.size - 1;
         let mut stack = vec![
-            Tri { a: [0, 0], b: [t, t], c: [t, 0] },
-            Tri { a: [t, t], b: [0, 0], c: [0, t] },
+            Tri {
+                a: [0, 0],
+                b: [t, t],
+                c: [t, 0],
+            },
+            Tri {
+                a: [t, t],
+                b: [0, 0],
+                c: [0, t],
+            },
         ];
         while let Some(tri) = stack.pop() {
             if tri.is_leaf() {
@@ -549,7 +639,11 @@ impl<'g> Rtin<'g> {
         };
         self.walk(e, |t| {
             // Counter-clockwise in grid coordinates (x right, y down).
-            let (p, q, r) = if orient(t.a, t.b, t.c) > 0 { (t.a, t.b, t.c) } else { (t.a, t.c, t.b) };
+            let (p, q, r) = if orient(t.a, t.b, t.c) > 0 {
+                (t.a, t.b, t.c)
+            } else {
+                (t.a, t.c, t.b)
+            };
             let tri = [p, q, r].map(|v| {
                 let slot = &mut index[v[1] as usize * n + v[0] as usize];
                 if *slot == u32::MAX {
@@ -579,7 +673,8 @@ mod tests {
 
     /// Deterministic white noise in [0, 1).
     fn noise(x: u32, y: u32) -> f32 {
-        let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         h ^= h >> 31;
         h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         h ^= h >> 29;
@@ -587,8 +682,15 @@ mod tests {
     }
 
     fn mesh(g: &CornerGrid, e: f32, cap: usize) -> HeightfieldMesh {
-        triangulate_heightfield(g, &MeshingLimits { max_error: e, max_triangles: cap }, &CancelToken::new())
-            .expect("mesh")
+        triangulate_heightfield(
+            g,
+            &MeshingLimits {
+                max_error: e,
+                max_triangles: cap,
+            },
+            &CancelToken::new(),
+        )
+        .expect("mesh")
     }
 
     /// The true max vertical error of a mesh against the grid, by brute force.
@@ -598,12 +700,19 @@ mod tests {
             let p = t.map(|i| m.vertices[i as usize].map(|c| c as f64));
             let h = t.map(|i| m.heights[i as usize] as f64);
             let (xs, ys) = (p.map(|v| v[0]), p.map(|v| v[1]));
-            let det = (p[1][0] - p[0][0]) * (p[2][1] - p[0][1]) - (p[2][0] - p[0][0]) * (p[1][1] - p[0][1]);
-            for y in ys.iter().cloned().fold(f64::MAX, f64::min) as u32..=ys.iter().cloned().fold(0.0, f64::max) as u32 {
-                for x in xs.iter().cloned().fold(f64::MAX, f64::min) as u32..=xs.iter().cloned().fold(0.0, f64::max) as u32 {
+            let det = (p[1][0] - p[0][0]) * (p[2][1] - p[0][1])
+                - (p[2][0] - p[0][0]) * (p[1][1] - p[0][1]);
+            for y in ys.iter().cloned().fold(f64::MAX, f64::min) as u32
+                ..=ys.iter().cloned().fold(0.0, f64::max) as u32
+            {
+                for x in xs.iter().cloned().fold(f64::MAX, f64::min) as u32
+                    ..=xs.iter().cloned().fold(0.0, f64::max) as u32
+                {
                     let (fx, fy) = (x as f64, y as f64);
-                    let l1 = ((p[1][0] - fx) * (p[2][1] - fy) - (p[2][0] - fx) * (p[1][1] - fy)) / det;
-                    let l2 = ((p[2][0] - fx) * (p[0][1] - fy) - (p[0][0] - fx) * (p[2][1] - fy)) / det;
+                    let l1 =
+                        ((p[1][0] - fx) * (p[2][1] - fy) - (p[2][0] - fx) * (p[1][1] - fy)) / det;
+                    let l2 =
+                        ((p[2][0] - fx) * (p[0][1] - fy) - (p[0][0] - fx) * (p[2][1] - fy)) / det;
                     let l3 = 1.0 - l1 - l2;
                     if l1 < -1e-9 || l2 < -1e-9 || l3 < -1e-9 {
                         continue;
@@ -650,7 +759,10 @@ mod tests {
                 .find(|(a, b)| a[0] != b[0] && a[1] != b[1])
                 .expect("leaf has a diagonal");
             let odd = |v: [u32; 2]| v[0] % 2 == 1 && v[1] % 2 == 1;
-            assert!(odd(diag.0) || odd(diag.1), "diagonal {diag:?} misses the odd corner");
+            assert!(
+                odd(diag.0) || odd(diag.1),
+                "diagonal {diag:?} misses the odd corner"
+            );
         }
     }
 
@@ -676,14 +788,20 @@ mod tests {
         let g = grid(257, 257, |x, y| (noise(x, y), true));
         let m = mesh(&g, 0.0, 5_000);
         assert!(m.triangles.len() <= 5_000, "{}", m.triangles.len());
-        assert!(m.triangles.len() > 4_000, "cap should be used, got {}", m.triangles.len());
+        assert!(
+            m.triangles.len() > 4_000,
+            "cap should be used, got {}",
+            m.triangles.len()
+        );
         assert!(m.max_error > 0.0);
         assert!(true_error(&g, &m) <= m.max_error + 1e-6);
     }
 
     #[test]
     fn non_square_grid_is_covered_exactly() {
-        let g = grid(101, 37, |x, y| ((x as f32 * 0.1).sin() * 0.3 + y as f32 * 0.01, true));
+        let g = grid(101, 37, |x, y| {
+            ((x as f32 * 0.1).sin() * 0.3 + y as f32 * 0.01, true)
+        });
         let m = mesh(&g, 0.002, usize::MAX);
         assert_eq!(area2(&m), 2 * 100 * 36);
         assert!(m.vertices.iter().all(|v| v[0] < 101 && v[1] < 37));
@@ -708,8 +826,12 @@ mod tests {
             .iter()
             .filter(|t| t.iter().any(|&i| m.vertices[i as usize] == [4, 4]))
             .collect();
-        let touches_a = corner_tris.iter().any(|t| t.iter().any(|&i| m.vertices[i as usize][0] < 4));
-        let touches_b = corner_tris.iter().any(|t| t.iter().any(|&i| m.vertices[i as usize][0] > 4));
+        let touches_a = corner_tris
+            .iter()
+            .any(|t| t.iter().any(|&i| m.vertices[i as usize][0] < 4));
+        let touches_b = corner_tris
+            .iter()
+            .any(|t| t.iter().any(|&i| m.vertices[i as usize][0] > 4));
         assert!(!(touches_a && touches_b));
         assert!(!m.triangles.is_empty());
     }
@@ -717,7 +839,14 @@ mod tests {
     #[test]
     fn empty_mask_is_an_error() {
         let g = grid(5, 5, |_, _| (0.0, false));
-        let r = triangulate_heightfield(&g, &MeshingLimits { max_error: 0.1, max_triangles: 10 }, &CancelToken::new());
+        let r = triangulate_heightfield(
+            &g,
+            &MeshingLimits {
+                max_error: 0.1,
+                max_triangles: 10,
+            },
+            &CancelToken::new(),
+        );
         assert_eq!(r.map(|_| ()).map_err(|e| e.code()), Err("ERR_MESHING"));
     }
 }

@@ -7,7 +7,7 @@ mod solid;
 
 pub use check::{check_solid, SolidReport};
 pub use heightfield::{triangulate_heightfield, CornerGrid, HeightfieldMesh, MeshingLimits};
-pub use solid::{build_surface, build_solid, Scale};
+pub use solid::{build_solid, build_surface, Scale};
 
 /// An indexed triangle mesh. Plain vectors, so bindings can hand them out as arrays.
 ///
@@ -40,13 +40,17 @@ impl Mesh {
     /// Axis-aligned bounds `(min, max)`; `None` for a mesh without vertices.
     pub fn bounds(&self) -> Option<([f32; 3], [f32; 3])> {
         let first = *self.positions.first()?;
-        Some(self.positions.iter().fold((first, first), |(mut lo, mut hi), p| {
-            for k in 0..3 {
-                lo[k] = lo[k].min(p[k]);
-                hi[k] = hi[k].max(p[k]);
-            }
-            (lo, hi)
-        }))
+        Some(
+            self.positions
+                .iter()
+                .fold((first, first), |(mut lo, mut hi), p| {
+                    for k in 0..3 {
+                        lo[k] = lo[k].min(p[k]);
+                        hi[k] = hi[k].max(p[k]);
+                    }
+                    (lo, hi)
+                }),
+        )
     }
 
     /// Unit face normal of triangle `t` (zero for a degenerate triangle).
@@ -77,7 +81,11 @@ pub(crate) fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
 }
 
 pub(crate) fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 /// Normalises `v`; a zero vector stays zero instead of becoming NaN.

@@ -38,16 +38,27 @@ pub fn build_surface(hf: &HeightfieldMesh, scale: Scale) -> Mesh {
             ]
         })
         .collect();
-    let uvs = hf.vertices.iter().map(|&[gx, gy]| [gx as f32 / uw, gy as f32 / uh]).collect();
+    let uvs = hf
+        .vertices
+        .iter()
+        .map(|&[gx, gy]| [gx as f32 / uw, gy as f32 / uh])
+        .collect();
     // Counter-clockwise with y down is clockwise with y up: swap to face +z.
     let triangles = hf.triangles.iter().map(|&[a, b, c]| [a, c, b]).collect();
-    Mesh { positions, triangles, uvs, colors: Vec::new() }
+    Mesh {
+        positions,
+        triangles,
+        uvs,
+        colors: Vec::new(),
+    }
 }
 
 /// A closed, outward-wound solid: top surface, walls along every outline, flat base at z = 0.
 pub fn build_solid(hf: &HeightfieldMesh, scale: Scale) -> Result<Mesh> {
     if scale.base_mm.is_nan() || scale.base_mm <= 0.0 {
-        return Err(OrfeasError::InvalidInput("a solid needs base_mm > 0".into()));
+        return Err(OrfeasError::InvalidInput(
+            "a solid needs base_mm > 0".into(),
+        ));
     }
     let mut mesh = build_surface(hf, scale);
     // Top-surface edges without an opposite are the outlines.
@@ -78,7 +89,12 @@ pub fn build_solid(hf: &HeightfieldMesh, scale: Scale) -> Result<Mesh> {
     let first_bottom = hf.vertices.len() as u32;
     let edges: Vec<[usize; 2]> = boundary
         .iter()
-        .map(|&(a, b)| [(bottom_of[a as usize] - first_bottom) as usize, (bottom_of[b as usize] - first_bottom) as usize])
+        .map(|&(a, b)| {
+            [
+                (bottom_of[a as usize] - first_bottom) as usize,
+                (bottom_of[b as usize] - first_bottom) as usize,
+            ]
+        })
         .collect();
     for tri in triangulate_base(bottom_grid, edges)? {
         // Grid y points down, so counter-clockwise in grid coordinates faces -z in the model.
@@ -95,7 +111,9 @@ fn triangulate_base(points: Vec<Point2<f64>>, edges: Vec<[usize; 2]>) -> Result<
     let cdt = ConstrainedDelaunayTriangulation::<Point2<f64>>::bulk_load_cdt(points, edges)
         .map_err(|e| OrfeasError::Internal(format!("base triangulation failed: {e:?}")))?;
     if cdt.num_vertices() != n {
-        return Err(OrfeasError::Internal("base triangulation merged outline vertices".into()));
+        return Err(OrfeasError::Internal(
+            "base triangulation merged outline vertices".into(),
+        ));
     }
     let mut parity: Vec<Option<bool>> = vec![None; cdt.num_all_faces()];
     let mut queue = Vec::new();
@@ -126,7 +144,11 @@ fn triangulate_base(points: Vec<Point2<f64>>, edges: Vec<[usize; 2]>) -> Result<
         if parity[face.fix().index()] == Some(true) {
             let [a, b, c] = face.vertices().map(|v| (v.fix().index(), v.position()));
             let cross = (b.1.x - a.1.x) * (c.1.y - a.1.y) - (b.1.y - a.1.y) * (c.1.x - a.1.x);
-            out.push(if cross > 0.0 { [a.0, b.0, c.0] } else { [a.0, c.0, b.0] });
+            out.push(if cross > 0.0 {
+                [a.0, b.0, c.0]
+            } else {
+                [a.0, c.0, b.0]
+            });
         }
     }
     Ok(out)
@@ -140,9 +162,24 @@ mod tests {
 
     fn solid_from(w: u32, h: u32, f: impl Fn(u32, u32) -> (f32, bool)) -> Mesh {
         let g = CornerGrid::from_fn(w, h, f);
-        let hf = triangulate_heightfield(&g, &MeshingLimits { max_error: 0.01, max_triangles: 1 << 20 }, &CancelToken::new())
-            .expect("mesh");
-        build_solid(&hf, Scale { mm_per_cell: 0.5, depth_mm: 10.0, base_mm: 2.0 }).expect("solid")
+        let hf = triangulate_heightfield(
+            &g,
+            &MeshingLimits {
+                max_error: 0.01,
+                max_triangles: 1 << 20,
+            },
+            &CancelToken::new(),
+        )
+        .expect("mesh");
+        build_solid(
+            &hf,
+            Scale {
+                mm_per_cell: 0.5,
+                depth_mm: 10.0,
+                base_mm: 2.0,
+            },
+        )
+        .expect("solid")
     }
 
     #[test]
@@ -175,11 +212,30 @@ mod tests {
 
     #[test]
     fn surface_faces_up() {
-        let mut g = CornerGrid { width: 3, height: 3, heights: vec![0.0; 9], inside: vec![true; 9] };
+        let mut g = CornerGrid {
+            width: 3,
+            height: 3,
+            heights: vec![0.0; 9],
+            inside: vec![true; 9],
+        };
         g.heights[4] = 1.0;
-        let hf = triangulate_heightfield(&g, &MeshingLimits { max_error: 0.0, max_triangles: 100 }, &CancelToken::new())
-            .expect("mesh");
-        let m = build_surface(&hf, Scale { mm_per_cell: 1.0, depth_mm: 1.0, base_mm: 0.0 });
+        let hf = triangulate_heightfield(
+            &g,
+            &MeshingLimits {
+                max_error: 0.0,
+                max_triangles: 100,
+            },
+            &CancelToken::new(),
+        )
+        .expect("mesh");
+        let m = build_surface(
+            &hf,
+            Scale {
+                mm_per_cell: 1.0,
+                depth_mm: 1.0,
+                base_mm: 0.0,
+            },
+        );
         for t in 0..m.triangles.len() {
             assert!(m.face_normal(t)[2] > 0.0);
         }

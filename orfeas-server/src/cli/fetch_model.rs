@@ -12,12 +12,22 @@ pub fn run(model: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!("fetching {} ({}, licence {})", spec.name, spec.repo_id, spec.license);
+    eprintln!(
+        "fetching {} ({}, licence {})",
+        spec.name, spec.repo_id, spec.license
+    );
     match download(&spec) {
         Ok(location) => {
             #[allow(clippy::print_stdout)] // where the weights are, for scripts
             {
-                println!("{}", location.weights.parent().unwrap_or(&location.weights).display());
+                println!(
+                    "{}",
+                    location
+                        .weights
+                        .parent()
+                        .unwrap_or(&location.weights)
+                        .display()
+                );
             }
             ExitCode::SUCCESS
         }

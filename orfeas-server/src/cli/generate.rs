@@ -28,7 +28,10 @@ pub fn run(args: GenerateArgs) -> ExitCode {
         Err(e) => return usage_error(e),
     };
     if let Err(e) = std::fs::create_dir_all(&args.out_dir) {
-        return usage_error(format!("cannot create output directory {}: {e}", args.out_dir.display()));
+        return usage_error(format!(
+            "cannot create output directory {}: {e}",
+            args.out_dir.display()
+        ));
     }
     let config = BatchConfig {
         slots: args.slots,
@@ -55,7 +58,13 @@ pub fn run(args: GenerateArgs) -> ExitCode {
     let jobs: Vec<Job> = inputs
         .into_iter()
         .enumerate()
-        .map(|(i, path)| Job::new(format!("job-{}", i + 1), ImageSource::Path(path), &args.out_dir))
+        .map(|(i, path)| {
+            Job::new(
+                format!("job-{}", i + 1),
+                ImageSource::Path(path),
+                &args.out_dir,
+            )
+        })
         .collect();
     let view = Arc::new(View::new(jobs.len(), processor.slots()));
     let results = match processor.run(jobs, &settings, view.clone(), &cancel) {

@@ -7,13 +7,19 @@ pub fn run(json: bool) -> ExitCode {
     if json || stats.available {
         #[allow(clippy::print_stdout)] // the command's output
         {
-            println!("{}", serde_json::to_string_pretty(&stats).unwrap_or_else(|_| "{}".into()));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&stats).unwrap_or_else(|_| "{}".into())
+            );
         }
     } else {
         #[allow(clippy::print_stdout)]
         {
             // The reason says what is missing (driver, GPU, or the `nvml` feature).
-            println!("no GPU telemetry: {}", stats.reason.as_deref().unwrap_or("unknown reason"));
+            println!(
+                "no GPU telemetry: {}",
+                stats.reason.as_deref().unwrap_or("unknown reason")
+            );
         }
     }
     ExitCode::SUCCESS

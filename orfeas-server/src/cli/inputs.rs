@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 /// Extensions picked up when scanning a directory. Files named explicitly are always used:
 /// the decoder judges them by content, not by name.
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "jpe", "webp", "bmp", "tif", "tiff", "gif"];
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "jpe", "webp", "bmp", "tif", "tiff", "gif",
+];
 
 /// Files as given, directories expanded (sorted, hidden entries skipped). A path that does
 /// not exist is kept, so it is reported as a failed job rather than silently dropped.
@@ -24,7 +26,11 @@ fn scan_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<(), S
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
         .collect();
     paths.sort();
     for path in paths {
@@ -58,10 +64,25 @@ mod tests {
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, b"x").expect("write");
         }
-        let names = |v: Vec<PathBuf>| v.iter().map(|p| p.strip_prefix(d).expect("prefix").display().to_string()).collect::<Vec<_>>();
-        assert_eq!(names(collect(&[d.to_path_buf()], false).expect("scan")), ["a.jpg", "b.PNG"]);
-        assert_eq!(names(collect(&[d.to_path_buf()], true).expect("scan")), ["a.jpg", "b.PNG", "sub/c.webp"]);
-        let explicit = collect(&[d.join("notes.txt"), d.join("missing.png")], false).expect("files");
-        assert_eq!(explicit.len(), 2, "explicit files are kept even when odd or missing");
+        let names = |v: Vec<PathBuf>| {
+            v.iter()
+                .map(|p| p.strip_prefix(d).expect("prefix").display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(collect(&[d.to_path_buf()], false).expect("scan")),
+            ["a.jpg", "b.PNG"]
+        );
+        assert_eq!(
+            names(collect(&[d.to_path_buf()], true).expect("scan")),
+            ["a.jpg", "b.PNG", "sub/c.webp"]
+        );
+        let explicit =
+            collect(&[d.join("notes.txt"), d.join("missing.png")], false).expect("files");
+        assert_eq!(
+            explicit.len(),
+            2,
+            "explicit files are kept even when odd or missing"
+        );
     }
 }

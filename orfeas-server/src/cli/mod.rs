@@ -1,11 +1,11 @@
-//! Argument definitions (CONTRACT.md §2) and the subcommands.
+//! Argument definitions (docs/reference.md §2) and the subcommands.
 
 pub mod fetch_model;
 pub mod generate;
 pub mod gpu;
-pub mod serve;
 mod inputs;
 mod progress_view;
+pub mod serve;
 mod summary;
 
 use std::path::PathBuf;
@@ -14,7 +14,11 @@ use clap::{Args, Parser, Subcommand};
 use orfeas_core::{DepthMethod, Device, GenerateSettings, MeshFormat, Quality};
 
 #[derive(Debug, Parser)]
-#[command(name = "orfeas", version, about = "Turn batches of images into printable 3D models (STL, OBJ, GLB, PLY)")]
+#[command(
+    name = "orfeas",
+    version,
+    about = "Turn batches of images into printable 3D models (STL, OBJ, GLB, PLY)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -122,7 +126,9 @@ pub struct ServeArgs {
     pub max_files: usize,
 }
 
-fn parse_from_str<T: std::str::FromStr<Err = orfeas_core::OrfeasError>>(s: &str) -> Result<T, String> {
+fn parse_from_str<T: std::str::FromStr<Err = orfeas_core::OrfeasError>>(
+    s: &str,
+) -> Result<T, String> {
     s.parse::<T>().map_err(|e| e.to_string())
 }
 
@@ -137,7 +143,10 @@ pub fn init_logging(verbose: u8, quiet_default: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Size and meshing flags shared by `generate` and `serve` (for `serve`: request defaults).
@@ -168,7 +177,11 @@ impl ShapeArgs {
     pub fn settings(&self, formats: &[MeshFormat], quality: Quality) -> GenerateSettings {
         let mut seen = std::collections::HashSet::new();
         GenerateSettings {
-            formats: formats.iter().copied().filter(|f| seen.insert(*f)).collect(),
+            formats: formats
+                .iter()
+                .copied()
+                .filter(|f| seen.insert(*f))
+                .collect(),
             quality,
             max_error: self.max_error,
             max_triangles: self.max_triangles,

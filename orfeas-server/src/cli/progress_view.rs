@@ -26,8 +26,14 @@ struct Bars {
 
 impl View {
     pub fn new(total: usize, slots: usize) -> Self {
-        let bars = std::io::stderr().is_terminal().then(|| Bars::new(total, slots));
-        Self { total, finished: AtomicUsize::new(0), bars }
+        let bars = std::io::stderr()
+            .is_terminal()
+            .then(|| Bars::new(total, slots));
+        Self {
+            total,
+            finished: AtomicUsize::new(0),
+            bars,
+        }
     }
 
     pub fn finish(&self) {
@@ -54,12 +60,15 @@ impl Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let overall = multi.add(ProgressBar::new(total as u64));
         overall.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{wide_bar:.cyan/blue}] {pos}/{len} images {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar:.cyan/blue}] {pos}/{len} images {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         overall.enable_steady_tick(Duration::from_millis(200));
-        let style = ProgressStyle::with_template("  slot {prefix} [{bar:30.green/white}] {pos:>3}% {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style =
+            ProgressStyle::with_template("  slot {prefix} [{bar:30.green/white}] {pos:>3}% {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
         let slots = (0..slots.min(total.max(1)))
             .map(|i| {
                 let bar = multi.add(ProgressBar::new(100));
@@ -70,7 +79,12 @@ impl Bars {
             })
             .collect::<Vec<_>>();
         let free = (0..slots.len()).rev().collect();
-        Self { multi, overall, slots, rows: Mutex::new((HashMap::new(), free)) }
+        Self {
+            multi,
+            overall,
+            slots,
+            rows: Mutex::new((HashMap::new(), free)),
+        }
     }
 
     fn row_for(&self, job: &JobId) -> Option<usize> {
@@ -100,7 +114,13 @@ fn short_name(input: &str) -> &str {
 impl ProgressSink for View {
     fn emit(&self, event: &ProgressEvent) {
         match event {
-            ProgressEvent::GenerationProgress { job_id, input, progress, stage, .. } => {
+            ProgressEvent::GenerationProgress {
+                job_id,
+                input,
+                progress,
+                stage,
+                ..
+            } => {
                 if let (Some(b), false) = (&self.bars, *stage == Stage::Queued) {
                     if let Some(r) = b.row_for(job_id) {
                         b.slots[r].set_position(*progress as u64);
@@ -108,9 +128,20 @@ impl ProgressSink for View {
                     }
                 }
             }
-            ProgressEvent::GenerationComplete { job_id, input, outputs, triangles, seconds, depth, .. } => {
+            ProgressEvent::GenerationComplete {
+                job_id,
+                input,
+                outputs,
+                triangles,
+                seconds,
+                depth,
+                ..
+            } => {
                 let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
-                let files: Vec<String> = outputs.iter().map(|o| o.path.display().to_string()).collect();
+                let files: Vec<String> = outputs
+                    .iter()
+                    .map(|o| o.path.display().to_string())
+                    .collect();
                 self.line(format!(
                     "[{n}/{}] done   {input} ({depth}, {triangles} triangles, {seconds:.2} s) -> {}",
                     self.total,
@@ -121,9 +152,18 @@ impl ProgressSink for View {
                     b.overall.inc(1);
                 }
             }
-            ProgressEvent::GenerationError { job_id, input, error, code, .. } => {
+            ProgressEvent::GenerationError {
+                job_id,
+                input,
+                error,
+                code,
+                ..
+            } => {
                 let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
-                self.line(format!("[{n}/{}] FAILED {input}: {error} [{code}]", self.total));
+                self.line(format!(
+                    "[{n}/{}] FAILED {input}: {error} [{code}]",
+                    self.total
+                ));
                 if let Some(b) = &self.bars {
                     b.release(job_id);
                     b.overall.inc(1);

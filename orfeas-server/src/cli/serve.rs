@@ -1,4 +1,4 @@
-//! `orfeas serve`: the HTTP server and Batch Studio page (CONTRACT.md §2-3).
+//! `orfeas serve`: the HTTP server and Batch Studio page (docs/reference.md §2-3).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,18 +19,31 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
     let mut config = ServerConfig::new(&args.data_dir);
     config.defaults = defaults;
-    config.batch = BatchConfig { slots: args.slots, depth: args.depth, device: args.device, weights: args.weights.clone(), ..BatchConfig::default() };
+    config.batch = BatchConfig {
+        slots: args.slots,
+        depth: args.depth,
+        device: args.device,
+        weights: args.weights.clone(),
+        ..BatchConfig::default()
+    };
     config.limits = UploadLimits {
         max_file_bytes: mb_to_bytes(args.max_file_mb),
         max_request_bytes: mb_to_bytes(args.max_request_mb),
         max_files: args.max_files,
     };
-    if config.limits.max_files == 0 || config.limits.max_file_bytes == 0 || config.limits.max_request_bytes == 0 {
+    if config.limits.max_files == 0
+        || config.limits.max_file_bytes == 0
+        || config.limits.max_request_bytes == 0
+    {
         eprintln!("error: upload limits must be positive");
         return ExitCode::from(EXIT_USAGE);
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orfeas-http").build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("orfeas-http")
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -1,4 +1,4 @@
-//! The `--json` summary document (CONTRACT.md §2).
+//! The `--json` summary document (docs/reference.md §2).
 
 use orfeas_core::{JobResult, JobStatus};
 use serde_json::{json, Value};

@@ -5,5 +5,7 @@ mod persist;
 mod record;
 mod store;
 
-pub use record::{download_url, is_safe_id, BatchCounts, JobRecord, JobState, JobView, OutputRecord, OutputView};
+pub use record::{
+    download_url, is_safe_id, BatchCounts, JobRecord, JobState, JobView, OutputRecord, OutputView,
+};
 pub use store::{CancelOutcome, JobStore, NewJob};

@@ -25,8 +25,14 @@ struct StoreFile {
 /// file, never half of one.
 pub fn save(path: &Path, jobs: &[JobRecord]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".jobs-").suffix(".json.tmp").tempfile_in(dir)?;
-    let doc = StoreFile { version: FORMAT_VERSION, jobs: jobs.to_vec() };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".jobs-")
+        .suffix(".json.tmp")
+        .tempfile_in(dir)?;
+    let doc = StoreFile {
+        version: FORMAT_VERSION,
+        jobs: jobs.to_vec(),
+    };
     serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), &doc)?;
     tmp.as_file_mut().flush()?;
     tmp.as_file().sync_all()?;
@@ -44,11 +50,18 @@ pub fn load(path: &Path, now: &str) -> std::io::Result<Vec<JobRecord>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let doc: StoreFile = serde_json::from_slice(&bytes)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+    let doc: StoreFile = serde_json::from_slice(&bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
     let mut jobs = Vec::with_capacity(doc.jobs.len());
     for mut job in doc.jobs {
-        if !is_safe_id(&job.job_id) || !is_safe_id(&job.batch_id) || job.outputs.iter().any(|o| !is_plain_file_name(&o.file)) {
+        if !is_safe_id(&job.job_id)
+            || !is_safe_id(&job.batch_id)
+            || job.outputs.iter().any(|o| !is_plain_file_name(&o.file))
+        {
             tracing::warn!(job_id = %job.job_id, "dropping a persisted job with an unsafe id or file name");
             continue;
         }
@@ -120,7 +133,11 @@ mod tests {
             assert_eq!(job.finished_at.as_deref(), Some("t1"));
         }
         // no temporary file left behind
-        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("jobs.json")]);
     }
 

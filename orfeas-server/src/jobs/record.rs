@@ -92,7 +92,11 @@ impl OutputRecord {
 
 /// `/api/download/{job}/{file}` with the file name percent-encoded.
 pub fn download_url(job_id: &str, file: &str) -> String {
-    format!("/api/download/{}/{}", percent_encode(job_id), percent_encode(file))
+    format!(
+        "/api/download/{}/{}",
+        percent_encode(job_id),
+        percent_encode(file)
+    )
 }
 
 /// Encodes everything but RFC 3986 unreserved characters.
@@ -108,7 +112,7 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// A job as the API and the WebSocket `snapshot` show it (CONTRACT.md §3).
+/// A job as the API and the WebSocket `snapshot` show it (docs/reference.md §3).
 #[derive(Clone, Debug, Serialize)]
 pub struct JobView {
     pub job_id: String,
@@ -202,7 +206,10 @@ mod tests {
 
     #[test]
     fn urls_encode_every_reserved_character() {
-        assert_eq!(download_url("ab-1", "cat photo#1.stl"), "/api/download/ab-1/cat%20photo%231.stl");
+        assert_eq!(
+            download_url("ab-1", "cat photo#1.stl"),
+            "/api/download/ab-1/cat%20photo%231.stl"
+        );
         assert_eq!(download_url("x", "é.glb"), "/api/download/x/%C3%A9.glb");
     }
 

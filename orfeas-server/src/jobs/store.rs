@@ -63,14 +63,25 @@ impl Inner {
     fn insert(&mut self, record: JobRecord) -> usize {
         let idx = self.jobs.len();
         self.index.insert(record.job_id.clone(), idx);
-        self.batches.entry(record.batch_id.clone()).or_default().push(idx);
+        self.batches
+            .entry(record.batch_id.clone())
+            .or_default()
+            .push(idx);
         self.jobs.push(record);
         idx
     }
 
     fn counts(&self, batch_id: &str) -> BatchCounts {
-        let mut counts = BatchCounts { batch_id: batch_id.to_owned(), ..BatchCounts::default() };
-        for &i in self.batches.get(batch_id).map(Vec::as_slice).unwrap_or_default() {
+        let mut counts = BatchCounts {
+            batch_id: batch_id.to_owned(),
+            ..BatchCounts::default()
+        };
+        for &i in self
+            .batches
+            .get(batch_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             counts.add(self.jobs[i].status);
         }
         counts
@@ -99,7 +110,13 @@ impl JobStore {
             inner.insert(record);
         }
         let (events, _) = broadcast::channel(capacity.max(16));
-        let store = Self { inner: Mutex::new(inner), events, path, save_lock: Mutex::new(()), changes: watch::channel(0).0 };
+        let store = Self {
+            inner: Mutex::new(inner),
+            events,
+            path,
+            save_lock: Mutex::new(()),
+            changes: watch::channel(0).0,
+        };
         store.persist();
         Ok(store)
     }
@@ -144,7 +161,14 @@ impl JobStore {
                 }
                 self.send(events::progress(job));
                 let id = job.job_id.clone();
-                inner.live.insert(id, Live { cancel, reason: None, last_sent: Instant::now() });
+                inner.live.insert(
+                    id,
+                    Live {
+                        cancel,
+                        reason: None,
+                        last_sent: Instant::now(),
+                    },
+                );
             }
             for batch_id in batch_ids {
                 self.send(events::batch_progress(&inner.counts(&batch_id)));
@@ -167,7 +191,10 @@ impl JobStore {
     pub fn batch(&self, batch_id: &str) -> Option<(BatchCounts, Vec<JobRecord>)> {
         let inner = self.lock();
         let idx = inner.batches.get(batch_id)?;
-        Some((inner.counts(batch_id), idx.iter().map(|&i| inner.jobs[i].clone()).collect()))
+        Some((
+            inner.counts(batch_id),
+            idx.iter().map(|&i| inner.jobs[i].clone()).collect(),
+        ))
     }
 
     /// Jobs waiting and jobs running, over every batch.
@@ -202,7 +229,10 @@ impl JobStore {
 
     /// Whether the job's token was cancelled (by request or shutdown).
     pub fn is_cancel_requested(&self, job_id: &str) -> bool {
-        self.lock().live.get(job_id).is_none_or(|l| l.cancel.is_cancelled())
+        self.lock()
+            .live
+            .get(job_id)
+            .is_none_or(|l| l.cancel.is_cancelled())
     }
 
     /// Applies one core event. Events for a job that already reached a terminal state (e.g.
@@ -222,7 +252,9 @@ impl JobStore {
                 // of waiting jobs that the core has not seen yet).
                 _ => return,
             };
-            let Some(&idx) = inner.index.get(&job_id) else { return };
+            let Some(&idx) = inner.index.get(&job_id) else {
+                return;
+            };
             if inner.jobs[idx].status.is_terminal() {
                 if let ProgressEvent::GenerationComplete { outputs, .. } = event {
                     stale.extend(outputs.iter().map(|o| o.path.clone()));
@@ -233,7 +265,9 @@ impl JobStore {
                 let job = &mut inner.jobs[idx];
                 match event {
                     // The core's own `queued` event repeats what `add` announced.
-                    ProgressEvent::GenerationProgress { progress, stage, .. } if *stage != Stage::Queued => {
+                    ProgressEvent::GenerationProgress {
+                        progress, stage, ..
+                    } if *stage != Stage::Queued => {
                         let started = job.status == JobState::Queued;
                         job.status = JobState::Processing;
                         job.progress = progress.clamp(0.0, 100.0);
@@ -249,7 +283,14 @@ impl JobStore {
                             live.last_sent = Instant::now();
                         }
                     }
-                    ProgressEvent::GenerationComplete { outputs, triangles, depth, watertight, seconds, .. } => {
+                    ProgressEvent::GenerationComplete {
+                        outputs,
+                        triangles,
+                        depth,
+                        watertight,
+                        seconds,
+                        ..
+                    } => {
                         job.status = JobState::Complete;
                         job.progress = 100.0;
                         job.stage = "complete".into();
@@ -257,7 +298,11 @@ impl JobStore {
                             .iter()
                             .filter_map(|o| {
                                 let file = o.path.file_name()?.to_str()?.to_owned();
-                                Some(OutputRecord { format: o.format.clone(), file, bytes: o.bytes })
+                                Some(OutputRecord {
+                                    format: o.format.clone(),
+                                    file,
+                                    bytes: o.bytes,
+                                })
                             })
                             .collect();
                         job.triangles = *triangles;
@@ -311,7 +356,9 @@ impl JobStore {
     pub fn cancel(&self, job_id: &str, reason: &str) -> CancelOutcome {
         let outcome = {
             let mut inner = self.lock();
-            let Some(&idx) = inner.index.get(job_id) else { return CancelOutcome::NotFound };
+            let Some(&idx) = inner.index.get(job_id) else {
+                return CancelOutcome::NotFound;
+            };
             let status = inner.jobs[idx].status;
             if status.is_terminal() {
                 return CancelOutcome::Finished(status);
@@ -364,7 +411,9 @@ impl JobStore {
     pub fn reconcile(&self, job_id: &str, result: Result<&JobResult, (&'static str, String)>) {
         {
             let mut inner = self.lock();
-            let Some(&idx) = inner.index.get(job_id) else { return };
+            let Some(&idx) = inner.index.get(job_id) else {
+                return;
+            };
             if inner.jobs[idx].status.is_terminal() {
                 return;
             }
@@ -379,7 +428,8 @@ impl JobStore {
                     // Complete without its event: the sink failed. Report what is known.
                     job.status = JobState::Error;
                     job.stage = "error".into();
-                    job.error = Some("internal error: the job finished but its result was lost".into());
+                    job.error =
+                        Some("internal error: the job finished but its result was lost".into());
                     job.code = Some("ERR_INTERNAL".into());
                     job.finished_at = Some(now);
                 }
@@ -408,7 +458,9 @@ impl JobStore {
     /// `older_than`, so clients hear from a job at least that often while a long stage runs.
     pub fn resend_stale_progress(&self, older_than: Duration) {
         let mut inner = self.lock();
-        let Inner { jobs, index, live, .. } = &mut *inner;
+        let Inner {
+            jobs, index, live, ..
+        } = &mut *inner;
         for (id, state) in live.iter_mut() {
             let Some(&idx) = index.get(id) else { continue };
             let job = &jobs[idx];

@@ -23,29 +23,56 @@ pub async fn batch_generate(
         return Err(ApiError::unavailable("the server is shutting down").closing());
     }
     let limits = state.config().limits;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_request_bytes) {
-        return Err(ApiError::too_large(format!("request body too large: over the limit of {} bytes", limits.max_request_bytes)).closing());
+        return Err(ApiError::too_large(format!(
+            "request body too large: over the limit of {} bytes",
+            limits.max_request_bytes
+        ))
+        .closing());
     }
-    let multipart = multipart.map_err(|e| ApiError::unsupported_media(format!("expected a multipart/form-data body with image files: {e}")).closing())?;
+    let multipart = multipart.map_err(|e| {
+        ApiError::unsupported_media(format!(
+            "expected a multipart/form-data body with image files: {e}"
+        ))
+        .closing()
+    })?;
 
     let batch_id = new_id();
-    let staging = StagingDir::create(state.uploads_dir().join(&batch_id)).map_err(|e| ApiError::internal(format!("cannot stage uploads: {e}")))?;
+    let staging = StagingDir::create(state.uploads_dir().join(&batch_id))
+        .map_err(|e| ApiError::internal(format!("cannot stage uploads: {e}")))?;
     let received = upload::receive(multipart, staging.path(), &limits).await?;
     let processor = state.processor();
-    let request = crate::form::parse(&received.fields, &state.config().defaults, processor.config().depth, processor.slots())?;
+    let request = crate::form::parse(
+        &received.fields,
+        &state.config().defaults,
+        processor.config().depth,
+        processor.slots(),
+    )?;
 
     let image_limits = processor.config().limits;
     let staged = received.files;
-    let (valid, checked_out) = tokio::task::spawn_blocking(move || upload::validate(staged, &image_limits))
-        .await
-        .map_err(|e| ApiError::internal(format!("upload check failed: {e}")))?;
+    let (valid, checked_out) =
+        tokio::task::spawn_blocking(move || upload::validate(staged, &image_limits))
+            .await
+            .map_err(|e| ApiError::internal(format!("upload check failed: {e}")))?;
     let mut rejected = received.rejected;
     rejected.extend(checked_out);
     if valid.is_empty() {
-        let message = if rejected.is_empty() { "no image files in the request (field `files`)".to_owned() } else { "no valid image in the request".to_owned() };
-        let error = if received.oversize && rejected.iter().all(|r| r.code == "ERR_FILE_TOO_LARGE") {
-            ApiError::too_large(format!("{message}: every file is over the limit of {} bytes", limits.max_file_bytes))
+        let message = if rejected.is_empty() {
+            "no image files in the request (field `files`)".to_owned()
+        } else {
+            "no valid image in the request".to_owned()
+        };
+        let error = if received.oversize && rejected.iter().all(|r| r.code == "ERR_FILE_TOO_LARGE")
+        {
+            ApiError::too_large(format!(
+                "{message}: every file is over the limit of {} bytes",
+                limits.max_file_bytes
+            ))
         } else {
             ApiError::bad_request(message)
         };
@@ -53,7 +80,11 @@ pub async fn batch_generate(
     }
 
     let settings = request.settings;
-    let formats: Vec<String> = settings.formats.iter().map(|f| f.as_str().to_owned()).collect();
+    let formats: Vec<String> = settings
+        .formats
+        .iter()
+        .map(|f| f.as_str().to_owned())
+        .collect();
     let created_at = now_rfc3339();
     let mut new_jobs = Vec::with_capacity(valid.len());
     let mut ready = Vec::with_capacity(valid.len());
@@ -91,18 +122,28 @@ pub async fn batch_generate(
             },
             cancel: cancel.clone(),
         });
-        ready.push(ReadyJob { job_id, filename: file.filename, input, out_dir, stem, cancel });
+        ready.push(ReadyJob {
+            job_id,
+            filename: file.filename,
+            input,
+            out_dir,
+            stem,
+            cancel,
+        });
     }
     drop(staging);
 
     let job_ids: Vec<String> = ready.iter().map(|j| j.job_id.clone()).collect();
     let total = job_ids.len();
     let parallel = request.batch_size.min(processor.slots()).max(1);
-    let per_job = state.store().mean_seconds(settings.quality.as_str()).unwrap_or(match settings.quality {
-        orfeas_core::Quality::Low => 1.0,
-        orfeas_core::Quality::Medium => 3.0,
-        orfeas_core::Quality::High => 10.0,
-    });
+    let per_job = state
+        .store()
+        .mean_seconds(settings.quality.as_str())
+        .unwrap_or(match settings.quality {
+            orfeas_core::Quality::Low => 1.0,
+            orfeas_core::Quality::Medium => 3.0,
+            orfeas_core::Quality::High => 10.0,
+        });
     let estimated = (total.div_ceil(parallel) as f64 * per_job * 10.0).round() / 10.0;
 
     state.store().add(new_jobs);

@@ -16,8 +16,14 @@ use crate::state::AppState;
 
 /// `GET /api/download/{job_id}/{filename}`: the name is looked up among the outputs the
 /// server recorded for that job; it is never joined to a path as given.
-pub async fn download(State(state): State<AppState>, Path((job_id, filename)): Path<(String, String)>) -> ApiResult<Response> {
-    let job = state.store().get(&job_id).ok_or_else(|| ApiError::not_found(format!("no job {job_id:?}")))?;
+pub async fn download(
+    State(state): State<AppState>,
+    Path((job_id, filename)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let job = state
+        .store()
+        .get(&job_id)
+        .ok_or_else(|| ApiError::not_found(format!("no job {job_id:?}")))?;
     let output = job
         .outputs
         .iter()
@@ -32,13 +38,22 @@ pub async fn download(State(state): State<AppState>, Path((job_id, filename)): P
             .map_err(|e| ApiError::internal(e.to_string()))??
     };
     let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(opened.file)));
-    Ok(file_response(body, opened.len, content_type(&output.format, &output.file), &attachment(&output.file)))
+    Ok(file_response(
+        body,
+        opened.len,
+        content_type(&output.format, &output.file),
+        &attachment(&output.file),
+    ))
 }
 
 fn file_response(body: Body, len: u64, content_type: &str, disposition: &str) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Ok(v) = HeaderValue::from_str(disposition) {
         headers.insert(header::CONTENT_DISPOSITION, v);
@@ -50,26 +65,47 @@ fn file_response(body: Body, len: u64, content_type: &str, disposition: &str) ->
 /// `GET /api/batches/{batch_id}/zip`: every output of the batch's complete jobs. The archive
 /// is built on a blocking thread into an unlinked temporary file (the `zip` writer needs
 /// `Seek`), then streamed; memory use does not grow with the archive.
-pub async fn batch_zip(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult<Response> {
-    let (_, jobs) = state.store().batch(&batch_id).ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
-    let complete: Vec<JobRecord> = jobs.into_iter().filter(|j| j.status == JobState::Complete && !j.outputs.is_empty()).collect();
+pub async fn batch_zip(
+    State(state): State<AppState>,
+    Path(batch_id): Path<String>,
+) -> ApiResult<Response> {
+    let (_, jobs) = state
+        .store()
+        .batch(&batch_id)
+        .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
+    let complete: Vec<JobRecord> = jobs
+        .into_iter()
+        .filter(|j| j.status == JobState::Complete && !j.outputs.is_empty())
+        .collect();
     if complete.is_empty() {
-        return Err(ApiError::conflict(format!("batch {batch_id:?} has no finished outputs yet")));
+        return Err(ApiError::conflict(format!(
+            "batch {batch_id:?} has no finished outputs yet"
+        )));
     }
     let (file, len) = {
         let state = state.clone();
-        tokio::task::spawn_blocking(move || build_zip(&state, &complete)).await.map_err(|e| ApiError::internal(e.to_string()))??
+        tokio::task::spawn_blocking(move || build_zip(&state, &complete))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??
     };
     let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(file)));
-    Ok(file_response(body, len, "application/zip", &attachment(&format!("orfeas-{batch_id}.zip"))))
+    Ok(file_response(
+        body,
+        len,
+        "application/zip",
+        &attachment(&format!("orfeas-{batch_id}.zip")),
+    ))
 }
 
 fn build_zip(state: &AppState, jobs: &[JobRecord]) -> Result<(std::fs::File, u64), ApiError> {
-    let zip_error = |e: zip::result::ZipError| ApiError::internal(format!("cannot build the archive: {e}"));
+    let zip_error =
+        |e: zip::result::ZipError| ApiError::internal(format!("cannot build the archive: {e}"));
     let io_error = |e: std::io::Error| ApiError::internal(format!("cannot build the archive: {e}"));
     let tmp = tempfile::tempfile_in(state.tmp_dir()).map_err(io_error)?;
     let mut writer = zip::ZipWriter::new(tmp);
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
     let mut names = HashSet::new();
     for job in jobs {
         for output in &job.outputs {
@@ -115,7 +151,25 @@ mod tests {
     #[test]
     fn archive_names_never_collide() {
         let mut taken = HashSet::new();
-        let names: Vec<_> = ["cat.stl", "cat.stl", "CAT.stl", "cat.depth.npy", "cat.depth.npy"].iter().map(|f| unique_name(&mut taken, f)).collect();
-        assert_eq!(names, ["cat.stl", "cat (2).stl", "CAT (3).stl", "cat.depth.npy", "cat (2).depth.npy"]);
+        let names: Vec<_> = [
+            "cat.stl",
+            "cat.stl",
+            "CAT.stl",
+            "cat.depth.npy",
+            "cat.depth.npy",
+        ]
+        .iter()
+        .map(|f| unique_name(&mut taken, f))
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "cat.stl",
+                "cat (2).stl",
+                "CAT (3).stl",
+                "cat.depth.npy",
+                "cat (2).depth.npy"
+            ]
+        );
     }
 }

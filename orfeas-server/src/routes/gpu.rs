@@ -9,12 +9,18 @@ use crate::state::AppState;
 /// NVML telemetry (or `available: false` with the reason) plus slot use and queue length.
 /// NVML calls may block briefly, so they run on a blocking thread.
 pub async fn stats_value(state: &AppState) -> Value {
-    let gpu = tokio::task::spawn_blocking(orfeas_core::gpu_stats).await.unwrap_or_default();
+    let gpu = tokio::task::spawn_blocking(orfeas_core::gpu_stats)
+        .await
+        .unwrap_or_default();
     let (queued, _) = state.store().active_counts();
     let processor = state.processor();
-    let mut value = serde_json::to_value(&gpu).unwrap_or_else(|_| json!({ "available": false, "gpus": [] }));
+    let mut value =
+        serde_json::to_value(&gpu).unwrap_or_else(|_| json!({ "available": false, "gpus": [] }));
     if let Some(obj) = value.as_object_mut() {
-        obj.insert("slots".into(), json!({ "total": processor.slots(), "busy": processor.busy_slots() }));
+        obj.insert(
+            "slots".into(),
+            json!({ "total": processor.slots(), "busy": processor.busy_slots() }),
+        );
         obj.insert("queue".into(), json!(queued));
         obj.insert("device".into(), json!(processor.device().to_string()));
     }

@@ -15,7 +15,10 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<JobView>> {
 }
 
 /// `GET /api/jobs/{job_id}`.
-pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> ApiResult<Json<JobView>> {
     state
         .store()
         .get(&job_id)
@@ -27,30 +30,52 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
 /// to stop and the answer waits (bounded) until it has, so `cancelled` means its partial
 /// files are gone. 409 when the job had already finished (or finished before it could be
 /// stopped), 202 `cancelling` when it is still winding down after the wait.
-pub async fn cancel_job(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let store = state.store();
     match store.cancel(&job_id, "cancelled by request") {
         CancelOutcome::NotFound => Err(ApiError::not_found(format!("no job {job_id:?}"))),
         CancelOutcome::Finished(status) => Err(already_finished(&job_id, status)),
-        CancelOutcome::Cancelled => Ok((StatusCode::OK, Json(json!({ "job_id": job_id, "status": "cancelled", "success": true })))),
-        CancelOutcome::Running => match store.wait_finished(&job_id, state.config().cancel_wait).await {
-            Some(JobState::Cancelled) => {
-                Ok((StatusCode::OK, Json(json!({ "job_id": job_id, "status": "cancelled", "success": true }))))
-            }
+        CancelOutcome::Cancelled => Ok((
+            StatusCode::OK,
+            Json(json!({ "job_id": job_id, "status": "cancelled", "success": true })),
+        )),
+        CancelOutcome::Running => match store
+            .wait_finished(&job_id, state.config().cancel_wait)
+            .await
+        {
+            Some(JobState::Cancelled) => Ok((
+                StatusCode::OK,
+                Json(json!({ "job_id": job_id, "status": "cancelled", "success": true })),
+            )),
             Some(status) => Err(already_finished(&job_id, status)),
-            None => Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id, "status": "cancelling", "success": true })))),
+            None => Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "job_id": job_id, "status": "cancelling", "success": true })),
+            )),
         },
     }
 }
 
 fn already_finished(job_id: &str, status: JobState) -> ApiError {
-    ApiError::conflict(format!("job {job_id:?} already finished ({})", status.as_str()))
-        .with_extra(json!({ "job_id": job_id, "status": status }))
+    ApiError::conflict(format!(
+        "job {job_id:?} already finished ({})",
+        status.as_str()
+    ))
+    .with_extra(json!({ "job_id": job_id, "status": status }))
 }
 
 /// `GET /api/batches/{batch_id}`: counts by state and the job ids (and jobs) of a batch.
-pub async fn get_batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult<Json<Value>> {
-    let (counts, jobs) = state.store().batch(&batch_id).ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
+pub async fn get_batch(
+    State(state): State<AppState>,
+    Path(batch_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (counts, jobs) = state
+        .store()
+        .batch(&batch_id)
+        .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
     let job_ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
     let views: Vec<JobView> = jobs.iter().map(|j| j.view()).collect();
     Ok(Json(json!({
@@ -69,14 +94,24 @@ pub async fn get_batch(State(state): State<AppState>, Path(batch_id): Path<Strin
 }
 
 /// `DELETE /api/batches/{batch_id}`: cancels every unfinished job of the batch.
-pub async fn cancel_batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn cancel_batch(
+    State(state): State<AppState>,
+    Path(batch_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let store = state.store();
-    let (_, jobs) = store.batch(&batch_id).ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
+    let (_, jobs) = store
+        .batch(&batch_id)
+        .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
     let mut cancelled = Vec::new();
     for job in jobs.iter().filter(|j| !j.status.is_terminal()) {
-        if matches!(store.cancel(&job.job_id, "cancelled by request"), CancelOutcome::Cancelled | CancelOutcome::Running) {
+        if matches!(
+            store.cancel(&job.job_id, "cancelled by request"),
+            CancelOutcome::Cancelled | CancelOutcome::Running
+        ) {
             cancelled.push(job.job_id.clone());
         }
     }
-    Ok(Json(json!({ "batch_id": batch_id, "cancelled": cancelled, "success": true })))
+    Ok(Json(
+        json!({ "batch_id": batch_id, "cancelled": cancelled, "success": true }),
+    ))
 }

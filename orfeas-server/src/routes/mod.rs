@@ -1,4 +1,4 @@
-//! The HTTP routes of CONTRACT.md §3, one module per concern.
+//! The HTTP routes of docs/reference.md §3, one module per concern.
 
 pub mod batch;
 pub mod download;
@@ -23,10 +23,19 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(studio::index))
         .route("/static/{*path}", get(studio::asset))
         .route("/api/health", get(health::health))
-        .route("/api/batch-generate", post(batch::batch_generate).layer(DefaultBodyLimit::max(body_limit)))
+        .route(
+            "/api/batch-generate",
+            post(batch::batch_generate).layer(DefaultBodyLimit::max(body_limit)),
+        )
         .route("/api/jobs", get(jobs::list))
-        .route("/api/jobs/{job_id}", get(jobs::get_job).delete(jobs::cancel_job))
-        .route("/api/batches/{batch_id}", get(jobs::get_batch).delete(jobs::cancel_batch))
+        .route(
+            "/api/jobs/{job_id}",
+            get(jobs::get_job).delete(jobs::cancel_job),
+        )
+        .route(
+            "/api/batches/{batch_id}",
+            get(jobs::get_batch).delete(jobs::cancel_batch),
+        )
         .route("/api/batches/{batch_id}/zip", get(download::batch_zip))
         .route("/api/download/{job_id}/{filename}", get(download::download))
         .route("/api/gpu-stats", get(gpu::gpu_stats))

@@ -15,7 +15,11 @@ pub struct StudioAssets;
 
 /// `GET /`: `index.html`.
 pub async fn index() -> ApiResult<Response> {
-    serve("index.html").ok_or_else(|| ApiError::unavailable("the Batch Studio page is not built into this binary (orfeas-server/static/index.html)"))
+    serve("index.html").ok_or_else(|| {
+        ApiError::unavailable(
+            "the Batch Studio page is not built into this binary (orfeas-server/static/index.html)",
+        )
+    })
 }
 
 /// `GET /static/{*path}`: any other embedded file, with its Content-Type.
@@ -37,6 +41,9 @@ fn serve(path: &str) -> Option<Response> {
         headers.insert(header::CONTENT_TYPE, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     Some(response)
 }

@@ -81,7 +81,11 @@ const MAX_BURST: usize = 64;
 
 /// Sends `first` and whatever else is already waiting (up to [`MAX_BURST`]), then flushes.
 /// A lag noticed here is handled by the next `recv`.
-async fn send_burst(socket: &mut WebSocket, rx: &mut Receiver<EventText>, first: EventText) -> Result<(), axum::Error> {
+async fn send_burst(
+    socket: &mut WebSocket,
+    rx: &mut Receiver<EventText>,
+    first: EventText,
+) -> Result<(), axum::Error> {
     socket.feed(Message::Text(first)).await?;
     for _ in 1..MAX_BURST {
         match rx.try_recv() {

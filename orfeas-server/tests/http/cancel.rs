@@ -13,18 +13,31 @@ async fn cancel_a_queued_and_a_running_job() {
 
     // One slot: the big noisy image runs (slowly, quality=high) while the small one waits.
     let files = vec![("slow.png", noise_png(2048)), ("waiting.png", png(32, 9))];
-    let (status, body) = server.upload(&files, &[("quality", "high"), ("format_type", "stl,glb,obj,ply")]).await;
+    let (status, body) = server
+        .upload(
+            &files,
+            &[("quality", "high"), ("format_type", "stl,glb,obj,ply")],
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let ids = job_ids(&body);
     let (slow, waiting) = (&ids[0], &ids[1]);
 
-    ws.until(|e| e["event"] == "generation_progress" && e["data"]["job_id"] == slow.as_str() && e["data"]["stage"] != "queued").await;
+    ws.until(|e| {
+        e["event"] == "generation_progress"
+            && e["data"]["job_id"] == slow.as_str()
+            && e["data"]["stage"] != "queued"
+    })
+    .await;
     let (_, job) = server.get_json(&format!("/api/jobs/{waiting}")).await;
     assert_eq!(job["status"], "queued", "{job}");
 
     let (status, answer) = server.delete_json(&format!("/api/jobs/{waiting}")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!((answer["job_id"].as_str(), answer["status"].as_str()), (Some(waiting.as_str()), Some("cancelled")));
+    assert_eq!(
+        (answer["job_id"].as_str(), answer["status"].as_str()),
+        (Some(waiting.as_str()), Some("cancelled"))
+    );
 
     let (status, answer) = server.delete_json(&format!("/api/jobs/{slow}")).await;
     assert_eq!(status, StatusCode::OK, "the running job stops: {answer}");
@@ -52,21 +65,41 @@ async fn cancel_a_queued_and_a_running_job() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Cancelling a whole batch stops its running job and its waiting one.
-    let (_, body) = server.upload(&[("slow2.png", noise_png(2048)), ("waiting2.png", png(32, 7))], &[("quality", "high")]).await;
+    let (_, body) = server
+        .upload(
+            &[("slow2.png", noise_png(2048)), ("waiting2.png", png(32, 7))],
+            &[("quality", "high")],
+        )
+        .await;
     let batch_ids = job_ids(&body);
-    ws.until(|e| e["event"] == "generation_progress" && e["data"]["job_id"] == batch_ids[0].as_str() && e["data"]["stage"] != "queued").await;
+    ws.until(|e| {
+        e["event"] == "generation_progress"
+            && e["data"]["job_id"] == batch_ids[0].as_str()
+            && e["data"]["stage"] != "queued"
+    })
+    .await;
     let batch = body["batch_id"].as_str().expect("batch");
     let (status, answer) = server.delete_json(&format!("/api/batches/{batch}")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["cancelled"].as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(
+        answer["cancelled"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
     for id in &batch_ids {
         assert_eq!(server.wait_job(id).await["status"], "cancelled");
     }
     let (_, counts) = server.get_json(&format!("/api/batches/{batch}")).await;
-    assert_eq!((counts["cancelled"].as_u64(), counts["finished"].as_bool()), (Some(2), Some(true)), "{counts}");
+    assert_eq!(
+        (counts["cancelled"].as_u64(), counts["finished"].as_bool()),
+        (Some(2), Some(true)),
+        "{counts}"
+    );
 
     // The slot is free again: a new job runs to completion.
-    let (_, body) = server.upload(&[("after.png", png(32, 4))], &[("quality", "low")]).await;
+    let (_, body) = server
+        .upload(&[("after.png", png(32, 4))], &[("quality", "low")])
+        .await;
     let job = server.wait_job(&job_ids(&body)[0]).await;
     assert_eq!(job["status"], "complete", "{job}");
     server.stop().await;

@@ -19,7 +19,10 @@ async fn health_gpu_studio_and_unknown_routes() {
 
     let (status, gpu) = server.get_json("/api/gpu-stats").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(gpu["available"].is_boolean() && gpu["gpus"].is_array(), "{gpu}");
+    assert!(
+        gpu["available"].is_boolean() && gpu["gpus"].is_array(),
+        "{gpu}"
+    );
     if gpu["available"] == false {
         assert!(gpu["gpus"].as_array().is_some_and(Vec::is_empty));
     }
@@ -29,13 +32,29 @@ async fn health_gpu_studio_and_unknown_routes() {
 
     // The page is whatever orfeas-server/static/index.html held at build time.
     let index_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/index.html");
-    let response = server.http.get(server.url("/")).send().await.expect("GET /");
+    let response = server
+        .http
+        .get(server.url("/"))
+        .send()
+        .await
+        .expect("GET /");
     match std::fs::read(&index_path) {
         Ok(on_disk) => {
             assert_eq!(response.status(), StatusCode::OK);
-            assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
-            assert_eq!(response.bytes().await.expect("body").as_ref(), on_disk.as_slice());
-            let again = server.http.get(server.url("/static/index.html")).send().await.expect("GET");
+            assert!(response.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/html"));
+            assert_eq!(
+                response.bytes().await.expect("body").as_ref(),
+                on_disk.as_slice()
+            );
+            let again = server
+                .http
+                .get(server.url("/static/index.html"))
+                .send()
+                .await
+                .expect("GET");
             assert_eq!(again.status(), StatusCode::OK);
         }
         Err(_) => {

@@ -33,16 +33,36 @@ impl Server {
     /// `tweak` applied to the configuration.
     pub async fn start(data_dir: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let mut config = ServerConfig::new(data_dir);
-        config.batch = BatchConfig { slots: 2, depth: DepthMethod::Relief, device: Device::Cpu, threads: Some(2), ..BatchConfig::default() };
+        config.batch = BatchConfig {
+            slots: 2,
+            depth: DepthMethod::Relief,
+            device: Device::Cpu,
+            threads: Some(2),
+            ..BatchConfig::default()
+        };
         tweak(&mut config);
-        let state = tokio::task::spawn_blocking(move || AppState::new(config)).await.expect("join").expect("server state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let state = tokio::task::spawn_blocking(move || AppState::new(config))
+            .await
+            .expect("join")
+            .expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(orfeas_server::serve(listener, state, async move {
             let _ = stopped.await;
         }));
-        Self { addr, data_dir: data_dir.to_owned(), http: reqwest::Client::builder().no_proxy().build().expect("client"), stop: Some(stop), handle: Some(handle) }
+        Self {
+            addr,
+            data_dir: data_dir.to_owned(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -55,7 +75,11 @@ impl Server {
             let _ = stop.send(());
         }
         if let Some(handle) = self.handle.take() {
-            tokio::time::timeout(PATIENCE, handle).await.expect("server stops").expect("join").expect("serve result");
+            tokio::time::timeout(PATIENCE, handle)
+                .await
+                .expect("server stops")
+                .expect("join")
+                .expect("serve result");
         }
     }
 
@@ -66,21 +90,39 @@ impl Server {
     }
 
     pub async fn delete_json(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.delete(self.url(path)).send().await.expect("DELETE");
+        let r = self
+            .http
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE");
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// `POST /api/batch-generate` with `files` and text fields.
-    pub async fn upload(&self, files: &[(&str, Vec<u8>)], fields: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub async fn upload(
+        &self,
+        files: &[(&str, Vec<u8>)],
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut form = Form::new();
         for (name, bytes) in files {
-            form = form.part("files", Part::bytes(bytes.clone()).file_name((*name).to_owned()));
+            form = form.part(
+                "files",
+                Part::bytes(bytes.clone()).file_name((*name).to_owned()),
+            );
         }
         for (k, v) in fields {
             form = form.text((*k).to_owned(), (*v).to_owned());
         }
-        let r = self.http.post(self.url("/api/batch-generate")).multipart(form).send().await.expect("POST");
+        let r = self
+            .http
+            .post(self.url("/api/batch-generate"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST");
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -91,10 +133,16 @@ impl Server {
         loop {
             let (status, job) = self.get_json(&format!("/api/jobs/{job_id}")).await;
             assert_eq!(status, StatusCode::OK, "{job}");
-            if matches!(job["status"].as_str(), Some("complete" | "error" | "cancelled")) {
+            if matches!(
+                job["status"].as_str(),
+                Some("complete" | "error" | "cancelled")
+            ) {
                 return job;
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {job_id} did not finish: {job}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {job_id} did not finish: {job}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -102,40 +150,68 @@ impl Server {
     /// Sends a request line as given (no client-side path normalisation) and returns the
     /// status code and body.
     pub async fn raw_get(&self, raw_path: &str) -> (u16, String) {
-        self.raw_request(&format!("GET {raw_path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr)).await
+        self.raw_request(&format!(
+            "GET {raw_path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        ))
+        .await
     }
 
     /// Sends `request` byte for byte and reads the answer until the server closes.
     pub async fn raw_request(&self, request: &str) -> (u16, String) {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut response = Vec::new();
-        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response)).await.expect("response in time").expect("read");
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))
+            .await
+            .expect("response in time")
+            .expect("read");
         let text = String::from_utf8_lossy(&response).into_owned();
-        let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 
     pub async fn ws(&self) -> Ws {
-        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr)).await.expect("ws connect");
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+            .await
+            .expect("ws connect");
         Ws { stream }
     }
 }
 
 pub struct Ws {
-    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
-pub const TERMINAL: [&str; 3] = ["generation_complete", "generation_error", "generation_cancelled"];
+pub const TERMINAL: [&str; 3] = [
+    "generation_complete",
+    "generation_error",
+    "generation_cancelled",
+];
 
 impl Ws {
     /// The next JSON event; `None` when the server closed the socket.
     pub async fn next(&mut self) -> Option<Value> {
         loop {
-            let message = tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("an event in time")?;
+            let message = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("an event in time")?;
             match message.ok()? {
-                Message::Text(text) => return Some(serde_json::from_str(&text).expect("event is JSON")),
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("event is JSON"))
+                }
                 Message::Close(_) => return None,
                 _ => {}
             }
@@ -147,7 +223,10 @@ impl Ws {
         let mut open: HashSet<&str> = job_ids.iter().map(String::as_str).collect();
         let mut events = Vec::new();
         while !open.is_empty() {
-            let event = self.next().await.expect("socket open until the jobs finish");
+            let event = self
+                .next()
+                .await
+                .expect("socket open until the jobs finish");
             if TERMINAL.contains(&event["event"].as_str().unwrap_or_default()) {
                 if let Some(id) = event["data"]["job_id"].as_str() {
                     open.remove(id);
@@ -188,9 +267,17 @@ pub fn png(size: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbaImage::from_fn(size, size, |x, y| {
         let (dx, dy) = (x as f32 - size as f32 / 2.0, y as f32 - size as f32 / 2.0);
         let inside = dx * dx + dy * dy < (size as f32 * 0.4).powi(2);
-        image::Rgba([seed, (x * 7) as u8, (y * 5) as u8, if inside { 255 } else { 0 }])
+        image::Rgba([
+            seed,
+            (x * 7) as u8,
+            (y * 5) as u8,
+            if inside { 255 } else { 0 },
+        ])
     });
-    encode(&image::DynamicImage::ImageRgba8(img), image::ImageFormat::Png)
+    encode(
+        &image::DynamicImage::ImageRgba8(img),
+        image::ImageFormat::Png,
+    )
 }
 
 /// A large noisy RGB image: slow to mesh at `quality=high`, for cancelling a running job.
@@ -203,23 +290,37 @@ pub fn noise_png(size: u32) -> Vec<u8> {
         let v = (state & 0xff) as u8;
         image::Rgb([v, v.wrapping_mul(3), v.wrapping_add(91)])
     });
-    encode(&image::DynamicImage::ImageRgb8(img), image::ImageFormat::Png)
+    encode(
+        &image::DynamicImage::ImageRgb8(img),
+        image::ImageFormat::Png,
+    )
 }
 
 pub fn jpeg(size: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(size, size, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 128]));
-    encode(&image::DynamicImage::ImageRgb8(img), image::ImageFormat::Jpeg)
+    let img = image::RgbImage::from_fn(size, size, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 4) as u8, 128])
+    });
+    encode(
+        &image::DynamicImage::ImageRgb8(img),
+        image::ImageFormat::Jpeg,
+    )
 }
 
 fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), format).expect("encode");
+    img.write_to(&mut Cursor::new(&mut bytes), format)
+        .expect("encode");
     bytes
 }
 
 /// Job ids of an accepted upload.
 pub fn job_ids(response: &Value) -> Vec<String> {
-    response["job_ids"].as_array().expect("job_ids").iter().map(|v| v.as_str().expect("id").to_owned()).collect()
+    response["job_ids"]
+        .as_array()
+        .expect("job_ids")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_owned())
+        .collect()
 }
 
 /// Every file below `dir`, relative paths.

@@ -13,7 +13,12 @@ async fn traversal_attempts_are_refused() {
     let secret = dir.path().join("secret.txt");
     std::fs::write(&secret, "TOP-SECRET-CONTENT").expect("secret");
     let server = Server::start(&data, |_| {}).await;
-    let (_, body) = server.upload(&[("cat.png", png(40, 1)), ("dog.png", png(40, 2))], &[("quality", "low"), ("format_type", "stl")]).await;
+    let (_, body) = server
+        .upload(
+            &[("cat.png", png(40, 1)), ("dog.png", png(40, 2))],
+            &[("quality", "low"), ("format_type", "stl")],
+        )
+        .await;
     let ids = job_ids(&body);
     for id in &ids {
         assert_eq!(server.wait_job(id).await["status"], "complete");
@@ -28,7 +33,10 @@ async fn traversal_attempts_are_refused() {
         format!("/api/download/{id}/%2e%2e%2f%2e%2e%2f%2e%2e%2fjobs.json"),
         format!("/api/download/{id}/%2E%2E%5C%2E%2E%5Cjobs.json"),
         format!("/api/download/{id}/..%252F..%252Fjobs.json"),
-        format!("/api/download/{id}/{}", urlencode(secret.to_str().expect("utf8"))),
+        format!(
+            "/api/download/{id}/{}",
+            urlencode(secret.to_str().expect("utf8"))
+        ),
         format!("/api/download/{id}/%2Fetc%2Fpasswd"),
         format!("/api/download/{id}/input"),
         format!("/api/download/{id}/."),
@@ -41,14 +49,24 @@ async fn traversal_attempts_are_refused() {
     for path in &attempts {
         let (status, body) = server.raw_get(path).await;
         assert!(status == 404 || status == 400, "{path} -> {status}");
-        assert!(!body.contains("TOP-SECRET") && !body.contains("\"jobs\"") && !body.contains("[package]"), "{path} leaked: {body}");
+        assert!(
+            !body.contains("TOP-SECRET")
+                && !body.contains("\"jobs\"")
+                && !body.contains("[package]"),
+            "{path} leaked: {body}"
+        );
     }
 
     // A symlink planted where a recorded output lives is never followed.
     let out = data.join("jobs").join(id).join("out");
     std::fs::remove_file(out.join("cat.stl")).expect("rm");
     std::os::unix::fs::symlink(&secret, out.join("cat.stl")).expect("symlink");
-    let response = server.http.get(server.url(&format!("/api/download/{id}/cat.stl"))).send().await.expect("GET");
+    let response = server
+        .http
+        .get(server.url(&format!("/api/download/{id}/cat.stl")))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(!response.text().await.expect("body").contains("TOP-SECRET"));
 
@@ -59,19 +77,43 @@ async fn traversal_attempts_are_refused() {
     let dog_out = data.join("jobs").join(&ids[1]).join("out");
     std::fs::remove_dir_all(&dog_out).expect("rm out");
     std::os::unix::fs::symlink(&elsewhere, &dog_out).expect("symlink dir");
-    let response = server.http.get(server.url(&format!("/api/download/{}/dog.stl", ids[1]))).send().await.expect("GET");
+    let response = server
+        .http
+        .get(server.url(&format!("/api/download/{}/dog.stl", ids[1])))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(!response.text().await.expect("body").contains("TOP-SECRET"));
 
     // The ZIP skips what it may not read instead of following the links.
-    let response = server.http.get(server.url(&format!("/api/batches/{}/zip", body["batch_id"].as_str().expect("batch")))).send().await.expect("zip");
+    let response = server
+        .http
+        .get(server.url(&format!(
+            "/api/batches/{}/zip",
+            body["batch_id"].as_str().expect("batch")
+        )))
+        .send()
+        .await
+        .expect("zip");
     if response.status() == StatusCode::OK {
         let bytes = response.bytes().await.expect("bytes");
-        assert!(!bytes.windows(10).any(|w| w == b"TOP-SECRET"), "zip leaked a linked file");
+        assert!(
+            !bytes.windows(10).any(|w| w == b"TOP-SECRET"),
+            "zip leaked a linked file"
+        );
     }
     server.stop().await;
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

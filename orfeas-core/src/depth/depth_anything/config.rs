@@ -151,7 +151,14 @@ impl DepthAnythingConfig {
 
     /// Depth-Anything-V2-Large (ViT-L/14; CC-BY-NC-4.0 weights).
     pub fn large() -> Self {
-        Self::v2(1024, 24, 16, vec![5, 12, 18, 24], vec![256, 512, 1024, 1024], 256)
+        Self::v2(
+            1024,
+            24,
+            16,
+            vec![5, 12, 18, 24],
+            vec![256, 512, 1024, 1024],
+            256,
+        )
     }
 
     fn v2(
@@ -208,16 +215,23 @@ impl DepthAnythingConfig {
             ));
         }
         if let Some(&i) = out.iter().find(|&&i| i > b.num_hidden_layers) {
-            return Err(format!("out index {i} beyond {} layers", b.num_hidden_layers));
+            return Err(format!(
+                "out index {i} beyond {} layers",
+                b.num_hidden_layers
+            ));
         }
         if b.reshape_hidden_states {
-            return Err("backbone reshape_hidden_states = true is not a Depth Anything layout".into());
+            return Err(
+                "backbone reshape_hidden_states = true is not a Depth Anything layout".into(),
+            );
         }
         if b.num_attention_heads == 0 || !b.hidden_size.is_multiple_of(b.num_attention_heads) {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
         if b.patch_size == 0 || b.image_size < b.patch_size || self.patch_size != b.patch_size {
-            return Err("patch_size must be positive, equal in both configs, and ≤ image_size".into());
+            return Err(
+                "patch_size must be positive, equal in both configs, and ≤ image_size".into(),
+            );
         }
         if self.reassemble_hidden_size != b.hidden_size {
             return Err("reassemble_hidden_size must equal the backbone hidden_size".into());
@@ -225,11 +239,15 @@ impl DepthAnythingConfig {
         if let Some(f) = self.reassemble_factors.iter().find(|&&f| {
             !(f > 0.0 && (f >= 1.0 && f.fract() == 0.0 || f < 1.0 && (1.0 / f).fract() == 0.0))
         }) {
-            return Err(format!("reassemble factor {f} is neither an integer nor 1/integer"));
+            return Err(format!(
+                "reassemble factor {f} is neither an integer nor 1/integer"
+            ));
         }
         let head = self.head_in_index;
         if head >= n as i64 || head < -(n as i64) {
-            return Err(format!("head_in_index {head} out of range for {n} fusion outputs"));
+            return Err(format!(
+                "head_in_index {head} out of range for {n} fusion outputs"
+            ));
         }
         if self.fusion_hidden_size < 2 {
             return Err("fusion_hidden_size must be at least 2".into());
@@ -247,7 +265,11 @@ mod tests {
 
     #[test]
     fn presets_validate_and_small_matches_the_published_config() {
-        for c in [DepthAnythingConfig::small(), DepthAnythingConfig::base(), DepthAnythingConfig::large()] {
+        for c in [
+            DepthAnythingConfig::small(),
+            DepthAnythingConfig::base(),
+            DepthAnythingConfig::large(),
+        ] {
             assert_eq!(c.validate(), Ok(()));
         }
         // The Depth-Anything-V2-Small-hf config.json, abridged to the keys that matter.

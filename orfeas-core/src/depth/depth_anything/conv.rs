@@ -33,7 +33,13 @@ pub(super) struct Conv {
 
 impl Conv {
     /// Stride 1 (output size = input size); loads `weight` (and `bias` when `with_bias`).
-    pub(super) fn new(c_in: usize, c_out: usize, kernel: usize, with_bias: bool, vb: VarBuilder) -> Result<Self> {
+    pub(super) fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        with_bias: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Self::strided(c_in, c_out, kernel, 1, with_bias, vb)
     }
 
@@ -46,23 +52,54 @@ impl Conv {
         vb: VarBuilder,
     ) -> Result<Self> {
         if !matches!(kernel, 1 | 3) || stride == 0 {
-            candle_core::bail!("convolution with kernel {kernel}, stride {stride}: only 1×1 and 3×3 are supported")
+            candle_core::bail!(
+                "convolution with kernel {kernel}, stride {stride}: only 1×1 and 3×3 are supported"
+            )
         }
-        let weight = vb.get((c_out, c_in, kernel, kernel), "weight")?.reshape((c_out, c_in * kernel * kernel))?;
-        let bias = if with_bias { vb.get(c_out, "bias")? } else { Tensor::zeros(c_out, vb.dtype(), vb.device())? };
-        Ok(Self { weight, bias, kernel, stride, c_in, c_out })
+        let weight = vb
+            .get((c_out, c_in, kernel, kernel), "weight")?
+            .reshape((c_out, c_in * kernel * kernel))?;
+        let bias = if with_bias {
+            vb.get(c_out, "bias")?
+        } else {
+            Tensor::zeros(c_out, vb.dtype(), vb.device())?
+        };
+        Ok(Self {
+            weight,
+            bias,
+            kernel,
+            stride,
+            c_in,
+            c_out,
+        })
     }
 
     /// `relu?(conv(relu?(x)))`: the pre-activation residual units and the head apply ReLU
     /// right around their convolutions, which the CPU kernel does in the same pass.
-    pub(super) fn forward_with(&self, x: &Tensor, relu_input: bool, relu_output: bool) -> Result<Tensor> {
+    pub(super) fn forward_with(
+        &self,
+        x: &Tensor,
+        relu_input: bool,
+        relu_output: bool,
+    ) -> Result<Tensor> {
         let c = x.dim(1)?;
         if c != self.c_in {
-            candle_core::bail!("conv{k}x{k}: expected {} input channels, got {c}", self.c_in, k = self.kernel)
+            candle_core::bail!(
+                "conv{k}x{k}: expected {} input channels, got {c}",
+                self.c_in,
+                k = self.kernel
+            )
         }
         if cpu::applies_to(x) {
-            let op = cpu::Conv { kernel: self.kernel, stride: self.stride, relu_input, relu_output };
-            return x.contiguous()?.apply_op3_no_bwd(&self.weight, &self.bias, &op);
+            let op = cpu::Conv {
+                kernel: self.kernel,
+                stride: self.stride,
+                relu_input,
+                relu_output,
+            };
+            return x
+                .contiguous()?
+                .apply_op3_no_bwd(&self.weight, &self.bias, &op);
         }
         let x = if relu_input { x.relu()? } else { x.clone() };
         let y = self.generic(&x)?;
@@ -76,20 +113,34 @@ impl Conv {
     /// The device-independent path (tensor ops only).
     fn generic(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let weight = if b == 1 { self.weight.unsqueeze(0)? } else { self.weight.broadcast_left(b)?.contiguous()? };
+        let weight = if b == 1 {
+            self.weight.unsqueeze(0)?
+        } else {
+            self.weight.broadcast_left(b)?.contiguous()?
+        };
         let bias = self.bias.reshape((1, self.c_out, 1, 1))?;
         if self.stride != 1 {
-            let weight = self.weight.reshape((self.c_out, c, self.kernel, self.kernel))?;
-            return x.conv2d(&weight, self.kernel / 2, self.stride, 1, 1)?.broadcast_add(&bias);
+            let weight = self
+                .weight
+                .reshape((self.c_out, c, self.kernel, self.kernel))?;
+            return x
+                .conv2d(&weight, self.kernel / 2, self.stride, 1, 1)?
+                .broadcast_add(&bias);
         }
         if self.kernel == 1 {
-            let y = weight.matmul(&x.reshape((b, c, h * w))?)?.reshape((b, self.c_out, h, w))?;
+            let y = weight
+                .matmul(&x.reshape((b, c, h * w))?)?
+                .reshape((b, self.c_out, h, w))?;
             return y.broadcast_add(&bias);
         }
         let row = w + 2;
         // One zero pixel around the image, plus a second bottom row so that the window of the
         // last tap (offset 2 * row + 2) stays inside the buffer.
-        let padded = x.pad_with_zeros(2, 1, 2)?.pad_with_zeros(3, 1, 1)?.flatten_from(2)?.contiguous()?;
+        let padded = x
+            .pad_with_zeros(2, 1, 2)?
+            .pad_with_zeros(3, 1, 1)?
+            .flatten_from(2)?
+            .contiguous()?;
         let rows_per_chunk = (CHUNK_ELEMENTS / (c * 9 * row)).clamp(1, h);
         let mut chunks = Vec::with_capacity(h.div_ceil(rows_per_chunk));
         for y0 in (0..h).step_by(rows_per_chunk) {
@@ -101,7 +152,9 @@ impl Conv {
             let columns = Tensor::stack(&taps, 2)?.reshape((b, c * 9, len))?;
             chunks.push(weight.matmul(&columns)?);
         }
-        let y = Tensor::cat(&chunks, 2)?.reshape((b, self.c_out, h, row))?.narrow(3, 0, w)?;
+        let y = Tensor::cat(&chunks, 2)?
+            .reshape((b, self.c_out, h, row))?
+            .narrow(3, 0, w)?;
         y.broadcast_add(&bias)
     }
 }
@@ -134,7 +187,9 @@ mod tests {
             (1, 3, 2, 19, 37, true),
             (2, 6, 3, 37, 37, false),
         ];
-        for (kernel, (b, c_in, c_out, h, w, bias)) in [1, 3].into_iter().flat_map(|k| cases.map(|c| (k, c))) {
+        for (kernel, (b, c_in, c_out, h, w, bias)) in
+            [1, 3].into_iter().flat_map(|k| cases.map(|c| (k, c)))
+        {
             let weight = Tensor::randn(0f32, 1.0, (c_out, c_in, kernel, kernel), &dev).expect("w");
             let b_t = Tensor::randn(0f32, 1.0, c_out, &dev).expect("b");
             let x = Tensor::randn(0f32, 1.0, (b, c_in, h, w), &dev).expect("x");
@@ -144,16 +199,33 @@ mod tests {
             let vb = VarBuilder::from_tensors(map, DType::F32, &dev);
             let stride = if h > 10 { 2 } else { 1 };
             let ours = Conv::strided(c_in, c_out, kernel, stride, bias, vb).expect("conv");
-            let cfg = Conv2dConfig { padding: kernel / 2, stride, ..Default::default() };
+            let cfg = Conv2dConfig {
+                padding: kernel / 2,
+                stride,
+                ..Default::default()
+            };
             let reference = Conv2d::new(weight, bias.then_some(b_t), cfg);
             for (relu_in, relu_out) in [(false, false), (true, false), (false, true)] {
-                let input = if relu_in { x.relu().expect("relu") } else { x.clone() };
+                let input = if relu_in {
+                    x.relu().expect("relu")
+                } else {
+                    x.clone()
+                };
                 let want = reference.forward(&input).expect("candle");
-                let want = if relu_out { want.relu().expect("relu") } else { want };
+                let want = if relu_out {
+                    want.relu().expect("relu")
+                } else {
+                    want
+                };
                 let fused = ours.forward_with(&x, relu_in, relu_out).expect("fused");
                 let generic = ours.generic(&input).expect("generic");
-                let generic = if relu_out { generic.relu().expect("relu") } else { generic };
-                let case = format!("k{kernel}/{stride} {b}x{c_in}x{h}x{w} relu {relu_in}/{relu_out}");
+                let generic = if relu_out {
+                    generic.relu().expect("relu")
+                } else {
+                    generic
+                };
+                let case =
+                    format!("k{kernel}/{stride} {b}x{c_in}x{h}x{w} relu {relu_in}/{relu_out}");
                 assert!(max_abs_diff(&fused, &want) < 1e-4, "fused {case}");
                 assert!(max_abs_diff(&generic, &want) < 1e-4, "generic {case}");
             }

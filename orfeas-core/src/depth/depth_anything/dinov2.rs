@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{conv2d, layer_norm, linear, linear_b, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{
+    conv2d, layer_norm, linear, linear_b, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
+};
 
 use super::config::Dinov2Config;
 use super::cpu;
@@ -35,7 +37,10 @@ impl Embeddings {
     fn new(cfg: &Dinov2Config, vb: VarBuilder) -> Result<Self> {
         let grid = cfg.image_size / cfg.patch_size;
         let c = cfg.hidden_size;
-        let conv = Conv2dConfig { stride: cfg.patch_size, ..Default::default() };
+        let conv = Conv2dConfig {
+            stride: cfg.patch_size,
+            ..Default::default()
+        };
         Ok(Self {
             cls_token: vb.get((1, 1, c), "cls_token")?,
             position_embeddings: vb.get((1, grid * grid + 1, c), "position_embeddings")?,
@@ -55,7 +60,13 @@ impl Embeddings {
     /// `interpolate_pos_encoding`: the stored table as is when the patch count matches and the
     /// input is square, else the patch part resized with bicubic (`size=(h, w)`,
     /// `align_corners=False`, computed in f32) and the CLS entry prepended.
-    fn position_embeddings(&self, h: usize, w: usize, height: usize, width: usize) -> Result<Tensor> {
+    fn position_embeddings(
+        &self,
+        h: usize,
+        w: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Tensor> {
         if h * w == self.grid * self.grid && height == width {
             return Ok(self.position_embeddings.clone());
         }
@@ -65,7 +76,9 @@ impl Embeddings {
         let dim = self.position_embeddings.dim(2)?;
         let dtype = self.position_embeddings.dtype();
         let cls = self.position_embeddings.narrow(1, 0, 1)?;
-        let patch = self.position_embeddings.narrow(1, 1, self.grid * self.grid)?;
+        let patch = self
+            .position_embeddings
+            .narrow(1, 1, self.grid * self.grid)?;
         let patch = patch
             .reshape((1, self.grid, self.grid, dim))?
             .permute((0, 3, 1, 2))?
@@ -88,7 +101,11 @@ impl Embeddings {
     fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let (b, _, height, width) = pixels.dims4()?;
         let (h, w) = (height / self.patch_size, width / self.patch_size);
-        let patches = self.patch_embeddings.forward(pixels)?.flatten_from(2)?.transpose(1, 2)?;
+        let patches = self
+            .patch_embeddings
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
         let dim = patches.dim(2)?;
         let cls = self.cls_token.broadcast_as((b, 1, dim))?;
         let x = Tensor::cat(&[&cls, &patches], 1)?;
@@ -112,17 +129,33 @@ impl Attention {
         // Published checkpoints use `attention.{query,key,value}` + `output.dense`;
         // transformers 5 renames them in memory to `{q,k,v,o}_proj` and may write those.
         let (q, k, v, o) = if vb.contains_tensor("q_proj.weight") {
-            (vb.pp("q_proj"), vb.pp("k_proj"), vb.pp("v_proj"), vb.pp("o_proj"))
+            (
+                vb.pp("q_proj"),
+                vb.pp("k_proj"),
+                vb.pp("v_proj"),
+                vb.pp("o_proj"),
+            )
         } else {
             let a = vb.pp("attention");
-            (a.pp("query"), a.pp("key"), a.pp("value"), vb.pp("output").pp("dense"))
+            (
+                a.pp("query"),
+                a.pp("key"),
+                a.pp("value"),
+                vb.pp("output").pp("dense"),
+            )
         };
         // The 1/sqrt(head_dim) score scale is folded into the query projection once, instead
         // of scaling every [heads, n, n] score matrix (n ≈ 1370 tokens at 518²).
         let scale = ((c / cfg.num_attention_heads) as f64).powf(-0.5);
         let query = linear_b(c, c, cfg.qkv_bias, q)?;
-        let query = Linear::new((query.weight() * scale)?, query.bias().map(|b| b * scale).transpose()?);
-        let (key, value) = (linear_b(c, c, cfg.qkv_bias, k)?, linear_b(c, c, cfg.qkv_bias, v)?);
+        let query = Linear::new(
+            (query.weight() * scale)?,
+            query.bias().map(|b| b * scale).transpose()?,
+        );
+        let (key, value) = (
+            linear_b(c, c, cfg.qkv_bias, k)?,
+            linear_b(c, c, cfg.qkv_bias, v)?,
+        );
         let parts = [&query, &key, &value];
         let weight = Tensor::cat(&parts.map(|l| l.weight()), 0)?;
         let bias = match parts.map(|l| l.bias()) {
@@ -145,7 +178,10 @@ impl Attention {
             let (b, n, c3) = qkv.dims3()?;
             let c = c3 / 3;
             let split = |i: usize| {
-                qkv.narrow(2, i * c, c)?.reshape((b, n, self.heads, c / self.heads))?.transpose(1, 2)?.contiguous()
+                qkv.narrow(2, i * c, c)?
+                    .reshape((b, n, self.heads, c / self.heads))?
+                    .transpose(1, 2)?
+                    .contiguous()
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
             // Eager attention; the 1/√d scale is already in q.
@@ -168,7 +204,10 @@ fn fused_cpu_path(t: &Tensor) -> bool {
 enum Dense {
     /// f32 on the CPU: `Wᵀ` packed once for the kernel, the bias on the host (zeros when the
     /// layer has none). The weight tensor is not kept: one copy of the weights, not two.
-    Packed { weight: cpu::PackedB, bias: Vec<f32> },
+    Packed {
+        weight: cpu::PackedB,
+        bias: Vec<f32>,
+    },
     /// Other devices and dtypes: candle's layer.
     Tensors(Linear),
 }
@@ -203,7 +242,8 @@ impl Dense {
             }
             // Only when the kernels are switched off (tests of the generic path).
             Self::Packed { weight, bias } => {
-                let w = Tensor::from_vec(weight.transposed(), (weight.n(), weight.k()), x.device())?;
+                let w =
+                    Tensor::from_vec(weight.transposed(), (weight.n(), weight.k()), x.device())?;
                 unpacked = Linear::new(w, Some(Tensor::new(bias.as_slice(), x.device())?));
                 &unpacked
             }
@@ -236,10 +276,18 @@ enum Activation {
 
 #[derive(Debug)]
 enum Mlp {
-    Gelu { fc1: Dense, fc2: Dense, act: Activation },
+    Gelu {
+        fc1: Dense,
+        fc2: Dense,
+        act: Activation,
+    },
     /// `down(silu(gate(x)) * up(x))`, used by ViT-g only; kept so the config alone decides what
     /// loads.
-    SwiGlu { gate: Linear, up: Linear, down: Linear },
+    SwiGlu {
+        gate: Linear,
+        up: Linear,
+        down: Linear,
+    },
 }
 
 impl Mlp {
@@ -280,18 +328,23 @@ impl Mlp {
     /// `residual + mlp(x)`.
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Gelu { fc1, fc2, act: Activation::GeluErf } => {
-                fc2.forward(&fc1.forward(x, true, None)?, false, Some(residual))
-            }
-            Self::Gelu { fc1, fc2, act: Activation::GeluTanh } => {
-                fc2.forward(&fc1.forward(x, false, None)?.gelu()?, false, Some(residual))
-            }
+            Self::Gelu {
+                fc1,
+                fc2,
+                act: Activation::GeluErf,
+            } => fc2.forward(&fc1.forward(x, true, None)?, false, Some(residual)),
+            Self::Gelu {
+                fc1,
+                fc2,
+                act: Activation::GeluTanh,
+            } => fc2.forward(&fc1.forward(x, false, None)?.gelu()?, false, Some(residual)),
             Self::SwiGlu { gate, up, down } => {
                 let g = candle_nn::ops::silu(&gate.forward(x)?)?;
                 down.forward(&(g * up.forward(x)?)?)? + residual
             }
         }
-    }}
+    }
+}
 
 /// Pre-norm transformer block; LayerScale lives in the attention's and the MLP's last
 /// projections (see [`scaled_rows`]).
@@ -339,11 +392,20 @@ impl Dinov2Backbone {
             .map(|i| Layer::new(cfg, vb.pp("encoder").pp("layer").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         let layernorm = if cfg.apply_layernorm {
-            Some(layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("layernorm"))?)
+            Some(layer_norm(
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                vb.pp("layernorm"),
+            )?)
         } else {
             None
         };
-        Ok(Self { embeddings: Embeddings::new(cfg, vb.pp("embeddings"))?, layers, layernorm, out_indices })
+        Ok(Self {
+            embeddings: Embeddings::new(cfg, vb.pp("embeddings"))?,
+            layers,
+            layernorm,
+            out_indices,
+        })
     }
 
     /// The selected hidden states, each `[B, 1 + h*w, C]` with the CLS token first, in
@@ -360,7 +422,9 @@ impl Dinov2Backbone {
         self.out_indices
             .iter()
             .map(|&i| {
-                let s = states[i].as_ref().ok_or_else(|| candle_core::Error::Msg(format!("no hidden state {i}")))?;
+                let s = states[i]
+                    .as_ref()
+                    .ok_or_else(|| candle_core::Error::Msg(format!("no hidden state {i}")))?;
                 match &self.layernorm {
                     Some(ln) => ln.forward(s),
                     None => Ok(s.clone()),

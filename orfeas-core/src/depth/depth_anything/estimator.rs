@@ -35,7 +35,13 @@ impl std::fmt::Debug for DepthAnythingEstimator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DepthAnythingEstimator")
             .field("replicas", &self.replicas.len())
-            .field("device", &self.replicas.first().map(|r| format!("{:?}", r.model.device().location())))
+            .field(
+                "device",
+                &self
+                    .replicas
+                    .first()
+                    .map(|r| format!("{:?}", r.model.device().location())),
+            )
             .field("options", &self.options)
             .finish()
     }
@@ -63,16 +69,29 @@ impl DepthAnythingEstimator {
         let (config, tensors) = read_checkpoint(path)?;
         let replicas = (0..copies)
             .map(|_| {
-                let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &device.candle_device()?);
-                Ok(Replica { model: DepthAnythingV2::new(config.clone(), vb)?, in_use: Mutex::new(()) })
+                let vb =
+                    VarBuilder::from_tensors(tensors.clone(), DType::F32, &device.candle_device()?);
+                Ok(Replica {
+                    model: DepthAnythingV2::new(config.clone(), vb)?,
+                    in_use: Mutex::new(()),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { replicas: Arc::new(replicas), options: PreprocessOptions::default() })
+        Ok(Self {
+            replicas: Arc::new(replicas),
+            options: PreprocessOptions::default(),
+        })
     }
 
     /// The same weights run at another processor size (the quality presets' `model_size`).
     pub fn with_target(&self, target: u32) -> Self {
-        Self { replicas: Arc::clone(&self.replicas), options: PreprocessOptions { target, ..self.options } }
+        Self {
+            replicas: Arc::clone(&self.replicas),
+            options: PreprocessOptions {
+                target,
+                ..self.options
+            },
+        }
     }
 
     /// Runs the model on `image` (any size: it is resized as the reference processor does, so
@@ -82,14 +101,20 @@ impl DepthAnythingEstimator {
         let pre = preprocess(&image.rgba, image.width, image.height, 4, &self.options)?;
         cancel.check()?;
         let depth = match self.replicas.as_slice() {
-            [only] if !only.model.device().is_cuda() => only.model.forward(&pre.to_tensor(only.model.device())?)?,
+            [only] if !only.model.device().is_cuda() => {
+                only.model.forward(&pre.to_tensor(only.model.device())?)?
+            }
             _ => {
                 let (replica, _stream) = self.acquire();
-                replica.model.forward(&pre.to_tensor(replica.model.device())?)?
+                replica
+                    .model
+                    .forward(&pre.to_tensor(replica.model.device())?)?
             }
         };
         cancel.check()?;
-        Ok(Prediction { depth: depth.squeeze(0).map_err(internal)? })
+        Ok(Prediction {
+            depth: depth.squeeze(0).map_err(internal)?,
+        })
     }
 
     /// A free replica (its stream idle), else waits for one.
@@ -101,8 +126,12 @@ impl DepthAnythingEstimator {
                 Err(TryLockError::WouldBlock) => {}
             }
         }
-        let replica = &self.replicas[NEXT_REPLICA.fetch_add(1, Ordering::Relaxed) % self.replicas.len()];
-        (replica, replica.in_use.lock().unwrap_or_else(|p| p.into_inner()))
+        let replica =
+            &self.replicas[NEXT_REPLICA.fetch_add(1, Ordering::Relaxed) % self.replicas.len()];
+        (
+            replica,
+            replica.in_use.lock().unwrap_or_else(|p| p.into_inner()),
+        )
     }
 }
 
@@ -117,7 +146,11 @@ impl Prediction {
     /// `post_process_depth_estimation(target_sizes=...)` does it (bicubic, unnormalised).
     pub fn at_size(&self, width: u32, height: u32) -> Result<HeightMap> {
         let data = depth_to_size(&self.depth, width, height)?;
-        Ok(HeightMap { width, height, data })
+        Ok(HeightMap {
+            width,
+            height,
+            data,
+        })
     }
 }
 
@@ -129,8 +162,15 @@ impl DepthEstimator for DepthAnythingEstimator {
     /// Relative inverse depth (larger = closer) at the image's size, normalised to [0, 1]
     /// between its 1st and 99th percentiles over the mask, so a few outliers do not flatten
     /// the relief.
-    fn estimate(&self, image: &LoadedImage, mask: &Mask, cancel: &CancelToken) -> Result<HeightMap> {
-        let raw = self.predict(image, cancel)?.at_size(image.width, image.height)?;
+    fn estimate(
+        &self,
+        image: &LoadedImage,
+        mask: &Mask,
+        cancel: &CancelToken,
+    ) -> Result<HeightMap> {
+        let raw = self
+            .predict(image, cancel)?
+            .at_size(image.width, image.height)?;
         Ok(heights_from_raw(raw, mask))
     }
 }
@@ -150,13 +190,36 @@ mod tests {
     #[test]
     fn tiny_fixture_gives_a_finite_normalised_map() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/depth_anything/tiny");
-        let est = DepthAnythingEstimator::load_cpu(&dir).expect("tiny weights load").with_target(98);
+        let est = DepthAnythingEstimator::load_cpu(&dir)
+            .expect("tiny weights load")
+            .with_target(98);
         let (w, h) = (60u32, 40u32);
-        let rgba: Vec<u8> = (0..w * h).flat_map(|i| [(i % 251) as u8, (i / 7 % 256) as u8, 90, 255]).collect();
-        let image = LoadedImage { name: "t".into(), width: w, height: h, luma: vec![0.5; (w * h) as usize], rgba, has_alpha: false, gray16: false };
-        let map = est.estimate(&image, &Mask::full(w, h), &CancelToken::new()).expect("estimate");
-        assert_eq!((map.width, map.height, map.data.len()), (w, h, (w * h) as usize));
-        assert!(map.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
-        assert!(map.data.iter().any(|&v| v > 0.9) && map.data.iter().any(|&v| v < 0.1), "uses the range");
+        let rgba: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % 251) as u8, (i / 7 % 256) as u8, 90, 255])
+            .collect();
+        let image = LoadedImage {
+            name: "t".into(),
+            width: w,
+            height: h,
+            luma: vec![0.5; (w * h) as usize],
+            rgba,
+            has_alpha: false,
+            gray16: false,
+        };
+        let map = est
+            .estimate(&image, &Mask::full(w, h), &CancelToken::new())
+            .expect("estimate");
+        assert_eq!(
+            (map.width, map.height, map.data.len()),
+            (w, h, (w * h) as usize)
+        );
+        assert!(map
+            .data
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        assert!(
+            map.data.iter().any(|&v| v > 0.9) && map.data.iter().any(|&v| v < 0.1),
+            "uses the range"
+        );
     }
 }

@@ -43,7 +43,11 @@ impl Head {
             DepthEstimationType::Relative => self.conv3.forward_with(&x, false, true)?,
             DepthEstimationType::Metric => candle_nn::ops::sigmoid(&self.conv3.forward(&x)?)?,
         };
-        let x = if self.max_depth == 1.0 { x } else { (x * self.max_depth)? };
+        let x = if self.max_depth == 1.0 {
+            x
+        } else {
+            (x * self.max_depth)?
+        };
         x.squeeze(1)
     }
 }

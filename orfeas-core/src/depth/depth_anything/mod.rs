@@ -40,8 +40,8 @@ mod resample;
 pub mod weights;
 
 pub use config::{DepthAnythingConfig, DepthEstimationType, Dinov2Config};
-pub use estimator::{DepthAnythingEstimator, Prediction};
 pub(crate) use estimator::heights_from_raw;
+pub use estimator::{DepthAnythingEstimator, Prediction};
 pub use model::DepthAnythingV2;
 pub use preprocess::{PreprocessOptions, Preprocessed};
 pub use weights::{load_model, WEIGHTS_HINT};
@@ -63,7 +63,9 @@ pub(crate) fn invalid(msg: impl Into<String>) -> OrfeasError {
 pub fn root(e: &candle_core::Error) -> &candle_core::Error {
     use candle_core::Error as E;
     match e {
-        E::Context { inner, .. } | E::WithPath { inner, .. } | E::WithBacktrace { inner, .. } => root(inner),
+        E::Context { inner, .. } | E::WithPath { inner, .. } | E::WithBacktrace { inner, .. } => {
+            root(inner)
+        }
         e => e,
     }
 }
@@ -72,7 +74,10 @@ pub fn root(e: &candle_core::Error) -> &candle_core::Error {
 /// wrong shape (an incomplete or mismatched checkpoint, not a device problem).
 pub(crate) fn is_weights_mismatch(e: &candle_core::Error) -> bool {
     use candle_core::Error as E;
-    matches!(root(e), E::CannotFindTensor { .. } | E::UnexpectedShape { .. } | E::ShapeMismatchBinaryOp { .. })
+    matches!(
+        root(e),
+        E::CannotFindTensor { .. } | E::UnexpectedShape { .. } | E::ShapeMismatchBinaryOp { .. }
+    )
 }
 
 /// Largest absolute difference between two tensors of the same shape (unit tests of the model

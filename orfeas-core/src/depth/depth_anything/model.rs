@@ -33,14 +33,28 @@ impl DepthAnythingV2 {
     /// `head.…`). Fails when the configuration is not runnable or a tensor is missing or has
     /// the wrong shape.
     pub fn new(config: DepthAnythingConfig, vb: VarBuilder) -> Result<Self> {
-        config.validate().map_err(|e| invalid(format!("depth-anything config: {e}")))?;
-        let out = config.backbone_config.resolved_out_indices().map_err(invalid)?;
-        let backbone = Dinov2Backbone::new(&config.backbone_config, out, vb.pp("backbone")).map_err(build_error)?;
+        config
+            .validate()
+            .map_err(|e| invalid(format!("depth-anything config: {e}")))?;
+        let out = config
+            .backbone_config
+            .resolved_out_indices()
+            .map_err(invalid)?;
+        let backbone = Dinov2Backbone::new(&config.backbone_config, out, vb.pp("backbone"))
+            .map_err(build_error)?;
         let neck = Neck::new(&config, vb.pp("neck")).map_err(build_error)?;
         let head = Head::new(&config, vb.pp("head")).map_err(build_error)?;
         let n = config.neck_hidden_sizes.len() as i64;
         let head_index = config.head_in_index.rem_euclid(n) as usize;
-        Ok(Self { device: vb.device().clone(), dtype: vb.dtype(), config, backbone, neck, head, head_index })
+        Ok(Self {
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+            config,
+            backbone,
+            neck,
+            head,
+            head_index,
+        })
     }
 
     pub fn config(&self) -> &DepthAnythingConfig {
@@ -60,9 +74,16 @@ impl DepthAnythingV2 {
     /// Returns the predicted relative inverse depth (larger = closer) `[B, H, W]`, in the
     /// parameter dtype. The input is cast to that dtype first, as the reference does.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        let (_, c, height, width) = pixels.dims4().map_err(|e| invalid(format!("pixels: {e}")))?;
+        let (_, c, height, width) = pixels
+            .dims4()
+            .map_err(|e| invalid(format!("pixels: {e}")))?;
         let p = self.config.patch_size;
-        if c != self.config.backbone_config.num_channels || height % p != 0 || width % p != 0 || height == 0 || width == 0 {
+        if c != self.config.backbone_config.num_channels
+            || height % p != 0
+            || width % p != 0
+            || height == 0
+            || width == 0
+        {
             return Err(invalid(format!(
                 "depth-anything input must be [B, {}, H, W] with H, W positive multiples of {p}, got {:?}",
                 self.config.backbone_config.num_channels,
@@ -101,13 +122,20 @@ mod tests {
     /// transformers reference outputs of the tiny fixture, square, non-square and batch 2.
     #[test]
     fn generic_ops_and_cpu_kernels_both_match_the_reference() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/depth_anything");
-        let model = super::super::load_model(&dir.join("tiny"), &Device::Cpu).expect("tiny fixture");
-        let cases = candle_core::safetensors::load(dir.join("cases.safetensors"), &Device::Cpu).expect("cases");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/depth_anything");
+        let model =
+            super::super::load_model(&dir.join("tiny"), &Device::Cpu).expect("tiny fixture");
+        let cases = candle_core::safetensors::load(dir.join("cases.safetensors"), &Device::Cpu)
+            .expect("cases");
         for name in ["square", "wide", "batch"] {
-            let (input, want) = (&cases[&format!("{name}_in")], &cases[&format!("{name}_out")]);
+            let (input, want) = (
+                &cases[&format!("{name}_in")],
+                &cases[&format!("{name}_out")],
+            );
             let fused = model.forward(input).expect("fused");
-            let generic = super::super::cpu::with_kernels_disabled(|| model.forward(input)).expect("generic");
+            let generic =
+                super::super::cpu::with_kernels_disabled(|| model.forward(input)).expect("generic");
             for (path, got) in [("cpu kernels", fused), ("generic ops", generic)] {
                 let err = super::super::max_abs_diff(&got, want);
                 assert!(err <= 1e-4, "{name}, {path}: max abs error {err}");

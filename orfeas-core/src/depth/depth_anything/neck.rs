@@ -32,18 +32,35 @@ struct PixelExpand {
 
 impl PixelExpand {
     fn new(channels: usize, k: usize, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get((channels, channels, k, k), "weight")?.reshape((channels, channels * k * k))?.t()?.contiguous()?;
+        let weight = vb
+            .get((channels, channels, k, k), "weight")?
+            .reshape((channels, channels * k * k))?
+            .t()?
+            .contiguous()?;
         let bias = vb.get(channels, "bias")?.reshape((1, channels, 1, 1))?;
-        Ok(Self { weight, bias, k, c_out: channels })
+        Ok(Self {
+            weight,
+            bias,
+            k,
+            c_out: channels,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let k = self.k;
-        let weight = if b == 1 { self.weight.unsqueeze(0)? } else { self.weight.broadcast_left(b)?.contiguous()? };
+        let weight = if b == 1 {
+            self.weight.unsqueeze(0)?
+        } else {
+            self.weight.broadcast_left(b)?.contiguous()?
+        };
         // [b, (co, ky, kx), (y, x)] → [b, co, y, ky, x, kx] → [b, co, y·k + ky, x·k + kx].
-        let blocks = weight.matmul(&x.reshape((b, c, h * w))?)?.reshape((b, self.c_out, k, k, h, w))?;
-        let y = blocks.permute([0, 1, 4, 2, 5, 3])?.reshape((b, self.c_out, h * k, w * k))?;
+        let blocks = weight
+            .matmul(&x.reshape((b, c, h * w))?)?
+            .reshape((b, self.c_out, k, k, h, w))?;
+        let y = blocks
+            .permute([0, 1, 4, 2, 5, 3])?
+            .reshape((b, self.c_out, h * k, w * k))?;
         y.broadcast_add(&self.bias)
     }
 }
@@ -58,12 +75,23 @@ impl ReassembleLayer {
     fn new(input: usize, channels: usize, factor: f64, vb: VarBuilder) -> Result<Self> {
         let projection = Conv::new(input, channels, 1, true, vb.pp("projection"))?;
         let resize = if factor > 1.0 {
-            Resize::Up(PixelExpand::new(channels, factor.round() as usize, vb.pp("resize"))?)
+            Resize::Up(PixelExpand::new(
+                channels,
+                factor.round() as usize,
+                vb.pp("resize"),
+            )?)
         } else if factor == 1.0 {
             Resize::Identity
         } else {
             let stride = (1.0 / factor).round() as usize;
-            Resize::Down(Conv::strided(channels, channels, 3, stride, true, vb.pp("resize"))?)
+            Resize::Down(Conv::strided(
+                channels,
+                channels,
+                3,
+                stride,
+                true,
+                vb.pp("resize"),
+            )?)
         };
         Ok(Self { projection, resize })
     }
@@ -113,19 +141,32 @@ impl FusionLayer {
     fn new(c: usize, with_residual: bool, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             projection: Conv::new(c, c, 1, true, vb.pp("projection"))?,
-            residual_layer1: if with_residual { Some(ResidualUnit::new(c, vb.pp("residual_layer1"))?) } else { None },
+            residual_layer1: if with_residual {
+                Some(ResidualUnit::new(c, vb.pp("residual_layer1"))?)
+            } else {
+                None
+            },
             residual_layer2: ResidualUnit::new(c, vb.pp("residual_layer2"))?,
         })
     }
 
     /// `size`: the next (finer) feature's size, else ×2. Bilinear with `align_corners=True`
     /// because the reference uses it (candle-transformers uses nearest here).
-    fn forward(&self, x: &Tensor, residual: Option<&Tensor>, size: Option<(usize, usize)>) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        size: Option<(usize, usize)>,
+    ) -> Result<Tensor> {
         let mut x = x.clone();
         if let (Some(r), Some(unit)) = (residual, &self.residual_layer1) {
             let (_, _, h, w) = x.dims4()?;
             // The reference resizes a mismatched residual with align_corners=False.
-            let r = if r.dims() != x.dims() { resample::bilinear(r, h, w, false)? } else { r.clone() };
+            let r = if r.dims() != x.dims() {
+                resample::bilinear(r, h, w, false)?
+            } else {
+                r.clone()
+            };
             x = (x + unit.forward(&r)?)?;
         }
         let x = self.residual_layer2.forward(&x)?;
@@ -154,7 +195,9 @@ impl Neck {
             .iter()
             .zip(&cfg.reassemble_factors)
             .enumerate()
-            .map(|(i, (&c, &factor))| ReassembleLayer::new(cfg.reassemble_hidden_size, c, factor, rs.pp(i)))
+            .map(|(i, (&c, &factor))| {
+                ReassembleLayer::new(cfg.reassemble_hidden_size, c, factor, rs.pp(i))
+            })
             .collect::<Result<Vec<_>>>()?;
         let convs = cfg
             .neck_hidden_sizes
@@ -165,7 +208,11 @@ impl Neck {
         let fusion = (0..n)
             .map(|i| FusionLayer::new(f, i > 0, vb.pp("fusion_stage").pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { reassemble, convs, fusion })
+        Ok(Self {
+            reassemble,
+            convs,
+            fusion,
+        })
     }
 
     /// `hidden`: backbone states `[B, 1 + h*w, C]`. Returns the fused maps, coarsest first
@@ -175,7 +222,11 @@ impl Neck {
         for ((state, layer), conv) in hidden.iter().zip(&self.reassemble).zip(&self.convs) {
             let (b, n, c) = state.dims3()?;
             // readout "ignore": drop the CLS token, tokens back onto the patch grid.
-            let x = state.narrow(1, 1, n - 1)?.reshape((b, h, w, c))?.permute((0, 3, 1, 2))?.contiguous()?;
+            let x = state
+                .narrow(1, 1, n - 1)?
+                .reshape((b, h, w, c))?
+                .permute((0, 3, 1, 2))?
+                .contiguous()?;
             features.push(conv.forward(&layer.forward(&x)?)?);
         }
         features.reverse();

@@ -34,7 +34,12 @@ pub struct PreprocessOptions {
 
 impl Default for PreprocessOptions {
     fn default() -> Self {
-        Self { target: 518, multiple: 14, mean: IMAGENET_MEAN, std: IMAGENET_STD }
+        Self {
+            target: 518,
+            multiple: 14,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
     }
 }
 
@@ -46,7 +51,11 @@ impl PreprocessOptions {
     pub fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
         let t = f64::from(self.target);
         let (sh, sw) = (t / f64::from(height), t / f64::from(width));
-        let s = if (1.0 - sw).abs() < (1.0 - sh).abs() { sw } else { sh };
+        let s = if (1.0 - sw).abs() < (1.0 - sh).abs() {
+            sw
+        } else {
+            sh
+        };
         let m = f64::from(self.multiple);
         let fit = |v: f64| (((v / m).round_ties_even() * m) as u32).max(self.multiple);
         (fit(s * f64::from(width)), fit(s * f64::from(height)))
@@ -64,15 +73,27 @@ pub struct Preprocessed {
 impl Preprocessed {
     /// `[1, 3, height, width]` on `device`.
     pub fn to_tensor(&self, device: &Device) -> Result<Tensor> {
-        Tensor::from_slice(&self.data, (1, 3, self.height as usize, self.width as usize), device).map_err(internal)
+        Tensor::from_slice(
+            &self.data,
+            (1, 3, self.height as usize, self.width as usize),
+            device,
+        )
+        .map_err(internal)
     }
 }
 
 /// Resizes and normalises an 8-bit image. `pixels` is row-major with `channels` bytes per pixel
 /// (3 = RGB, 4 = RGBA whose alpha is ignored).
-pub fn preprocess(pixels: &[u8], width: u32, height: u32, channels: usize, opts: &PreprocessOptions) -> Result<Preprocessed> {
+pub fn preprocess(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+    opts: &PreprocessOptions,
+) -> Result<Preprocessed> {
     let (w, h) = (width as usize, height as usize);
-    if width == 0 || height == 0 || !(3..=4).contains(&channels) || pixels.len() != w * h * channels {
+    if width == 0 || height == 0 || !(3..=4).contains(&channels) || pixels.len() != w * h * channels
+    {
         return Err(invalid(format!(
             "preprocess: {width}×{height} with {channels} channels does not match {} bytes",
             pixels.len()
@@ -82,16 +103,25 @@ pub fn preprocess(pixels: &[u8], width: u32, height: u32, channels: usize, opts:
         return Err(invalid("preprocess: target and multiple must be positive"));
     }
     let (ow, oh) = opts.output_size(width, height);
-    let planes: Vec<Vec<u8>> =
-        (0..3).map(|c| pixels.iter().skip(c).step_by(channels).copied().collect()).collect();
+    let planes: Vec<Vec<u8>> = (0..3)
+        .map(|c| pixels.iter().skip(c).step_by(channels).copied().collect())
+        .collect();
     let mut data = Vec::with_capacity(3 * ow as usize * oh as usize);
     for (c, plane) in planes.iter().enumerate() {
         let resized = pil_bicubic(plane, w, h, ow as usize, oh as usize);
         // rescale then normalise, as two steps like the processor (x * (1/255) - mean) / std.
         let (mean, std) = (opts.mean[c], opts.std[c]);
-        data.extend(resized.iter().map(|&v| ((f32::from(v) * (1.0 / 255.0)) - mean) / std));
+        data.extend(
+            resized
+                .iter()
+                .map(|&v| ((f32::from(v) * (1.0 / 255.0)) - mean) / std),
+        );
     }
-    Ok(Preprocessed { width: ow, height: oh, data })
+    Ok(Preprocessed {
+        width: ow,
+        height: oh,
+        data,
+    })
 }
 
 /// Pillow's bicubic filter (`a = -0.5`).
@@ -122,8 +152,9 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
             // Pillow truncates toward zero after adding 0.5.
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let ws: Vec<f64> =
-                (xmin..xmax).map(|x| bicubic_filter((x as f64 - center + 0.5) * ss)).collect();
+            let ws: Vec<f64> = (xmin..xmax)
+                .map(|x| bicubic_filter((x as f64 - center + 0.5) * ss))
+                .collect();
             let total: f64 = ws.iter().sum();
             let fixed = ws
                 .iter()
@@ -152,7 +183,10 @@ fn pil_bicubic(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> 
         for y in 0..h {
             let row = &src[y * w..][..w];
             for (x, (x0, k)) in cx.iter().enumerate() {
-                let acc = k.iter().enumerate().fold(half, |a, (i, &c)| a + i64::from(row[x0 + i]) * i64::from(c));
+                let acc = k
+                    .iter()
+                    .enumerate()
+                    .fold(half, |a, (i, &c)| a + i64::from(row[x0 + i]) * i64::from(c));
                 out[y * ow + x] = clip8(acc);
             }
         }
@@ -167,10 +201,9 @@ fn pil_bicubic(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> 
     let mut out = vec![0u8; ow * oh];
     for (y, (y0, k)) in cy.iter().enumerate() {
         for x in 0..ow {
-            let acc = k
-                .iter()
-                .enumerate()
-                .fold(half, |a, (i, &c)| a + i64::from(horizontal[(y0 + i) * ow + x]) * i64::from(c));
+            let acc = k.iter().enumerate().fold(half, |a, (i, &c)| {
+                a + i64::from(horizontal[(y0 + i) * ow + x]) * i64::from(c)
+            });
             out[y * ow + x] = clip8(acc);
         }
     }
@@ -181,7 +214,11 @@ fn pil_bicubic(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> 
 /// `align_corners=False` (transformers' `post_process_depth_estimation`) and returns it row-major.
 pub fn depth_to_size(depth: &Tensor, width: u32, height: u32) -> Result<Vec<f32>> {
     let run = || -> candle_core::Result<Vec<f32>> {
-        let d = if depth.rank() == 3 { depth.squeeze(0)? } else { depth.clone() };
+        let d = if depth.rank() == 3 {
+            depth.squeeze(0)?
+        } else {
+            depth.clone()
+        };
         let (h, w) = d.dims2()?;
         let d = d.to_dtype(candle_core::DType::F32)?.reshape((1, 1, h, w))?;
         let d = resample::bicubic(&d, height as usize, width as usize)?;

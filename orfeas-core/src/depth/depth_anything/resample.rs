@@ -24,7 +24,11 @@ struct AxisTaps {
 
 impl AxisTaps {
     fn new(n_taps: usize, out: usize) -> Self {
-        Self { taps: (0..n_taps).map(|_| (Vec::with_capacity(out), Vec::with_capacity(out))).collect() }
+        Self {
+            taps: (0..n_taps)
+                .map(|_| (Vec::with_capacity(out), Vec::with_capacity(out)))
+                .collect(),
+        }
     }
 
     /// Applies the taps along `dim` (2 = height, 3 = width) of a 4-D tensor.
@@ -76,29 +80,34 @@ impl CustomOp1 for ApplyTaps<'_> {
         let (out, shape) = match self.dim {
             3 => {
                 let mut out = vec![0f32; b * c * h * n];
-                out.par_chunks_mut(n.max(1)).zip(x.par_chunks(w.max(1))).for_each(|(dst, src)| {
-                    for (o, d) in dst.iter_mut().enumerate() {
-                        let mut terms = taps.iter().map(|(idx, wt)| src[idx[o] as usize] * wt[o]);
-                        let first = terms.next().unwrap_or(0.0);
-                        *d = terms.fold(first, |acc, t| acc + t);
-                    }
-                });
+                out.par_chunks_mut(n.max(1))
+                    .zip(x.par_chunks(w.max(1)))
+                    .for_each(|(dst, src)| {
+                        for (o, d) in dst.iter_mut().enumerate() {
+                            let mut terms =
+                                taps.iter().map(|(idx, wt)| src[idx[o] as usize] * wt[o]);
+                            let first = terms.next().unwrap_or(0.0);
+                            *d = terms.fold(first, |acc, t| acc + t);
+                        }
+                    });
                 (out, (b, c, h, n))
             }
             2 => {
                 let mut out = vec![0f32; b * c * n * w];
-                out.par_chunks_mut(w.max(1)).enumerate().for_each(|(row, dst)| {
-                    let (plane, o) = (row / n, row % n);
-                    let plane = &x[plane * h * w..(plane + 1) * h * w];
-                    for (k, (idx, wt)) in taps.iter().enumerate() {
-                        let (src, weight) = (&plane[idx[o] as usize * w..][..w], wt[o]);
-                        if k == 0 {
-                            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * weight);
-                        } else {
-                            dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v * weight);
+                out.par_chunks_mut(w.max(1))
+                    .enumerate()
+                    .for_each(|(row, dst)| {
+                        let (plane, o) = (row / n, row % n);
+                        let plane = &x[plane * h * w..(plane + 1) * h * w];
+                        for (k, (idx, wt)) in taps.iter().enumerate() {
+                            let (src, weight) = (&plane[idx[o] as usize * w..][..w], wt[o]);
+                            if k == 0 {
+                                dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * weight);
+                            } else {
+                                dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v * weight);
+                            }
                         }
-                    }
-                });
+                    });
                 (out, (b, c, n, w))
             }
             d => bail!("resample: axis {d} of a 4-D tensor"),
@@ -117,7 +126,11 @@ fn linear_axis(input: usize, output: usize, align_corners: bool) -> AxisTaps {
             (o, 0.0f32)
         } else {
             let real = if align_corners {
-                let scale = if output > 1 { last as f32 / (output - 1) as f32 } else { 0.0 };
+                let scale = if output > 1 {
+                    last as f32 / (output - 1) as f32
+                } else {
+                    0.0
+                };
                 scale * o as f32
             } else {
                 let scale = input as f32 / output as f32;
@@ -164,7 +177,11 @@ fn cubic_axis(input: usize, output: usize) -> AxisTaps {
 /// `F.interpolate(x, size=(h, w), mode="bilinear", align_corners=...)` for `[B, C, H, W]`.
 pub fn bilinear(x: &Tensor, h: usize, w: usize, align_corners: bool) -> Result<Tensor> {
     let (_, _, ih, iw) = x.dims4()?;
-    let x = if iw == w { x.clone() } else { linear_axis(iw, w, align_corners).apply(x, 3)? };
+    let x = if iw == w {
+        x.clone()
+    } else {
+        linear_axis(iw, w, align_corners).apply(x, 3)?
+    };
     if ih == h {
         Ok(x)
     } else {
@@ -197,20 +214,28 @@ mod tests {
             let fast = axis.apply(&x, dim).expect("fast");
             let generic = axis.apply_with_tensor_ops(&x, dim).expect("generic");
             assert_eq!(fast.dims(), generic.dims());
-            let (a, b) = (fast.flatten_all().and_then(|t| t.to_vec1::<f32>()), generic.flatten_all().and_then(|t| t.to_vec1::<f32>()));
+            let (a, b) = (
+                fast.flatten_all().and_then(|t| t.to_vec1::<f32>()),
+                generic.flatten_all().and_then(|t| t.to_vec1::<f32>()),
+            );
             assert_eq!(a.expect("a"), b.expect("b"), "dim {dim}");
         }
     }
 
     fn grid(h: usize, w: usize) -> Tensor {
-        let v: Vec<f32> = (0..h * w).map(|i| ((i % w) as f32) * 2.0 + (i / w) as f32 * 0.5).collect();
+        let v: Vec<f32> = (0..h * w)
+            .map(|i| ((i % w) as f32) * 2.0 + (i / w) as f32 * 0.5)
+            .collect();
         Tensor::from_vec(v, (1, 1, h, w), &Device::Cpu).expect("tensor")
     }
 
     #[test]
     fn align_corners_true_keeps_corners_and_linear_ramps() {
         let out = bilinear(&grid(3, 4), 5, 7, true).expect("resample");
-        let v = out.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("vec");
+        let v = out
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("vec");
         // Corners map exactly onto corners.
         assert_eq!(v[0], 0.0);
         assert!((v[6] - 6.0).abs() < 1e-6);
@@ -222,13 +247,22 @@ mod tests {
     #[test]
     fn bicubic_uses_pytorch_weights_and_keeps_constants() {
         // PyTorch's weights for a ×2 upscale (t = 0.25), A = -0.75.
-        assert_eq!(cubic_coefficients(0.25), [-0.10546875, 0.87890625, 0.26171875, -0.03515625]);
+        assert_eq!(
+            cubic_coefficients(0.25),
+            [-0.10546875, 0.87890625, 0.26171875, -0.03515625]
+        );
         let x = grid(6, 6);
         let same = bicubic(&x, 6, 6).expect("resample");
-        let d = (same - &x).and_then(|t| t.abs()).and_then(|t| t.max_all()).and_then(|t| t.to_scalar::<f32>());
+        let d = (same - &x)
+            .and_then(|t| t.abs())
+            .and_then(|t| t.max_all())
+            .and_then(|t| t.to_scalar::<f32>());
         assert!(d.expect("diff") < 1e-5);
         let c = Tensor::full(3.5f32, (1, 2, 37, 37), &Device::Cpu).expect("const");
-        let v = bicubic(&c, 7, 9).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).expect("vec");
+        let v = bicubic(&c, 7, 9)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("vec");
         assert!(v.iter().all(|&x| (x - 3.5).abs() < 1e-5));
     }
 }

@@ -32,9 +32,13 @@ fn unusable(path: &Path, what: impl std::fmt::Display) -> OrfeasError {
 
 /// Reads and validates a transformers `config.json`.
 pub fn load_config(file: &Path) -> Result<DepthAnythingConfig> {
-    let text = std::fs::read(file).map_err(|source| OrfeasError::Io { path: file.to_path_buf(), source })?;
+    let text = std::fs::read(file).map_err(|source| OrfeasError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
     let text = String::from_utf8(text).map_err(|e| unusable(file, format!("not UTF-8: {e}")))?;
-    DepthAnythingConfig::from_json(&text).map_err(|e| unusable(file, format!("not a usable Depth Anything config: {e}")))
+    DepthAnythingConfig::from_json(&text)
+        .map_err(|e| unusable(file, format!("not a usable Depth Anything config: {e}")))
 }
 
 /// Loads the model in `f32` on `device` from a checkpoint directory or file (see
@@ -44,23 +48,33 @@ pub fn load_model(path: &Path, device: &Device) -> Result<DepthAnythingV2> {
 }
 
 /// Loads the model with the given parameter dtype (`F32`; `F16`/`BF16` for CUDA).
-pub fn load_model_with_dtype(path: &Path, device: &Device, dtype: DType) -> Result<DepthAnythingV2> {
+pub fn load_model_with_dtype(
+    path: &Path,
+    device: &Device,
+    dtype: DType,
+) -> Result<DepthAnythingV2> {
     let (config, tensors) = read_checkpoint(path)?;
     DepthAnythingV2::new(config, VarBuilder::from_tensors(tensors, dtype, device))
 }
 
 /// The configuration and the tensors (CPU, transformers names) of a checkpoint directory or
 /// file, read once; callers building several replicas clone the map (the tensors are shared).
-pub(crate) fn read_checkpoint(path: &Path) -> Result<(DepthAnythingConfig, HashMap<String, Tensor>)> {
+pub(crate) fn read_checkpoint(
+    path: &Path,
+) -> Result<(DepthAnythingConfig, HashMap<String, Tensor>)> {
     let location = models::weights_at(path)?;
     let file = location.weights.as_path();
     let tensors = read_tensors(file)?;
     let config_file = location.config.as_deref();
     let (config, tensors) = if original::is_original_layout(&tensors) {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let config = match config_file {
             Some(c) => load_config(c)?,
-            None => original::config_for(|n| tensors.get(n).map(|t| t.dims().to_vec()), &name).map_err(|e| unusable(file, e))?,
+            None => original::config_for(|n| tensors.get(n).map(|t| t.dims().to_vec()), &name)
+                .map_err(|e| unusable(file, e))?,
         };
         tracing::info!(
             "{}: the authors' checkpoint layout, architecture from {} (hidden {}, out indices {:?}, {:?} depth)",
@@ -70,7 +84,8 @@ pub(crate) fn read_checkpoint(path: &Path) -> Result<(DepthAnythingConfig, HashM
             config.backbone_config.out_indices,
             config.depth_estimation_type,
         );
-        let renamed = original::to_transformers_layout(tensors, config.backbone_config.hidden_size).map_err(|e| unusable(file, e))?;
+        let renamed = original::to_transformers_layout(tensors, config.backbone_config.hidden_size)
+            .map_err(|e| unusable(file, e))?;
         (config, renamed)
     } else {
         let config_file = config_file.ok_or_else(|| {
@@ -83,14 +98,28 @@ pub(crate) fn read_checkpoint(path: &Path) -> Result<(DepthAnythingConfig, HashM
 
 /// Every tensor of a safetensors file or a PyTorch pickle, on the CPU, contiguous.
 fn read_tensors(file: &Path) -> Result<HashMap<String, Tensor>> {
-    let is_safetensors = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let is_safetensors = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
     let tensors = if is_safetensors {
-        let bytes = std::fs::read(file).map_err(|source| OrfeasError::Io { path: file.to_path_buf(), source })?;
-        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-            .map_err(|e| unusable(file, format!("not a readable safetensors file: {}", super::root(&e))))?
+        let bytes = std::fs::read(file).map_err(|source| OrfeasError::Io {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+            unusable(
+                file,
+                format!("not a readable safetensors file: {}", super::root(&e)),
+            )
+        })?
     } else {
         candle_core::pickle::read_all(file)
-            .map_err(|e| unusable(file, format!("not a readable PyTorch checkpoint: {}", super::root(&e))))?
+            .map_err(|e| {
+                unusable(
+                    file,
+                    format!("not a readable PyTorch checkpoint: {}", super::root(&e)),
+                )
+            })?
             .into_iter()
             .collect()
     };

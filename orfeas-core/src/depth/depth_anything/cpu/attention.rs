@@ -53,10 +53,17 @@ impl CustomOp1 for FusedAttention {
         let (batch, tokens, width3) = layout.shape().dims3()?;
         let qkv = super::contiguous_f32("fused attention", storage, layout)?;
         if width3 % (3 * self.heads) != 0 {
-            bail!("fused attention: width {width3} is not 3 × a multiple of {} heads", self.heads)
+            bail!(
+                "fused attention: width {width3} is not 3 × a multiple of {} heads",
+                self.heads
+            )
         }
         let width = width3 / 3;
-        let shape = Dims { width, head_dim: width / self.heads, tokens };
+        let shape = Dims {
+            width,
+            head_dim: width / self.heads,
+            tokens,
+        };
         let image = |i: usize| &qkv[i * tokens * width3..(i + 1) * tokens * width3];
         let operands: Vec<HeadOperands> = (0..batch * self.heads)
             .into_par_iter()
@@ -72,16 +79,20 @@ impl CustomOp1 for FusedAttention {
         let mut out = Unfilled::new(batch * tokens * width);
         let blocks = tokens.div_ceil(ROWS);
         let out_ptr = out.shared();
-        (0..batch * self.heads * blocks).into_par_iter().for_each(|task| {
-            let (head_task, block) = (task / blocks, task % blocks);
-            let (index, head) = (head_task / self.heads, head_task % self.heads);
-            let rows = block * ROWS..((block + 1) * ROWS).min(tokens);
-            // The tasks' output regions (image, rows, head's columns) are pairwise disjoint and
-            // `out` outlives the parallel loop.
-            let out = out_ptr.at(index * tokens * width);
-            let head_operands = &operands[head_task];
-            SCORES.with_borrow_mut(|scores| attend(image(index), head_operands, out, shape, head, rows, scores));
-        });
+        (0..batch * self.heads * blocks)
+            .into_par_iter()
+            .for_each(|task| {
+                let (head_task, block) = (task / blocks, task % blocks);
+                let (index, head) = (head_task / self.heads, head_task % self.heads);
+                let rows = block * ROWS..((block + 1) * ROWS).min(tokens);
+                // The tasks' output regions (image, rows, head's columns) are pairwise disjoint and
+                // `out` outlives the parallel loop.
+                let out = out_ptr.at(index * tokens * width);
+                let head_operands = &operands[head_task];
+                SCORES.with_borrow_mut(|scores| {
+                    attend(image(index), head_operands, out, shape, head, rows, scores)
+                });
+            });
         // SAFETY: the tasks cover every (image, head, row block), and `attend` overwrites its
         // block (a product without accumulation, `tokens > 0` deep).
         let out = unsafe { out.into_filled() };
@@ -111,7 +122,17 @@ fn attend(
     let q = &qkv[rows.start * w3 + head * d..];
     // SAFETY: query rows `rows` (each `d` values at stride `w3`) lie inside this image's
     // `qkv`; `scores` is `m × n`.
-    unsafe { sgemm::gemm(m, q.as_ptr(), w3, &operands.keys, scores.as_mut_ptr(), n, false) };
+    unsafe {
+        sgemm::gemm(
+            m,
+            q.as_ptr(),
+            w3,
+            &operands.keys,
+            scores.as_mut_ptr(),
+            n,
+            false,
+        )
+    };
     let mut inverse_sums = [0f32; ROWS];
     for (row, inverse) in scores.chunks_exact_mut(n).zip(&mut inverse_sums) {
         let max = vmath::max(row);
@@ -143,7 +164,9 @@ mod tests {
         let (b, n, heads, d) = (2, 2 * ROWS + 37, 3, 8);
         let c = heads * d;
         let qkv = Tensor::randn(0f32, 1.0, (b, n, 3 * c), &Device::Cpu).expect("qkv");
-        let fused = qkv.apply_op1_no_bwd(&FusedAttention { heads }).expect("fused");
+        let fused = qkv
+            .apply_op1_no_bwd(&FusedAttention { heads })
+            .expect("fused");
         let split = |i: usize| {
             qkv.narrow(2, i * c, c)
                 .and_then(|t| t.reshape((b, n, heads, d)))
@@ -154,7 +177,11 @@ mod tests {
         let (q, k, v) = (split(0), split(1), split(2));
         let scores = q.matmul(&k.t().expect("t")).expect("scores");
         let probs = candle_nn::ops::softmax(&scores, D::Minus1).expect("softmax");
-        let eager = probs.matmul(&v).and_then(|t| t.transpose(1, 2)).and_then(|t| t.reshape((b, n, c))).expect("ctx");
+        let eager = probs
+            .matmul(&v)
+            .and_then(|t| t.transpose(1, 2))
+            .and_then(|t| t.reshape((b, n, c)))
+            .expect("ctx");
         let err = max_abs_diff(&fused, &eager);
         assert!(err < 1e-5, "max abs error {err}");
     }

@@ -64,26 +64,44 @@ impl CustomOp3 for Conv {
             || depth != c_in * taps
             || bl.shape().dims1()? != c_out
         {
-            bail!("conv: kernel {}, input {:?}, weight {:?}, bias {:?}", self.kernel, xl.shape(), wl.shape(), bl.shape())
+            bail!(
+                "conv: kernel {}, input {:?}, weight {:?}, bias {:?}",
+                self.kernel,
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            )
         }
         let slice = |s, l| contiguous_f32("conv", s, l);
         let (x, weight, bias) = (slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?);
         // PyTorch's output size for padding k / 2.
         let pad = self.kernel / 2;
-        let (oh, ow) = ((h + 2 * pad - self.kernel) / self.stride + 1, (w + 2 * pad - self.kernel) / self.stride + 1);
+        let (oh, ow) = (
+            (h + 2 * pad - self.kernel) / self.stride + 1,
+            (w + 2 * pad - self.kernel) / self.stride + 1,
+        );
         let plane = oh * ow;
         let mut out = Unfilled::new(batch * c_out * plane);
         let rows_per_task = (PIXELS_PER_TASK / ow.max(1)).clamp(1, oh.max(1));
         let strips = oh.div_ceil(rows_per_task);
         let out_ptr = out.shared();
-        let dims = Dims { c_in, c_out, h, w, oh, ow };
+        let dims = Dims {
+            c_in,
+            c_out,
+            h,
+            w,
+            oh,
+            ow,
+        };
         (0..batch * strips).into_par_iter().for_each(|task| {
             let (image, strip) = (task / strips, task % strips);
             let rows = strip * rows_per_task..((strip + 1) * rows_per_task).min(oh);
             let x = &x[image * c_in * h * w..(image + 1) * c_in * h * w];
             // Tasks write disjoint row ranges of their own image; `out` outlives the loop.
             let out = out_ptr.at(image * c_out * plane);
-            COLUMNS.with_borrow_mut(|(packed, row)| self.strip(x, weight, bias, out, dims, rows, packed, row));
+            COLUMNS.with_borrow_mut(|(packed, row)| {
+                self.strip(x, weight, bias, out, dims, rows, packed, row)
+            });
         });
         // SAFETY: the strips cover every output row of every image, and each strip writes all
         // `c_out` planes of its rows (bias first).
@@ -103,7 +121,6 @@ struct Dims {
     oh: usize,
     ow: usize,
 }
-
 
 impl Conv {
     /// Output rows `rows` of one image, all output channels.
@@ -152,7 +169,14 @@ impl Conv {
     /// holds input `(ci, s·oy + ky - k/2, s·ox + kx - k/2)` for each output pixel `(oy, ox)`,
     /// zero outside. Built one output row at a time in `row`, then written into the packed
     /// matrix (no unpacked copy of the whole strip).
-    fn fill_columns(&self, x: &[f32], d: Dims, rows: std::ops::Range<usize>, packed: &mut PackedB, row: &mut [f32]) {
+    fn fill_columns(
+        &self,
+        x: &[f32],
+        d: Dims,
+        rows: std::ops::Range<usize>,
+        packed: &mut PackedB,
+        row: &mut [f32],
+    ) {
         let (k, s, pad) = (self.kernel, self.stride, self.kernel / 2);
         let relu = self.relu_input;
         for index in 0..d.c_in * k * k {
@@ -167,11 +191,18 @@ impl Conv {
                 let src = &x[(ci * d.h + sy) * d.w..(ci * d.h + sy + 1) * d.w];
                 if s == 1 {
                     // Output x reads input x + kx - pad; the rest of the row is padding.
-                    let (dst_from, src_from) = if kx < pad { (pad - kx, 0) } else { (0, kx - pad) };
+                    let (dst_from, src_from) = if kx < pad {
+                        (pad - kx, 0)
+                    } else {
+                        (0, kx - pad)
+                    };
                     let len = d.w - dst_from.max(src_from);
                     dst[..dst_from].fill(0.0);
                     dst[dst_from + len..].fill(0.0);
-                    let (dst, src) = (&mut dst[dst_from..dst_from + len], &src[src_from..src_from + len]);
+                    let (dst, src) = (
+                        &mut dst[dst_from..dst_from + len],
+                        &src[src_from..src_from + len],
+                    );
                     if relu {
                         dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
                     } else {
@@ -179,7 +210,11 @@ impl Conv {
                     }
                 } else {
                     for (ox, o) in dst.iter_mut().enumerate() {
-                        let v = (ox * s + kx).checked_sub(pad).and_then(|sx| src.get(sx)).copied().unwrap_or(0.0);
+                        let v = (ox * s + kx)
+                            .checked_sub(pad)
+                            .and_then(|sx| src.get(sx))
+                            .copied()
+                            .unwrap_or(0.0);
                         *o = if relu { v.max(0.0) } else { v };
                     }
                 }

@@ -27,12 +27,21 @@ pub(in super::super) struct Linear<'a> {
 }
 
 impl Linear<'_> {
-    fn run(&self, x: (&CpuStorage, &Layout), residual: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+    fn run(
+        &self,
+        x: (&CpuStorage, &Layout),
+        residual: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
         let dims = x.1.shape().dims();
         let (k, n) = (self.weight.k(), self.weight.n());
-        let Some((&last, lead)) = dims.split_last() else { bail!("linear: scalar input") };
+        let Some((&last, lead)) = dims.split_last() else {
+            bail!("linear: scalar input")
+        };
         if last != k || self.bias.len() != n {
-            bail!("linear: input {dims:?}, weight [{n}, {k}], bias {}", self.bias.len())
+            bail!(
+                "linear: input {dims:?}, weight [{n}, {k}], bias {}",
+                self.bias.len()
+            )
         }
         let x = contiguous_f32("linear", x.0, x.1)?;
         let m: usize = lead.iter().product();
@@ -48,16 +57,36 @@ impl Linear<'_> {
             let start = unsafe { unwritten(out_ptr.at(first * n), rows * n) };
             match residual {
                 Some(r) => {
-                    for (o, r) in start.chunks_exact_mut(n).zip(r[first * n..].chunks_exact(n)) {
-                        o.iter_mut().zip(r).zip(self.bias).for_each(|((o, &r), &b)| _ = o.write(r + b));
+                    for (o, r) in start
+                        .chunks_exact_mut(n)
+                        .zip(r[first * n..].chunks_exact(n))
+                    {
+                        o.iter_mut()
+                            .zip(r)
+                            .zip(self.bias)
+                            .for_each(|((o, &r), &b)| _ = o.write(r + b));
                     }
                 }
-                None => start.chunks_exact_mut(n).for_each(|o| o.iter_mut().zip(self.bias).for_each(|(o, &b)| _ = o.write(b))),
+                None => start.chunks_exact_mut(n).for_each(|o| {
+                    o.iter_mut()
+                        .zip(self.bias)
+                        .for_each(|(o, &b)| _ = o.write(b))
+                }),
             }
             // SAFETY: the block is written now; rows `first..first + rows` of `x` (`m × k`,
             // row-major) are in bounds.
             let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(first * n), rows * n) };
-            unsafe { sgemm::gemm(rows, x[first * k..].as_ptr(), k, self.weight, out.as_mut_ptr(), n, true) };
+            unsafe {
+                sgemm::gemm(
+                    rows,
+                    x[first * k..].as_ptr(),
+                    k,
+                    self.weight,
+                    out.as_mut_ptr(),
+                    n,
+                    true,
+                )
+            };
             if self.gelu {
                 vmath::gelu_in_place(out);
             }
@@ -85,7 +114,13 @@ impl CustomOp2 for Linear<'_> {
         "orfeas-linear-residual"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, rs: &CpuStorage, rl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         self.run((xs, xl), Some(contiguous_f32("linear", rs, rl)?))
     }
 }
@@ -107,15 +142,43 @@ mod tests {
         let b = Tensor::randn(0f32, 1.0, n, &dev).expect("b");
         let residual = Tensor::randn(0f32, 1.0, (1, m, n), &dev).expect("r");
         let bias = b.to_vec1::<f32>().expect("bias");
-        let reference = candle_nn::Linear::new(w.clone(), Some(b)).forward(&x).expect("linear");
+        let reference = candle_nn::Linear::new(w.clone(), Some(b))
+            .forward(&x)
+            .expect("linear");
         let mut weight = PackedB::default();
-        weight.pack_columns(k, n, &w.flatten_all().and_then(|w| w.to_vec1::<f32>()).expect("w"), k);
+        weight.pack_columns(
+            k,
+            n,
+            &w.flatten_all().and_then(|w| w.to_vec1::<f32>()).expect("w"),
+            k,
+        );
 
-        let plain = x.apply_op1_no_bwd(&Linear { weight: &weight, bias: &bias, gelu: false }).expect("plain");
+        let plain = x
+            .apply_op1_no_bwd(&Linear {
+                weight: &weight,
+                bias: &bias,
+                gelu: false,
+            })
+            .expect("plain");
         assert!(max_abs_diff(&plain, &reference) < 1e-4);
-        let gelu = x.apply_op1_no_bwd(&Linear { weight: &weight, bias: &bias, gelu: true }).expect("gelu");
+        let gelu = x
+            .apply_op1_no_bwd(&Linear {
+                weight: &weight,
+                bias: &bias,
+                gelu: true,
+            })
+            .expect("gelu");
         assert!(max_abs_diff(&gelu, &reference.gelu_erf().expect("gelu_erf")) < 1e-4);
-        let with_residual = x.apply_op2_no_bwd(&residual, &Linear { weight: &weight, bias: &bias, gelu: false }).expect("residual");
+        let with_residual = x
+            .apply_op2_no_bwd(
+                &residual,
+                &Linear {
+                    weight: &weight,
+                    bias: &bias,
+                    gelu: false,
+                },
+            )
+            .expect("residual");
         assert!(max_abs_diff(&with_residual, &(reference + residual).expect("sum")) < 1e-4);
     }
 }

@@ -29,9 +29,17 @@ pub(super) use linear::Linear;
 pub(super) use sgemm::PackedB;
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
-pub(super) fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else { bail!("{op}: f32 tensors only") };
-    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: contiguous tensors only") };
+pub(super) fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        bail!("{op}: f32 tensors only")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op}: contiguous tensors only")
+    };
     Ok(&values[start..end])
 }
 
@@ -60,7 +68,10 @@ struct Unfilled {
 
 impl Unfilled {
     fn new(len: usize) -> Self {
-        Self { values: Vec::with_capacity(len), len }
+        Self {
+            values: Vec::with_capacity(len),
+            len,
+        }
     }
 
     /// Where the tasks write (through raw pointers or [`MaybeUninit`] slices, never `&mut [f32]`

@@ -62,7 +62,13 @@ impl PackedB {
 
     /// `B[p][first..first + values.len()] = values` (after [`reset`](Self::reset)).
     pub fn write_row(&mut self, p: usize, first: usize, values: &[f32]) {
-        debug_assert!(p < self.k && first + values.len() <= self.n, "row {p}, columns {first}+{} of {}×{}", values.len(), self.k, self.n);
+        debug_assert!(
+            p < self.k && first + values.len() <= self.n,
+            "row {p}, columns {first}+{} of {}×{}",
+            values.len(),
+            self.k,
+            self.n
+        );
         let (mut j, mut values) = (first, values);
         while !values.is_empty() {
             let (panel, lane) = (j / NR, j % NR);
@@ -80,7 +86,12 @@ impl PackedB {
     /// `B[p][j] = src[p · ld + j]` (B stored row by row).
     pub fn pack_rows(&mut self, k: usize, n: usize, src: &[f32], ld: usize) {
         self.reset(k, n);
-        for (panel, lines) in self.lines.chunks_exact_mut(k.max(1)).enumerate().take(n.div_ceil(NR)) {
+        for (panel, lines) in self
+            .lines
+            .chunks_exact_mut(k.max(1))
+            .enumerate()
+            .take(n.div_ceil(NR))
+        {
             let (first, width) = (panel * NR, NR.min(n - panel * NR));
             for (p, line) in lines.iter_mut().enumerate() {
                 let values = &src[p * ld + first..p * ld + first + width];
@@ -97,7 +108,12 @@ impl PackedB {
     /// of the keys).
     pub fn pack_columns(&mut self, k: usize, n: usize, src: &[f32], ld: usize) {
         self.reset(k, n);
-        for (panel, lines) in self.lines.chunks_exact_mut(k.max(1)).enumerate().take(n.div_ceil(NR)) {
+        for (panel, lines) in self
+            .lines
+            .chunks_exact_mut(k.max(1))
+            .enumerate()
+            .take(n.div_ceil(NR))
+        {
             for j in 0..NR.min(n - panel * NR) {
                 let column = &src[(panel * NR + j) * ld..][..k];
                 for (line, &v) in lines.iter_mut().zip(column) {
@@ -130,7 +146,8 @@ impl PackedB {
 /// A micro-kernel: `C[R × P·NR] (+)= Σ_p A[r][p] · B[p]` over `kc` rows of `P` adjacent panels
 /// (panel `q` at `b + q · panel_stride`), `A` row `r` at `a[r]`, `C` row `r` at `c + r · ldc`;
 /// `load` adds to `C` instead of overwriting. `P` is the kernel's own; the driver knows it.
-type Kernel<const R: usize> = unsafe fn(usize, &[*const f32; R], *const f32, usize, *mut f32, usize, bool);
+type Kernel<const R: usize> =
+    unsafe fn(usize, &[*const f32; R], *const f32, usize, *mut f32, usize, bool);
 
 /// The register tiles of one instruction set: `R` rows by `panels` panels, and a one-panel
 /// kernel of the same height for a last, odd panel.
@@ -147,21 +164,72 @@ struct Kernels<const R: usize> {
 /// # Safety
 /// `a + i · lda .. + k` must be readable and `c + i · ldc .. + n` writable (and not read or
 /// written by anyone else meanwhile) for every `i < m`.
-pub(super) unsafe fn gemm(m: usize, a: *const f32, lda: usize, b: &PackedB, c: *mut f32, ldc: usize, accumulate: bool) {
+pub(super) unsafe fn gemm(
+    m: usize,
+    a: *const f32,
+    lda: usize,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             // Whole 12-row tiles, then the rest in 4-row tiles: a 64-channel convolution
             // computes 64 rows, not 72, and a last block of 2 tokens 4, not 12.
-            let tall = Kernels { panels: 2, wide: avx512::kernel::<12, 2>, narrow: avx512::kernel::<12, 1> };
-            let short = Kernels { panels: 2, wide: avx512::kernel::<4, 2>, narrow: avx512::kernel::<4, 1> };
+            let tall = Kernels {
+                panels: 2,
+                wide: avx512::kernel::<12, 2>,
+                narrow: avx512::kernel::<12, 1>,
+            };
+            let short = Kernels {
+                panels: 2,
+                wide: avx512::kernel::<4, 2>,
+                narrow: avx512::kernel::<4, 1>,
+            };
             let whole = m / 12 * 12;
             drive(&tall, whole, a, lda, b, c, ldc, accumulate);
-            drive(&short, m - whole, a.wrapping_add(whole * lda), lda, b, c.wrapping_add(whole * ldc), ldc, accumulate)
+            drive(
+                &short,
+                m - whole,
+                a.wrapping_add(whole * lda),
+                lda,
+                b,
+                c.wrapping_add(whole * ldc),
+                ldc,
+                accumulate,
+            )
         }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => drive(&Kernels { panels: 1, wide: avx2::kernel, narrow: avx2::kernel }, m, a, lda, b, c, ldc, accumulate),
-        _ => drive(&Kernels { panels: 1, wide: portable::kernel, narrow: portable::kernel }, m, a, lda, b, c, ldc, accumulate),
+        Isa::Avx2 => drive(
+            &Kernels {
+                panels: 1,
+                wide: avx2::kernel,
+                narrow: avx2::kernel,
+            },
+            m,
+            a,
+            lda,
+            b,
+            c,
+            ldc,
+            accumulate,
+        ),
+        _ => drive(
+            &Kernels {
+                panels: 1,
+                wide: portable::kernel,
+                narrow: portable::kernel,
+            },
+            m,
+            a,
+            lda,
+            b,
+            c,
+            ldc,
+            accumulate,
+        ),
     }
 }
 
@@ -174,7 +242,16 @@ const MAX_PANELS: usize = 2;
 /// # Safety
 /// As [`gemm`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn drive<const R: usize>(kernels: &Kernels<R>, m: usize, a: *const f32, lda: usize, b: &PackedB, c: *mut f32, ldc: usize, accumulate: bool) {
+unsafe fn drive<const R: usize>(
+    kernels: &Kernels<R>,
+    m: usize,
+    a: *const f32,
+    lda: usize,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     let (k, n) = (b.k, b.n);
     if k == 0 && !accumulate {
         for i in 0..m {
@@ -198,7 +275,8 @@ unsafe fn drive<const R: usize>(kernels: &Kernels<R>, m: usize, a: *const f32, l
             for top in (0..m).step_by(R) {
                 let rows = R.min(m - top);
                 // Rows past `m` re-read the last row; their results are discarded below.
-                let a_rows: [*const f32; R] = std::array::from_fn(|r| a.add((top + r.min(rows - 1)) * lda + depth));
+                let a_rows: [*const f32; R] =
+                    std::array::from_fn(|r| a.add((top + r.min(rows - 1)) * lda + depth));
                 let c_tile = c.add(top * ldc + panel * NR);
                 if rows == R && columns == width {
                     kernel(kc, &a_rows, lines, k * NR, c_tile, ldc, load);
@@ -207,10 +285,21 @@ unsafe fn drive<const R: usize>(kernels: &Kernels<R>, m: usize, a: *const f32, l
                 let mut tile = [[0f32; MAX_PANELS * NR]; R];
                 if load {
                     for (r, tile) in tile.iter_mut().enumerate().take(rows) {
-                        tile[..columns].copy_from_slice(std::slice::from_raw_parts(c_tile.add(r * ldc), columns));
+                        tile[..columns].copy_from_slice(std::slice::from_raw_parts(
+                            c_tile.add(r * ldc),
+                            columns,
+                        ));
                     }
                 }
-                kernel(kc, &a_rows, lines, k * NR, tile.as_mut_ptr().cast(), MAX_PANELS * NR, load);
+                kernel(
+                    kc,
+                    &a_rows,
+                    lines,
+                    k * NR,
+                    tile.as_mut_ptr().cast(),
+                    MAX_PANELS * NR,
+                    load,
+                );
                 for (r, tile) in tile.iter().enumerate().take(rows) {
                     // A raw copy: without `load`, `C` may not have been written yet.
                     std::ptr::copy_nonoverlapping(tile.as_ptr(), c_tile.add(r * ldc), columns);
@@ -230,7 +319,15 @@ mod avx512 {
     /// and 12 broadcasts per step leave 5 of the 32 vector registers; a row block of 72
     /// (linear) or 48 (attention) is a whole number of such tiles.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn kernel<const R: usize, const P: usize>(kc: usize, a: &[*const f32; R], b: *const f32, panel_stride: usize, c: *mut f32, ldc: usize, load: bool) {
+    pub(super) unsafe fn kernel<const R: usize, const P: usize>(
+        kc: usize,
+        a: &[*const f32; R],
+        b: *const f32,
+        panel_stride: usize,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
         let mut acc = [[_mm512_setzero_ps(); P]; R];
         if load {
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -238,7 +335,8 @@ mod avx512 {
             }
         }
         for p in 0..kc {
-            let lines: [__m512; P] = std::array::from_fn(|q| _mm512_load_ps(b.add(q * panel_stride + p * NR)));
+            let lines: [__m512; P] =
+                std::array::from_fn(|q| _mm512_load_ps(b.add(q * panel_stride + p * NR)));
             for (acc, row) in acc.iter_mut().zip(a) {
                 let x = _mm512_set1_ps(*row.add(p));
                 for (acc, &line) in acc.iter_mut().zip(&lines) {
@@ -264,11 +362,22 @@ mod avx2 {
 
     /// 12 accumulators (6 rows × 2 vectors of 8), 2 panel loads and 6 broadcasts per step.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; ROWS], b: *const f32, _panel_stride: usize, c: *mut f32, ldc: usize, load: bool) {
+    pub(super) unsafe fn kernel(
+        kc: usize,
+        a: &[*const f32; ROWS],
+        b: *const f32,
+        _panel_stride: usize,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
         if load {
             for (r, acc) in acc.iter_mut().enumerate() {
-                *acc = [_mm256_loadu_ps(c.add(r * ldc)), _mm256_loadu_ps(c.add(r * ldc + 8))];
+                *acc = [
+                    _mm256_loadu_ps(c.add(r * ldc)),
+                    _mm256_loadu_ps(c.add(r * ldc + 8)),
+                ];
             }
         }
         for p in 0..kc {
@@ -293,7 +402,15 @@ mod portable {
     pub(super) const ROWS: usize = 6;
 
     /// The AVX2 tile in plain Rust (vectorised by the compiler for the target's baseline SIMD).
-    pub(super) unsafe fn kernel(kc: usize, a: &[*const f32; ROWS], b: *const f32, _panel_stride: usize, c: *mut f32, ldc: usize, load: bool) {
+    pub(super) unsafe fn kernel(
+        kc: usize,
+        a: &[*const f32; ROWS],
+        b: *const f32,
+        _panel_stride: usize,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
         let mut acc = [[0f32; NR]; ROWS];
         if load {
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -321,14 +438,26 @@ mod tests {
     fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
         for i in 0..m {
             for j in 0..n {
-                let dot: f64 = (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j])).sum();
-                c[i * n + j] = if accumulate { c[i * n + j] + dot as f32 } else { dot as f32 };
+                let dot: f64 = (0..k)
+                    .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
+                    .sum();
+                c[i * n + j] = if accumulate {
+                    c[i * n + j] + dot as f32
+                } else {
+                    dot as f32
+                };
             }
         }
     }
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / 8_388_608.0 - 1.0).collect()
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                    / 8_388_608.0
+                    - 1.0
+            })
+            .collect()
     }
 
     /// Edge tiles in both directions, several depth passes, both packings, overwrite and
@@ -340,7 +469,16 @@ mod tests {
         for limit in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
             let isa = with_isa_limit(limit, isa);
             // Shapes around both tile heights (6, 12) and widths (16, 32), odd last panels.
-            for (m, n, k) in [(13, 37, 2 * KC + 7), (6, 16, 5), (1, 1, 1), (20, 48, KC), (7, 21, 9), (24, 64, 33), (25, 80, 17), (12, 33, 3)] {
+            for (m, n, k) in [
+                (13, 37, 2 * KC + 7),
+                (6, 16, 5),
+                (1, 1, 1),
+                (20, 48, KC),
+                (7, 21, 9),
+                (24, 64, 33),
+                (25, 80, 17),
+                (12, 33, 3),
+            ] {
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
                 let b_columns: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
                 for packing in ["rows", "columns", "row pieces"] {
@@ -361,11 +499,24 @@ mod tests {
                     let (mut want, mut got) = (start.clone(), start);
                     naive(m, n, k, &a, &b, &mut want, accumulate);
                     // SAFETY: `a` is m × k, `got` m × n, both row-major with those strides.
-                    with_isa_limit(limit, || unsafe { gemm(m, a.as_ptr(), k, &packed, got.as_mut_ptr(), n, accumulate) });
-                    let err = want.iter().zip(&got).map(|(w, g)| (w - g).abs()).fold(0f32, f32::max);
-                    assert!(err < 1e-4, "{isa:?}, {m}×{n}×{k}, packed by {packing}: {err}");
+                    with_isa_limit(limit, || unsafe {
+                        gemm(m, a.as_ptr(), k, &packed, got.as_mut_ptr(), n, accumulate)
+                    });
+                    let err = want
+                        .iter()
+                        .zip(&got)
+                        .map(|(w, g)| (w - g).abs())
+                        .fold(0f32, f32::max);
+                    assert!(
+                        err < 1e-4,
+                        "{isa:?}, {m}×{n}×{k}, packed by {packing}: {err}"
+                    );
                 }
-                assert_eq!(packed.transposed(), b_columns, "transposed() gives back the packed matrix");
+                assert_eq!(
+                    packed.transposed(),
+                    b_columns,
+                    "transposed() gives back the packed matrix"
+                );
                 assert_eq!(format!("{packed:?}"), format!("PackedB[{k} × {n}]"));
             }
         }

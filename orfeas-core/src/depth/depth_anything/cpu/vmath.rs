@@ -64,7 +64,14 @@ fn exp<M: MulAdd>(x: f32) -> f32 {
     // 1.5 · 2²³: adding it rounds to the nearest integer and leaves that integer in the low
     // mantissa bits, so no float→int conversion (which does not vectorise well) is needed.
     const ROUND: f32 = 12_582_912.0;
-    const P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
+    const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ];
     let x = x.clamp(-87.3, 88.0);
     let shifted = M::mul_add(x, LOG2E, ROUND);
     let n = shifted - ROUND;
@@ -80,7 +87,13 @@ fn exp<M: MulAdd>(x: f32) -> f32 {
 #[inline(always)]
 fn erf<M: MulAdd>(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [1.061_405_4, -1.453_152_1, 1.421_413_8, -0.284_496_74, 0.254_829_6];
+    const A: [f32; 5] = [
+        1.061_405_4,
+        -1.453_152_1,
+        1.421_413_8,
+        -0.284_496_74,
+        0.254_829_6,
+    ];
     let a = x.abs();
     let t = 1.0 / M::mul_add(P, a, 1.0);
     let poly = A[1..].iter().fold(A[0], |p, &c| M::mul_add(p, t, c)) * t;
@@ -109,7 +122,6 @@ pub(super) fn max(row: &[f32]) -> f32 {
 pub(super) fn gelu_in_place(values: &mut [f32]) {
     dispatch!(gelu_impl(values))
 }
-
 
 /// Partial sums/maxima per reduction.
 const LANES: usize = 16;
@@ -191,7 +203,10 @@ mod tests {
         for i in -8730..=8799 {
             let x = i as f32 * 0.01 + 0.003;
             for (got, want) in [(exp::<Separate>(x), x.exp()), (exp::<Fused>(x), x.exp())] {
-                assert!(((got - want) / want).abs() < 3e-7, "exp({x}) = {got}, libm {want}");
+                assert!(
+                    ((got - want) / want).abs() < 3e-7,
+                    "exp({x}) = {got}, libm {want}"
+                );
             }
         }
     }
@@ -202,38 +217,74 @@ mod tests {
             let x = i as f32 * 0.01;
             let want = libm_erf(x as f64);
             let g = 0.5 * x as f64 * (1.0 + libm_erf(x as f64 / std::f64::consts::SQRT_2));
-            for (erf, gelu) in [(erf::<Separate>(x), gelu::<Separate>(x)), (erf::<Fused>(x), gelu::<Fused>(x))] {
+            for (erf, gelu) in [
+                (erf::<Separate>(x), gelu::<Separate>(x)),
+                (erf::<Fused>(x), gelu::<Fused>(x)),
+            ] {
                 // 1.5e-7 from the approximation plus f32 rounding of its terms.
-                assert!((erf as f64 - want).abs() < 3e-7, "erf({x}) = {erf}, exact {want}");
-                assert!((gelu as f64 - g).abs() < 1e-6 * (1.0 + g.abs()), "gelu({x})");
+                assert!(
+                    (erf as f64 - want).abs() < 3e-7,
+                    "erf({x}) = {erf}, exact {want}"
+                );
+                assert!(
+                    (gelu as f64 - g).abs() < 1e-6 * (1.0 + g.abs()),
+                    "gelu({x})"
+                );
             }
         }
     }
 
-    type Builds = (unsafe fn(&mut [f32], f32) -> f32, unsafe fn(&[f32]) -> f32, unsafe fn(&mut [f32]));
+    type Builds = (
+        unsafe fn(&mut [f32], f32) -> f32,
+        unsafe fn(&[f32]) -> f32,
+        unsafe fn(&mut [f32]),
+    );
 
     /// The builds this CPU can run, the dispatched one first.
     fn builds() -> Vec<(&'static str, Builds)> {
-        let dispatched: Builds = (|r, m| exp_shifted_sum(r, m), |r| max(r), |v| gelu_in_place(v));
+        let dispatched: Builds = (
+            |r, m| exp_shifted_sum(r, m),
+            |r| max(r),
+            |v| gelu_in_place(v),
+        );
         let mut builds = vec![("dispatched", dispatched)];
         #[cfg(target_arch = "x86_64")]
         {
             use super::super::{isa, Isa};
             if isa() >= Isa::Avx512 {
-                builds.push(("avx512", (avx512::exp_shifted_sum_impl, avx512::max_impl, avx512::gelu_impl)));
+                builds.push((
+                    "avx512",
+                    (
+                        avx512::exp_shifted_sum_impl,
+                        avx512::max_impl,
+                        avx512::gelu_impl,
+                    ),
+                ));
             }
             if isa() >= Isa::Avx2 {
-                builds.push(("avx2", (avx2::exp_shifted_sum_impl, avx2::max_impl, avx2::gelu_impl)));
+                builds.push((
+                    "avx2",
+                    (avx2::exp_shifted_sum_impl, avx2::max_impl, avx2::gelu_impl),
+                ));
             }
         }
-        builds.push(("baseline", (baseline::exp_shifted_sum_impl, baseline::max_impl, baseline::gelu_impl)));
+        builds.push((
+            "baseline",
+            (
+                baseline::exp_shifted_sum_impl,
+                baseline::max_impl,
+                baseline::gelu_impl,
+            ),
+        ));
         builds
     }
 
     /// Every instruction-set build gives the same softmax numerator and sum as plain libm.
     #[test]
     fn slice_kernels_agree_with_scalar_code() {
-        let row: Vec<f32> = (0..1373).map(|i| ((i * 7919 % 2003) as f32 - 1000.0) * 0.013).collect();
+        let row: Vec<f32> = (0..1373)
+            .map(|i| ((i * 7919 % 2003) as f32 - 1000.0) * 0.013)
+            .collect();
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let want: Vec<f64> = row.iter().map(|&v| ((v - m) as f64).exp()).collect();
         let want_sum: f64 = want.iter().sum();
@@ -250,7 +301,10 @@ mod tests {
                 let mut g = row.clone();
                 gelu_in_place(&mut g);
                 for (v, x) in g.iter().zip(&row) {
-                    assert!((v - gelu::<Separate>(*x)).abs() <= 1e-6 * (1.0 + v.abs()), "{name}");
+                    assert!(
+                        (v - gelu::<Separate>(*x)).abs() <= 1e-6 * (1.0 + v.abs()),
+                        "{name}"
+                    );
                 }
                 assert_eq!(max(&[]), f32::NEG_INFINITY, "{name}");
             }
