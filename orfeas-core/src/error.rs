@@ -57,6 +57,16 @@ pub enum OrfeasError {
     #[error("model weights not found: {0}")]
     WeightsNotFound(String),
 
+    /// Model weights were found but cannot be used: unreadable, truncated, or not matching the
+    /// configuration. `detail` names the first missing, misshaped or unexpected tensor.
+    #[error("{}: invalid model weights: {detail}", path.display())]
+    WeightsInvalid { path: PathBuf, detail: String },
+
+    /// The image holds no foreground object to reconstruct (fully transparent, or no
+    /// background could be told apart from the object).
+    #[error("{name}: no foreground object found: {detail}")]
+    NoForeground { name: String, detail: String },
+
     /// A device (e.g. `cuda:1`) is unknown or unusable.
     #[error("device error: {0}")]
     Device(String),
@@ -87,6 +97,8 @@ impl OrfeasError {
             Self::Meshing { .. } => "ERR_MESHING",
             Self::Export { .. } => "ERR_EXPORT",
             Self::WeightsNotFound(_) => "ERR_WEIGHTS_NOT_FOUND",
+            Self::WeightsInvalid { .. } => "ERR_WEIGHTS_INVALID",
+            Self::NoForeground { .. } => "ERR_NO_FOREGROUND",
             Self::Device(_) => "ERR_DEVICE",
             Self::FeatureDisabled(_) => "ERR_FEATURE_DISABLED",
             Self::Cancelled => "ERR_CANCELLED",
@@ -136,6 +148,14 @@ mod tests {
                 detail: String::new(),
             },
             OrfeasError::WeightsNotFound(String::new()),
+            OrfeasError::WeightsInvalid {
+                path: PathBuf::new(),
+                detail: String::new(),
+            },
+            OrfeasError::NoForeground {
+                name: String::new(),
+                detail: String::new(),
+            },
             OrfeasError::Device(String::new()),
             OrfeasError::FeatureDisabled("cuda"),
             OrfeasError::Cancelled,

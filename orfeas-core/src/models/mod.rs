@@ -4,6 +4,8 @@
 //! `orfeas fetch-model` (feature `hub`) is the one place that downloads, into the standard
 //! Hugging Face cache so other tools share the files.
 
+pub mod triposr;
+
 use std::path::{Path, PathBuf};
 
 use crate::error::{OrfeasError, Result};
