@@ -5,5 +5,7 @@
 //! transformers 4.35.0 (TripoSR's pin) on tiny random weights in the published layout.
 
 pub mod config;
+mod scene;
 
 pub use config::TripoSrConfig;
+pub use scene::{CondImage, DensityGrid, SceneCode, FOREGROUND_RATIO, ISO_LEVEL};
