@@ -115,9 +115,15 @@ struct Grid<'a> {
 }
 
 /// One padded x-plane: values, inside bits and the vertex index of each crossed y/z edge.
+///
+/// Edge entries are written only for crossed edges and may hold stale indices elsewhere: the
+/// case table only ever names crossed edges, so clearing them would be wasted bandwidth.
 struct Plane {
     values: Vec<f32>,
     inside: Vec<u8>,
+    /// Whether a row holds any inside point: rows without one (most of them, for an object in
+    /// a mostly empty field) have no crossed edge along them and no surface cube beside them.
+    row_any: Vec<bool>,
     y_edges: Vec<u32>,
     z_edges: Vec<u32>,
 }
@@ -153,6 +159,7 @@ impl<'a> Grid<'a> {
         Plane {
             values: vec![self.outside; n],
             inside: vec![0; n],
+            row_any: vec![false; self.py],
             y_edges: vec![NONE; n],
             z_edges: vec![NONE; n],
         }
@@ -168,46 +175,46 @@ impl<'a> Grid<'a> {
         p.map(|c| c as f32)
     }
 
-    /// Loads padded plane `px` (0 and nx + 1 are the pad) and adds its y/z edge vertices.
+    /// Loads padded plane `px` (0 and nx + 1 are the pad) and adds its y/z edge vertices. The
+    /// pad ring of an interior plane is never written, so it stays `outside`.
     fn load_plane(&self, px: usize, plane: &mut Plane, positions: &mut Vec<[f32; 3]>) {
         let [nx, ny, nz] = self.dims;
         let (py, pz) = (self.py, self.pz);
-        plane.values.fill(self.outside);
-        plane.inside.fill(0);
-        plane.y_edges.fill(NONE);
-        plane.z_edges.fill(NONE);
         if px == 0 || px > nx {
+            plane.values.fill(self.outside);
+            plane.inside.fill(0);
+            plane.row_any.fill(false);
             return;
         }
         for y in 0..ny {
             let src = &self.values[((px - 1) * ny + y) * nz..][..nz];
             let row = (y + 1) * pz + 1;
             plane.values[row..row + nz].copy_from_slice(src);
+            let mut any = 0u8;
             for (flag, &v) in plane.inside[row..row + nz].iter_mut().zip(src) {
                 *flag = u8::from(v > self.iso);
+                any |= *flag;
             }
+            plane.row_any[y + 1] = any != 0;
         }
         for y in 0..py {
-            for z in 0..pz {
-                let i = y * pz + z;
-                let here = plane.inside[i];
-                if y + 1 < py && plane.inside[i + pz] != here {
-                    plane.y_edges[i] = positions.len() as u32;
-                    positions.push(self.vertex(
-                        [px, y, z],
-                        1,
-                        plane.values[i],
-                        plane.values[i + pz],
-                    ));
+            let row = y * pz;
+            if plane.row_any[y] {
+                for i in row..row + pz - 1 {
+                    if plane.inside[i + 1] != plane.inside[i] {
+                        plane.z_edges[i] = positions.len() as u32;
+                        let (va, vb) = (plane.values[i], plane.values[i + 1]);
+                        positions.push(self.vertex([px, y, i - row], 2, va, vb));
+                    }
                 }
-                if z + 1 < pz && plane.inside[i + 1] != here {
-                    plane.z_edges[i] = positions.len() as u32;
-                    positions.push(self.vertex(
-                        [px, y, z],
-                        2,
-                        plane.values[i],
-                        plane.values[i + 1],
-                    ));
+            }
+            if y + 1 < py && (plane.row_any[y] || plane.row_any[y + 1]) {
+                for i in row..row + pz {
+                    if plane.inside[i + pz] != plane.inside[i] {
+                        plane.y_edges[i] = positions.len() as u32;
+                        let (va, vb) = (plane.values[i], plane.values[i + pz]);
+                        positions.push(self.vertex([px, y, i - row], 1, va, vb));
+                    }
                 }
             }
         }
@@ -229,12 +236,13 @@ impl<'a> Grid<'a> {
             let start = positions.len() as u32;
             self.load_plane(px + 1, &mut hi, &mut positions);
             last_plane = (start, positions.len() as u32 - start);
-            for (i, e) in x_edges.iter_mut().enumerate() {
-                *e = NONE;
-                if lo.inside[i] != hi.inside[i] {
-                    *e = positions.len() as u32;
-                    let (y, z) = (i / pz, i % pz);
-                    positions.push(self.vertex([px, y, z], 0, lo.values[i], hi.values[i]));
+            for y in (0..py).filter(|&y| lo.row_any[y] || hi.row_any[y]) {
+                for i in y * pz..(y + 1) * pz {
+                    if lo.inside[i] != hi.inside[i] {
+                        x_edges[i] = positions.len() as u32;
+                        let (va, vb) = (lo.values[i], hi.values[i]);
+                        positions.push(self.vertex([px, y, i - y * pz], 0, va, vb));
+                    }
                 }
             }
             self.cubes(table, [&lo, &hi], &x_edges, &mut positions, &mut triangles);
@@ -261,6 +269,13 @@ impl<'a> Grid<'a> {
         let py = self.py;
         let iso = f64::from(self.iso);
         for y in 0..py - 1 {
+            if !(planes[0].row_any[y]
+                || planes[0].row_any[y + 1]
+                || planes[1].row_any[y]
+                || planes[1].row_any[y + 1])
+            {
+                continue;
+            }
             let r0 = y * pz;
             let r1 = r0 + pz;
             // Bits (dx | dy << 1) of the four corners of column z.
