@@ -14,8 +14,11 @@
 //!   parameter is clamped to `[ε, 1 − ε]` with `ε = 1e-5 ×` the padded grid's diagonal: three
 //!   vertices on distinct edges of one cube, each at least ε from every corner, span a
 //!   triangle whose doubled area is at least about `√3 ε²`, far above `check_solid`'s
-//!   `1e-12 × diagonal²`, and ε stays ~170 f32 ulps of the largest coordinate. Moving a vertex
-//!   by at most ε (0.005 voxel at R = 256) is far below the method's own error.
+//!   `1e-12 × diagonal²`, and ε is at least ~80 f32 ulps of any coordinate, so rounding the
+//!   positions to f32 cannot undo it. Moving a vertex by at most ε (0.005 voxel at R = 256)
+//!   is far below the method's own error. (ε is capped at a quarter voxel, reached only by
+//!   absurdly elongated grids whose f32 positions cannot resolve a voxel anyway.)
+//!   Perturbing the values instead would change which side of `iso` a point is on.
 //!
 //! The work runs on rayon over blocks of x-slabs. Each block keeps only two planes of padded
 //! values and their edge-vertex indices (O(ny·nz)), emits its own vertices and triangles, and
@@ -61,6 +64,17 @@ pub fn marching_cubes(
             "marching cubes needs finite levels with outside < iso (iso {iso}, outside {outside})"
         )));
     }
+    if count == 0 {
+        return Ok(Mesh::default());
+    }
+    // Every crossed edge of the padded grid may get a vertex; u32::MAX marks "none".
+    let padded_edges = dims.iter().map(|&d| d as u128 + 2).product::<u128>() * 3;
+    if padded_edges >= u128::from(NONE) {
+        return Err(OrfeasError::InvalidInput(format!(
+            "grid {dims:?} may need more vertices than 32-bit indices hold"
+        )));
+    }
+    cancel.check()?;
     // One pass for both questions: at R = 256 the field is 64 MiB, and reading it is a fair
     // part of the whole run.
     let (non_finite, any_inside) = values
@@ -82,7 +96,6 @@ pub fn marching_cubes(
     }
     let table = case_table()?;
     let grid = Grid::new(values, dims, iso, outside);
-    cancel.check()?;
 
     let slabs = dims[0] + 1;
     let blocks = (rayon::current_num_threads() * 4).clamp(1, slabs);
