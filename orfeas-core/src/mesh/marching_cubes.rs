@@ -253,11 +253,13 @@ impl<'a> Grid<'a> {
             self.load_plane(px + 1, &mut hi, &mut positions);
             last_plane = (start, positions.len() as u32 - start);
             for y in (0..py).filter(|&y| lo.row_any[y] || hi.row_any[y]) {
-                for i in y * pz..(y + 1) * pz {
+                let row = y * pz..(y + 1) * pz;
+                for (z, slot) in x_edges[row.clone()].iter_mut().enumerate() {
+                    let i = row.start + z;
                     if lo.inside[i] != hi.inside[i] {
-                        x_edges[i] = positions.len() as u32;
+                        *slot = positions.len() as u32;
                         let (va, vb) = (lo.values[i], hi.values[i]);
-                        positions.push(self.vertex([px, y, i - y * pz], 0, va, vb));
+                        positions.push(self.vertex([px, y, z], 0, va, vb));
                     }
                 }
             }
