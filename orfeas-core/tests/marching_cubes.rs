@@ -404,7 +404,7 @@ fn timing_r256() {
 }
 
 /// A density-like field in (-1, 1)³ crossing 25 around a few blobs and a ring; the same
-/// formula is in the scikit-image comparison script named in the report.
+/// formula is in benches/marching_cubes_skimage.py, which times scikit-image on it.
 fn blobs(x: f32, y: f32, z: f32) -> f32 {
     let g = |cx: f32, cy: f32, cz: f32, s: f32, a: f32| {
         a * (-((x - cx).powi(2) + (y - cy).powi(2) + (z - cz).powi(2)) / (2.0 * s * s)).exp()
