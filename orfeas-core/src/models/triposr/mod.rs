@@ -5,7 +5,12 @@
 //! transformers 4.35.0 (TripoSR's pin) on tiny random weights in the published layout.
 
 pub mod config;
+mod omegaconf;
+mod preprocess;
 mod scene;
+mod vit;
+mod weights;
 
 pub use config::TripoSrConfig;
+pub use preprocess::conditioning_image;
 pub use scene::{CondImage, DensityGrid, SceneCode, FOREGROUND_RATIO, ISO_LEVEL};
