@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod gpu;
 pub mod image;
+mod kernels;
 pub mod mask;
 pub mod mesh;
 pub mod models;

@@ -34,7 +34,7 @@ impl AxisTaps {
     /// Applies the taps along `dim` (2 = height, 3 = width) of a 4-D tensor.
     fn apply(&self, x: &Tensor, dim: usize) -> Result<Tensor> {
         let x = &x.contiguous()?;
-        if super::cpu::applies_to(x) {
+        if crate::kernels::applies_to(x) {
             return x.apply_op1_no_bwd(&ApplyTaps { axis: self, dim });
         }
         self.apply_with_tensor_ops(x, dim)
@@ -73,7 +73,7 @@ impl CustomOp1 for ApplyTaps<'_> {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = layout.shape().dims4()?;
-        let x = super::cpu::contiguous_f32("resample", storage, layout)?;
+        let x = crate::kernels::contiguous_f32("resample", storage, layout)?;
         let taps = &self.axis.taps;
         let n = taps.first().map_or(0, |(idx, _)| idx.len());
         // Terms are added left to right, first tap first, as the tensor path adds them.

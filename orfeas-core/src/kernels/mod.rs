@@ -1,4 +1,5 @@
-//! CPU kernels for the hot spots of the Depth Anything forward pass, as candle custom ops.
+//! CPU kernels for the hot spots of the models' forward passes (Depth Anything, TripoSR), as
+//! candle custom ops.
 //!
 //! candle's CPU backend runs every tensor op as a separate, freshly allocated pass, several of
 //! them on one thread with scalar libm; that left the model at under half of PyTorch's speed on
@@ -23,13 +24,13 @@ use std::mem::MaybeUninit;
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 
-pub(super) use attention::FusedAttention;
-pub(super) use conv::Conv;
-pub(super) use linear::Linear;
-pub(super) use sgemm::PackedB;
+pub(crate) use attention::FusedAttention;
+pub(crate) use conv::Conv;
+pub(crate) use linear::Linear;
+pub(crate) use sgemm::PackedB;
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
-pub(super) fn contiguous_f32<'a>(
+pub(crate) fn contiguous_f32<'a>(
     op: &str,
     storage: &'a CpuStorage,
     layout: &Layout,
@@ -152,7 +153,7 @@ thread_local! {
 
 /// Whether the CPU kernels take `t` (f32 on the CPU); everything else (CUDA, half precision)
 /// runs candle's generic tensor ops, which compute the same function.
-pub(super) fn applies_to(t: &Tensor) -> bool {
+pub(crate) fn applies_to(t: &Tensor) -> bool {
     #[cfg(test)]
     if DISABLED.get() {
         return false;
@@ -163,7 +164,7 @@ pub(super) fn applies_to(t: &Tensor) -> bool {
 /// Runs `f` with the CPU kernels off on this thread, so tests can check the generic path (the
 /// one CUDA runs) against the reference on a machine without a GPU.
 #[cfg(test)]
-pub(super) fn with_kernels_disabled<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_kernels_disabled<R>(f: impl FnOnce() -> R) -> R {
     DISABLED.set(true);
     let result = f();
     DISABLED.set(false);

@@ -109,17 +109,17 @@ fn gelu<M: MulAdd>(x: f32) -> f32 {
 
 /// Replaces every value by `exp(v - max)` and returns the sum of the results: the numerator
 /// and the denominator of a softmax row in one pass.
-pub(super) fn exp_shifted_sum(row: &mut [f32], max: f32) -> f32 {
+pub(crate) fn exp_shifted_sum(row: &mut [f32], max: f32) -> f32 {
     dispatch!(exp_shifted_sum_impl(row, max))
 }
 
 /// The largest value of `row` (-∞ when empty).
-pub(super) fn max(row: &[f32]) -> f32 {
+pub(crate) fn max(row: &[f32]) -> f32 {
     dispatch!(max_impl(row))
 }
 
 /// Applies the exact GELU in place.
-pub(super) fn gelu_in_place(values: &mut [f32]) {
+pub(crate) fn gelu_in_place(values: &mut [f32]) {
     dispatch!(gelu_impl(values))
 }
 

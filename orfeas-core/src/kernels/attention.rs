@@ -34,7 +34,7 @@ thread_local! {
 /// concatenated as the reference's output projection expects. CPU and f32 only; other devices
 /// use the tensor-op path in `dinov2.rs`.
 #[derive(Debug, Clone, Copy)]
-pub(in super::super) struct FusedAttention {
+pub(crate) struct FusedAttention {
     pub heads: usize,
 }
 
