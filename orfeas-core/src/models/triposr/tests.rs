@@ -92,3 +92,127 @@ fn vit_tokens_match_transformers_4_35() {
     eprintln!("image_tokens: relative error {err:.2e}");
     assert!(err <= 1e-4, "image_tokens: {err}");
 }
+
+fn tiny_config() -> TripoSrConfig {
+    TripoSrConfig::from_file(&fixture().join("tiny/config.yaml")).expect("config")
+}
+
+/// The pickle and the safetensors file hold the same tensors, and both load.
+#[test]
+fn ckpt_and_safetensors_load_identically() {
+    let cfg = tiny_config();
+    let a = weights::load(&fixture().join("tiny/model.ckpt"), &cfg).expect("ckpt");
+    let b = weights::load(&fixture().join("tiny/model.safetensors"), &cfg).expect("safetensors");
+    assert_eq!(a.len(), 95, "97 tensors less the unused pooler");
+    for (name, t) in &a {
+        let u = &b[name];
+        let same = (t - u)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("diff");
+        assert_eq!(same, 0.0, "{name}");
+    }
+}
+
+/// What `weights::load` says about a damaged or mismatched file: the code, the file, the tensor.
+fn refusal(file: &Path) -> String {
+    let err = weights::load(file, &tiny_config()).expect_err("must be refused");
+    assert_eq!(err.code(), "ERR_WEIGHTS_INVALID", "{err}");
+    let msg = err.to_string();
+    eprintln!("{msg}");
+    assert!(
+        msg.starts_with(&format!("{}: invalid model weights: ", file.display())),
+        "{msg}"
+    );
+    msg
+}
+
+#[test]
+fn damaged_files_are_refused_with_the_file_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ckpt = std::fs::read(fixture().join("tiny/model.ckpt")).expect("ckpt");
+    let st = std::fs::read(fixture().join("tiny/model.safetensors")).expect("safetensors");
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    };
+    let msg = refusal(&write("model.ckpt", &ckpt[..ckpt.len() / 2]));
+    assert!(msg.contains("not a readable PyTorch checkpoint"), "{msg}");
+    let garbage: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let msg = refusal(&write("model.ckpt", &garbage));
+    assert!(msg.contains("not a readable PyTorch checkpoint"), "{msg}");
+    let msg = refusal(&write("model.ckpt", &[]));
+    assert!(msg.contains("empty"), "{msg}");
+    let msg = refusal(&write("model.safetensors", &st[..st.len() - 100]));
+    assert!(
+        msg.contains("truncated") && msg.contains("ends at byte"),
+        "{msg}"
+    );
+    let msg = refusal(&write("model.safetensors", &garbage));
+    assert!(msg.contains("not a readable safetensors file"), "{msg}");
+    let msg = refusal(&write("model.safetensors", &[]));
+    assert!(msg.contains("empty"), "{msg}");
+}
+
+#[test]
+fn mismatched_checkpoints_name_the_first_bad_tensor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all =
+        candle_core::safetensors::load(fixture().join("tiny/model.safetensors"), &Device::Cpu)
+            .expect("tensors");
+    let write = |edit: &dyn Fn(&mut std::collections::HashMap<String, Tensor>)| {
+        let mut t = all.clone();
+        edit(&mut t);
+        let p = dir.path().join("model.safetensors");
+        candle_core::safetensors::save(&t, &p).expect("save");
+        p
+    };
+    let q = "backbone.transformer_blocks.1.attn2.to_k.weight";
+    let msg = refusal(&write(&|t| {
+        t.remove(q);
+    }));
+    assert!(
+        msg.contains(&format!(
+            "tensor {q} is missing (config.yaml gives it shape [32, 32])"
+        )),
+        "{msg}"
+    );
+    let msg = refusal(&write(&|t| {
+        let r = t[q].reshape((16, 64)).expect("reshape");
+        t.insert(q.to_owned(), r);
+    }));
+    assert!(
+        msg.contains(&format!(
+            "tensor {q} has shape [16, 64], config.yaml gives [32, 32]"
+        )),
+        "{msg}"
+    );
+    let msg = refusal(&write(&|t| {
+        t.insert(
+            "backbone.extra.weight".into(),
+            Tensor::zeros(3, DType::F32, &Device::Cpu).expect("zeros"),
+        );
+    }));
+    assert!(
+        msg.contains("unexpected tensor backbone.extra.weight (shape [3])"),
+        "{msg}"
+    );
+    let msg = refusal(&write(&|t| {
+        let r = t[q].to_dtype(DType::I64).expect("i64");
+        t.insert(q.to_owned(), r);
+        t.remove("decoder.layers.0.bias");
+    }));
+    assert!(
+        msg.contains("is I64; only float32") && msg.contains("(2 problems in all)"),
+        "{msg}"
+    );
+    // Half precision converts.
+    let p = write(&|t| {
+        let r = t[q].to_dtype(DType::F16).expect("f16");
+        t.insert(q.to_owned(), r);
+    });
+    let loaded = weights::load(&p, &tiny_config()).expect("f16 loads");
+    assert_eq!(loaded[q].dtype(), DType::F32);
+}
