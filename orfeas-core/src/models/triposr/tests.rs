@@ -81,16 +81,27 @@ fn vit_tokens_match_transformers_4_35() {
         size: 48,
         rgb: cond.flatten_all().and_then(|t| t.to_vec1()).expect("rgb"),
     };
-    let mut x = vit
-        .embed(&normalised_pixels(&[&image], &Device::Cpu).expect("pixels"))
-        .expect("embed");
+    let pixels = normalised_pixels(&[&image], &Device::Cpu).expect("pixels");
+    let mut x = vit.embed(&pixels).expect("embed");
     for i in 0..vit.num_layers() {
         x = vit.layer(i, &x).expect("layer");
     }
     let tokens = vit.finish(&x).expect("layernorm");
     let err = relative_error(&tokens, &reference("image_tokens"));
-    eprintln!("image_tokens: relative error {err:.2e}");
+    eprintln!("image_tokens (CPU kernels): relative error {err:.2e}");
     assert!(err <= 1e-4, "image_tokens: {err}");
+    // The generic tensor ops, which CUDA runs.
+    let generic = crate::kernels::with_kernels_disabled(|| {
+        let mut x = vit.embed(&pixels)?;
+        for i in 0..vit.num_layers() {
+            x = vit.layer(i, &x)?;
+        }
+        vit.finish(&x)
+    })
+    .expect("generic path");
+    let err = relative_error(&generic, &reference("image_tokens"));
+    eprintln!("image_tokens (tensor ops): relative error {err:.2e}");
+    assert!(err <= 1e-4, "image_tokens, generic: {err}");
 }
 
 fn tiny_config() -> TripoSrConfig {

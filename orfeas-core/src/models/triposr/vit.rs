@@ -16,13 +16,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{
     conv2d, layer_norm, linear_b, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
 };
 
 use super::config::VitConfig;
 use crate::depth::depth_anything::bicubic_scale_factor;
+use crate::kernels;
 
 /// Interpolated position tables kept per input grid (a server sees one size per model, but a
 /// bound keeps a stream of odd sizes from growing it).
@@ -40,13 +41,86 @@ enum Activation {
 #[derive(Debug)]
 struct Layer {
     layernorm_before: LayerNorm,
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attention_output: Linear,
+    /// Query, key and value stacked into one `[3C, C]` projection (one product instead of
+    /// three), the query rows pre-scaled by `1/√head_dim` instead of dividing every score.
+    qkv: Dense,
+    attention_output: Dense,
     layernorm_after: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
+}
+
+/// A linear layer whose epilogue (exact GELU, or a residual add) runs inside the matrix
+/// product on the CPU (`kernels::Linear`, weight packed once at load; the tensor is then
+/// dropped, so there is one copy of the weights) and as separate tensor ops elsewhere.
+#[derive(Debug)]
+enum Dense {
+    Packed {
+        weight: kernels::PackedB,
+        bias: Vec<f32>,
+    },
+    Tensors(Linear),
+}
+
+impl Dense {
+    fn new(layer: Linear) -> Result<Self> {
+        let w = layer.weight();
+        if !(w.device().is_cpu() && w.dtype() == DType::F32) {
+            return Ok(Self::Tensors(layer));
+        }
+        let (n, k) = w.dims2()?;
+        let mut weight = kernels::PackedB::default();
+        weight.pack_columns(k, n, &w.flatten_all()?.to_vec1()?, k);
+        let bias = match layer.bias() {
+            Some(b) => b.to_vec1()?,
+            None => vec![0.0; n],
+        };
+        Ok(Self::Packed { weight, bias })
+    }
+
+    /// `x Wᵀ + b`, then exact GELU when `gelu`, then `+ residual` when given.
+    fn forward(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Tensor> {
+        let unpacked;
+        let layer = match self {
+            Self::Packed { weight, bias } if kernels::applies_to(x) => {
+                let op = kernels::Linear { weight, bias, gelu };
+                let x = x.contiguous()?;
+                return match residual {
+                    Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, &op),
+                    None => x.apply_op1_no_bwd(&op),
+                };
+            }
+            // Only with the kernels switched off (tests of the generic path CUDA runs).
+            Self::Packed { weight, bias } => {
+                let w =
+                    Tensor::from_vec(weight.transposed(), (weight.n(), weight.k()), x.device())?;
+                unpacked = Linear::new(w, Some(Tensor::new(bias.as_slice(), x.device())?));
+                &unpacked
+            }
+            Self::Tensors(layer) => layer,
+        };
+        let y = layer.forward(x)?;
+        let y = if gelu { y.gelu_erf()? } else { y };
+        match residual {
+            Some(r) => y + r,
+            None => Ok(y),
+        }
+    }
+}
+
+/// `[3C, C]` from the three `[C, C]` projections, the query scaled.
+fn fused_qkv(q: Linear, k: Linear, v: Linear, q_scale: f64) -> Result<Linear> {
+    let q = Linear::new(
+        (q.weight() * q_scale)?,
+        q.bias().map(|b| b * q_scale).transpose()?,
+    );
+    let parts = [&q, &k, &v];
+    let weight = Tensor::cat(&parts.map(|l| l.weight()), 0)?;
+    let bias = match parts.map(|l| l.bias()) {
+        [Some(a), Some(b), Some(c)] => Some(Tensor::cat(&[a, b, c], 0)?),
+        _ => None,
+    };
+    Ok(Linear::new(weight, bias))
 }
 
 /// transformers 4.35 `ViTModel` without its pooler.
@@ -86,20 +160,30 @@ impl DinoVit {
             .map(|i| {
                 let l = vb.pp("encoder").pp("layer").pp(i);
                 let a = l.pp("attention");
+                let qkv = |name: &str| linear_b(h, h, cfg.qkv_bias, a.pp("attention").pp(name));
+                let scale = ((h / cfg.num_attention_heads) as f64).powf(-0.5);
                 Ok(Layer {
                     layernorm_before: layer_norm(h, eps, l.pp("layernorm_before"))?,
-                    query: linear_b(h, h, cfg.qkv_bias, a.pp("attention").pp("query"))?,
-                    key: linear_b(h, h, cfg.qkv_bias, a.pp("attention").pp("key"))?,
-                    value: linear_b(h, h, cfg.qkv_bias, a.pp("attention").pp("value"))?,
-                    attention_output: linear_b(h, h, true, a.pp("output").pp("dense"))?,
+                    qkv: Dense::new(fused_qkv(qkv("query")?, qkv("key")?, qkv("value")?, scale)?)?,
+                    attention_output: Dense::new(linear_b(
+                        h,
+                        h,
+                        true,
+                        a.pp("output").pp("dense"),
+                    )?)?,
                     layernorm_after: layer_norm(h, eps, l.pp("layernorm_after"))?,
-                    intermediate: linear_b(
+                    intermediate: Dense::new(linear_b(
                         h,
                         cfg.intermediate_size,
                         true,
                         l.pp("intermediate").pp("dense"),
-                    )?,
-                    output: linear_b(cfg.intermediate_size, h, true, l.pp("output").pp("dense"))?,
+                    )?)?,
+                    output: Dense::new(linear_b(
+                        cfg.intermediate_size,
+                        h,
+                        true,
+                        l.pp("output").pp("dense"),
+                    )?)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -197,30 +281,36 @@ impl DinoVit {
             .get(i)
             .ok_or_else(|| candle_core::Error::Msg(format!("no ViT layer {i}")))?;
         let h = l.layernorm_before.forward(x)?;
-        let x = (l.attention_output.forward(&self.attention(l, &h)?)? + x)?;
-        let h = l.intermediate.forward(&l.layernorm_after.forward(&x)?)?;
+        let x = l.attention_output.forward(
+            &self.attention(&l.qkv.forward(&h, false, None)?)?,
+            false,
+            Some(x),
+        )?;
+        let h = l.layernorm_after.forward(&x)?;
         let h = match self.activation {
-            Activation::GeluErf => h.gelu_erf()?,
-            Activation::GeluTanh => h.gelu()?,
-            Activation::Relu => h.relu()?,
+            Activation::GeluErf => l.intermediate.forward(&h, true, None)?,
+            Activation::GeluTanh => l.intermediate.forward(&h, false, None)?.gelu()?,
+            Activation::Relu => l.intermediate.forward(&h, false, None)?.relu()?,
         };
-        l.output.forward(&h)? + x
+        l.output.forward(&h, false, Some(&x))
     }
 
-    /// `ViTSelfAttention`: eager softmax attention, scores divided by `√head_dim`.
-    fn attention(&self, l: &Layer, h: &Tensor) -> Result<Tensor> {
-        let (b, n, c) = h.dims3()?;
-        let d = c / self.heads;
-        let split = |t: Tensor| {
-            t.reshape((b, n, self.heads, d))?
+    /// `ViTSelfAttention` on the fused projection `[B, N, 3C]`: eager softmax attention (the
+    /// `1/√head_dim` already in the queries); one fused op on the CPU.
+    fn attention(&self, qkv: &Tensor) -> Result<Tensor> {
+        if kernels::applies_to(qkv) && qkv.is_contiguous() {
+            return qkv.apply_op1_no_bwd(&kernels::FusedAttention { heads: self.heads });
+        }
+        let (b, n, c3) = qkv.dims3()?;
+        let c = c3 / 3;
+        let split = |i: usize| {
+            qkv.narrow(2, i * c, c)?
+                .reshape((b, n, self.heads, c / self.heads))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split(l.query.forward(h)?)?;
-        let k = split(l.key.forward(h)?)?;
-        let v = split(l.value.forward(h)?)?;
-        let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let probs = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
         probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))
     }
 

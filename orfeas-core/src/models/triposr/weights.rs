@@ -318,8 +318,11 @@ fn root(e: &candle_core::Error) -> String {
 }
 
 fn open_pickle(file: &Path) -> Result<Checkpoint, String> {
-    let not_readable =
-        |e: String| format!("not a readable PyTorch checkpoint (a torch.save zip file; damaged or cut short?): {e}");
+    let not_readable = |e: String| {
+        format!(
+            "not a readable PyTorch checkpoint (a torch.save zip file; damaged or cut short?): {e}"
+        )
+    };
     let plain = guarded(|| candle_core::pickle::PthTensors::new(file, None))
         .map_err(not_readable)?
         .map_err(|e| not_readable(root(&e)))?;
