@@ -2,7 +2,16 @@
 //! object → triplanes → a density and colour field → a closed, vertex-coloured mesh.
 //!
 //! Written against candle-core/candle-nn and checked against the authors' `tsr` package with
-//! transformers 4.35.0 (TripoSR's pin) on tiny random weights in the published layout.
+//! transformers 4.35.0 (TripoSR's pin) on tiny random weights in the published layout
+//! (`tests/fixtures/triposr`, `tests/triposr_model.rs`).
+//!
+//! - [`config`]: `config.yaml` with OmegaConf's `${...}` interpolation, the authors' class names
+//!   and dataclass defaults; the ViT configuration it names (`facebook/dino-vitb16` offline).
+//! - `weights`: `model.ckpt` (PyTorch pickle) or `model.safetensors`, every name and shape
+//!   checked against the config before any data is read.
+//! - [`conditioning_image`]: run.py's preprocessing and the model's antialiased resize.
+//! - `vit`: the image tokenizer (transformers 4.35 `ViTModel`).
+//! - [`TripoSr`]: the model, shared by every job; scene codes (triplanes) and the field.
 
 pub mod config;
 mod omegaconf;
