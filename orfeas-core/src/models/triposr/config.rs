@@ -307,7 +307,7 @@ impl TripoSrConfig {
                 b.in_channels, t.num_channels
             ));
         }
-        if b.in_channels % b.norm_num_groups != 0 {
+        if !b.in_channels.is_multiple_of(b.norm_num_groups) {
             return Err(format!(
                 "backbone.in_channels {} is not a multiple of norm_num_groups {}",
                 b.in_channels, b.norm_num_groups
@@ -753,7 +753,9 @@ impl VitConfig {
                 self.hidden_act
             ));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads

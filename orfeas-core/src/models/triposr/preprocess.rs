@@ -244,8 +244,10 @@ fn resize_antialiased(canvas: &[u8], side: usize, size: usize) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    /// The generator of the test images, restated in `/tmp`'s PyTorch script that produced the
-    /// expected values below (torch 2.x CPU, numpy, Pillow; run.py's steps verbatim).
+    /// A small RGBA test image. The expected values below are what run.py's steps (numpy
+    /// `resize_foreground`, the float32 composite, `astype(uint8)`, Pillow) and the model's
+    /// `F.interpolate(bilinear, antialias=True)` give for the same image, with torch 2.x on the
+    /// CPU (computed once for this test).
     fn image(
         w: usize,
         h: usize,

@@ -227,3 +227,30 @@ fn mismatched_checkpoints_name_the_first_bad_tensor() {
     let loaded = weights::load(&p, &tiny_config()).expect("f16 loads");
     assert_eq!(loaded[q].dtype(), DType::F32);
 }
+
+/// The backbone alone on the reference image tokens (`Transformer1D` of the authors).
+#[test]
+fn backbone_tokens_match_the_authors_transformer1d() {
+    let fixture_dir = fixture().join("tiny");
+    let model = super::TripoSr::load(
+        &crate::models::TripoSrWeights {
+            config: fixture_dir.join("config.yaml"),
+            weights: fixture_dir.join("model.ckpt"),
+        },
+        crate::Device::Cpu,
+    )
+    .expect("tiny loads");
+    let image_tokens = reference("image_tokens");
+    let tokens = model.tokenizer.tokens(1).expect("tokens");
+    let mut hidden = model.backbone.project_in(&tokens).expect("in");
+    for i in 0..model.backbone.num_layers() {
+        hidden = model
+            .backbone
+            .block(i, &hidden, &image_tokens)
+            .expect("block");
+    }
+    let out = model.backbone.project_out(&hidden, &tokens).expect("out");
+    let err = relative_error(&out, &reference("backbone_tokens"));
+    eprintln!("backbone_tokens: relative error {err:.2e}");
+    assert!(err <= 1e-4, "backbone_tokens: {err}");
+}

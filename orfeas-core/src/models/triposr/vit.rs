@@ -23,7 +23,7 @@ use candle_nn::{
 
 use super::config::VitConfig;
 use crate::depth::depth_anything::bicubic_scale_factor;
-use crate::kernels;
+use crate::kernels::{self, Dense};
 
 /// Interpolated position tables kept per input grid (a server sees one size per model, but a
 /// bound keeps a stream of odd sizes from growing it).
@@ -48,64 +48,6 @@ struct Layer {
     layernorm_after: LayerNorm,
     intermediate: Dense,
     output: Dense,
-}
-
-/// A linear layer whose epilogue (exact GELU, or a residual add) runs inside the matrix
-/// product on the CPU (`kernels::Linear`, weight packed once at load; the tensor is then
-/// dropped, so there is one copy of the weights) and as separate tensor ops elsewhere.
-#[derive(Debug)]
-enum Dense {
-    Packed {
-        weight: kernels::PackedB,
-        bias: Vec<f32>,
-    },
-    Tensors(Linear),
-}
-
-impl Dense {
-    fn new(layer: Linear) -> Result<Self> {
-        let w = layer.weight();
-        if !(w.device().is_cpu() && w.dtype() == DType::F32) {
-            return Ok(Self::Tensors(layer));
-        }
-        let (n, k) = w.dims2()?;
-        let mut weight = kernels::PackedB::default();
-        weight.pack_columns(k, n, &w.flatten_all()?.to_vec1()?, k);
-        let bias = match layer.bias() {
-            Some(b) => b.to_vec1()?,
-            None => vec![0.0; n],
-        };
-        Ok(Self::Packed { weight, bias })
-    }
-
-    /// `x Wᵀ + b`, then exact GELU when `gelu`, then `+ residual` when given.
-    fn forward(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Tensor> {
-        let unpacked;
-        let layer = match self {
-            Self::Packed { weight, bias } if kernels::applies_to(x) => {
-                let op = kernels::Linear { weight, bias, gelu };
-                let x = x.contiguous()?;
-                return match residual {
-                    Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, &op),
-                    None => x.apply_op1_no_bwd(&op),
-                };
-            }
-            // Only with the kernels switched off (tests of the generic path CUDA runs).
-            Self::Packed { weight, bias } => {
-                let w =
-                    Tensor::from_vec(weight.transposed(), (weight.n(), weight.k()), x.device())?;
-                unpacked = Linear::new(w, Some(Tensor::new(bias.as_slice(), x.device())?));
-                &unpacked
-            }
-            Self::Tensors(layer) => layer,
-        };
-        let y = layer.forward(x)?;
-        let y = if gelu { y.gelu_erf()? } else { y };
-        match residual {
-            Some(r) => y + r,
-            None => Ok(y),
-        }
-    }
 }
 
 /// `[3C, C]` from the three `[C, C]` projections, the query scaled.
