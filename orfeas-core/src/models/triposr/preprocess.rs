@@ -26,6 +26,10 @@ use crate::error::{OrfeasError, Result};
 /// model's `cond_image_size`. ERR_NO_FOREGROUND when `alpha` has no non-zero pixel, or when the
 /// reference's crop of it would be empty (the foreground is one pixel wide or tall: its last
 /// row/column is dropped). The error's `name` is `image`: the caller knows the file name.
+///
+/// A foreground that touches the image border is cropped exactly as the reference crops it
+/// (the box simply ends at the border): no error, the same conditioning image as run.py's
+/// (checked on the fixture's `input_border.png`).
 pub fn conditioning_image(
     rgba: &[u8],
     width: u32,
