@@ -13,6 +13,12 @@
 mod attention;
 #[allow(unsafe_code)]
 mod conv;
+mod dense;
+#[allow(unsafe_code)]
+mod field;
+#[allow(unsafe_code)]
+mod geglu;
+mod layer_norm;
 #[allow(unsafe_code)]
 mod linear;
 #[allow(unsafe_code)]
@@ -24,8 +30,12 @@ use std::mem::MaybeUninit;
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 
-pub(crate) use attention::FusedAttention;
+pub(crate) use attention::{CrossAttention, FusedAttention};
 pub(crate) use conv::Conv;
+pub(crate) use dense::Dense;
+pub(crate) use field::{FieldMlp, FieldQuery, Hidden, Output, Reduction, Triplanes};
+pub(crate) use geglu::GegluDense;
+pub(crate) use layer_norm::LayerNorm;
 pub(crate) use linear::Linear;
 pub(crate) use sgemm::PackedB;
 
@@ -159,6 +169,16 @@ pub(crate) fn applies_to(t: &Tensor) -> bool {
         return false;
     }
     t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// Whether the CPU kernels run for work on `device` that is not a tensor yet (the field's
+/// points): the CPU, unless a test switched the kernels off.
+pub(crate) fn enabled_on(device: &candle_core::Device) -> bool {
+    #[cfg(test)]
+    if DISABLED.get() {
+        return false;
+    }
+    device.is_cpu()
 }
 
 /// Runs `f` with the CPU kernels off on this thread, so tests can check the generic path (the

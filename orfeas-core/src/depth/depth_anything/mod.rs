@@ -43,6 +43,8 @@ pub(crate) use estimator::heights_from_raw;
 pub use estimator::{DepthAnythingEstimator, Prediction};
 pub use model::DepthAnythingV2;
 pub use preprocess::{PreprocessOptions, Preprocessed};
+/// Also TripoSR's ViT position embeddings (transformers 4.35 interpolates by scale factor).
+pub(crate) use resample::bicubic_scale_factor;
 pub use weights::{load_model, WEIGHTS_HINT};
 
 use crate::error::OrfeasError;
