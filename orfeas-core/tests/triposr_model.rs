@@ -459,3 +459,97 @@ fn bad_weights_are_refused_by_load() {
         "{err}"
     );
 }
+
+/// Four images in turn, the conditioning image of each a different mix of the fixture's two.
+fn four_cond_images() -> Vec<CondImage> {
+    let a = cond_image_from_reference().rgb;
+    let b: Vec<f32> = reference("cond_image_border")
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("rgb");
+    (0..4)
+        .map(|k| {
+            let t = k as f32 / 3.0;
+            CondImage {
+                size: 48,
+                rgb: a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| x * (1.0 - t) + y * t)
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Jobs arriving together share one batched forward (what CUDA runs by default) and each gets
+/// exactly the scene code it would get alone, with its own progress; a job cancelled while it
+/// waits stops at once and the others are unaffected.
+#[test]
+fn concurrent_jobs_share_one_batched_forward() {
+    let images = four_cond_images();
+    let alone: Vec<_> = {
+        let model = tiny();
+        images
+            .iter()
+            .map(|i| model.scene_code(i, &CancelToken::new(), &mut |_| {}))
+            .collect::<Result<_, _>>()
+            .expect("one at a time")
+    };
+    // A long gather window: the four threads below always meet in one batch.
+    let model = tiny().with_job_batching(4, std::time::Duration::from_secs(20));
+    let results: Vec<(Result<_, OrfeasError>, Vec<f32>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = images
+            .iter()
+            .map(|image| {
+                let model = &model;
+                s.spawn(move || {
+                    let mut fractions = Vec::new();
+                    let code =
+                        model.scene_code(image, &CancelToken::new(), &mut |f| fractions.push(f));
+                    (code, fractions)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        model.batch_stats().map(|s| s.batch_sizes),
+        Some(vec![4]),
+        "one batch of four"
+    );
+    for ((code, fractions), want) in results.into_iter().zip(&alone) {
+        let code = code.expect("batched scene code");
+        let err = code
+            .values
+            .iter()
+            .zip(&want.values)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err <= 1e-5, "batched differs from alone by {err}");
+        assert_eq!(fractions.last(), Some(&1.0), "progress reached its member");
+        assert!(fractions.windows(2).all(|w| w[0] < w[1]), "{fractions:?}");
+    }
+
+    // Two jobs, one cancelled while it waits for the batch: it returns at once, the other
+    // gets its code from a batch of one.
+    let model = tiny().with_job_batching(4, std::time::Duration::from_millis(800));
+    let cancel = CancelToken::new();
+    let (kept, dropped) = std::thread::scope(|s| {
+        let first = s.spawn(|| model.scene_code(&images[0], &CancelToken::new(), &mut |_| {}));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let second = s.spawn(|| model.scene_code(&images[1], &cancel, &mut |_| {}));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cancel.cancel();
+        (
+            first.join().expect("thread"),
+            second.join().expect("thread"),
+        )
+    });
+    assert_eq!(dropped.map_err(|e| e.code()).err(), Some("ERR_CANCELLED"));
+    assert_eq!(kept.expect("kept job"), alone[0]);
+    assert_eq!(model.batch_stats().map(|s| s.batch_sizes), Some(vec![1]));
+}
