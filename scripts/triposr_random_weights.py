@@ -26,6 +26,9 @@ but this script never calls), with the authors' initialisation, except that:
     authors' white-noise initialisation the R = 256 surface is noise: about 8.5 million
     triangles in thousands of pieces, which would make the colour query, not the field, the
     slowest stage. (The tiny test fixture keeps untied taps, so tap order is tested there.);
+  - the decoder's density output is scaled by DENSITY_GAIN, so that the density spans orders of
+    magnitude across the surface as a trained model's does (unscaled, it stays between 10 and 40
+    over the whole cube, and a coarse-to-fine search for the surface would see no empty space);
   - the decoder's final density bias is set so that DENSITY_SHARE of the R = 256 extract_mesh
     grid for test_image.png is above the iso level 25, as for a real object.
 Needs torch, numpy, pillow, omegaconf, einops and transformers 4.35.0.
@@ -49,6 +52,7 @@ GRID_RESOLUTION = 256  # run.py's default --mc-resolution
 CHUNK_SIZE = 8192  # run.py's default --chunk-size
 FOREGROUND_RATIO = 0.85  # run.py's default --foreground-ratio
 DENSITY_SHARE = 0.10  # the share of the grid above ISO_LEVEL that the density bias aims at
+DENSITY_GAIN = 8.0  # the scale of the decoder's density row (see the module docstring)
 
 PUBLISHED_CONFIG_YAML = """\
 cond_image_size: 512
@@ -224,10 +228,11 @@ def main() -> None:
     perturb_constant_parameters(model, generator)
     smooth_field(model, generator)
 
-    # Place the level at the (1 - DENSITY_SHARE) quantile of the field: the final bias adds to the
-    # density before `exp`, so it shifts log(density_act) by exactly its change.
     final_layer = model.decoder.layers[-1]
     with torch.no_grad():
+        final_layer.weight[0].mul_(DENSITY_GAIN)
+        # Place the level at the (1 - DENSITY_SHARE) quantile of the field: the final bias adds to
+        # the density before `exp`, so it shifts log(density_act) by exactly its change.
         final_layer.bias[0] = 0.0
         image = run_py_preprocess(tsr, Image.open(out / "test_image.png"))
         scene_code = model([image], device="cpu")[0]
