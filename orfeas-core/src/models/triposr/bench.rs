@@ -23,16 +23,24 @@ const IMAGE_TOKENS: (usize, usize) = (1025, 768);
 /// Tokenizer, backbone, post-processor and decoder of the published `config.yaml`.
 #[derive(Debug)]
 pub struct RandomParts {
+    /// Absent when only the field was asked for.
+    model: Option<SceneModel>,
+    decoder: FieldDecoder,
+}
+
+/// What makes the scene code.
+#[derive(Debug)]
+struct SceneModel {
     tokenizer: TriplaneTokenizer,
     backbone: Transformer1D,
     upsample: TriplaneUpsample,
-    decoder: FieldDecoder,
     image_tokens: Tensor,
 }
 
 impl RandomParts {
-    /// Random weights in the published shapes, on the CPU.
-    pub fn published() -> crate::Result<Self> {
+    /// Random weights in the published shapes, on the CPU; the decoder alone unless
+    /// `with_backbone` (building the 0.3 G backbone weights takes seconds).
+    pub fn published(with_backbone: bool) -> crate::Result<Self> {
         let dev = Device::Cpu;
         let vb = VarBuilder::from_backend(Box::new(Random), DType::F32, dev.clone());
         let tokenizer = TriplaneTokenizerConfig {
@@ -69,37 +77,53 @@ impl RandomParts {
             color_activation: FieldActivation::Sigmoid,
         };
         let build = || -> candle_core::Result<Self> {
+            let model = if with_backbone {
+                Some(SceneModel {
+                    tokenizer: TriplaneTokenizer::new(&tokenizer, vb.pp("tokenizer"))?,
+                    backbone: Transformer1D::new(&backbone, vb.pp("backbone"))?,
+                    upsample: TriplaneUpsample::new(&upsample, vb.pp("post_processor"))?,
+                    image_tokens: Tensor::randn(
+                        0f32,
+                        1.0,
+                        (1, IMAGE_TOKENS.0, IMAGE_TOKENS.1),
+                        &dev,
+                    )?,
+                })
+            } else {
+                None
+            };
             Ok(Self {
-                tokenizer: TriplaneTokenizer::new(&tokenizer, vb.pp("tokenizer"))?,
-                backbone: Transformer1D::new(&backbone, vb.pp("backbone"))?,
-                upsample: TriplaneUpsample::new(&upsample, vb.pp("post_processor"))?,
+                model,
                 decoder: FieldDecoder::new(&decoder, &renderer, vb.pp("decoder"), &dev)?,
-                image_tokens: Tensor::randn(0f32, 1.0, (1, IMAGE_TOKENS.0, IMAGE_TOKENS.1), &dev)?,
             })
         };
         build().map_err(internal)
     }
 
+    /// The backbone's blocks (0 without it).
     pub fn num_layers(&self) -> usize {
-        self.backbone.num_layers()
+        self.model.as_ref().map_or(0, |m| m.backbone.num_layers())
     }
 
     /// Triplane tokens → backbone (against random image tokens) → post-processor, as the
     /// model runs them; `on_stage(name)` after the tokenizer's projection, every block and the
     /// upsampling, so the caller can time each.
     pub fn scene_code(&self, on_stage: &mut dyn FnMut(&str)) -> crate::Result<SceneCode> {
+        let Some(m) = &self.model else {
+            return Err(crate::error::OrfeasError::InvalidInput(
+                "random parts built without the backbone".into(),
+            ));
+        };
         let mut run = || -> candle_core::Result<SceneCode> {
-            let tokens = self.tokenizer.tokens(1)?;
-            let mut hidden = self.backbone.project_in(&tokens)?;
+            let tokens = m.tokenizer.tokens(1)?;
+            let mut hidden = m.backbone.project_in(&tokens)?;
             on_stage("project_in");
-            for i in 0..self.backbone.num_layers() {
-                hidden = self.backbone.block(i, &hidden, &self.image_tokens)?;
+            for i in 0..m.backbone.num_layers() {
+                hidden = m.backbone.block(i, &hidden, &m.image_tokens)?;
                 on_stage("block");
             }
-            let tokens = self.backbone.project_out(&hidden, &tokens)?;
-            let planes = self
-                .upsample
-                .forward(&self.tokenizer.detokenize(&tokens)?)?;
+            let tokens = m.backbone.project_out(&hidden, &tokens)?;
+            let planes = m.upsample.forward(&m.tokenizer.detokenize(&tokens)?)?;
             on_stage("upsample");
             let (_, _, channels, resolution, _) = planes.dims5()?;
             Ok(SceneCode {
@@ -109,6 +133,19 @@ impl RandomParts {
             })
         };
         run().map_err(internal)
+    }
+
+    /// Random triplanes of the published size (`3 × 40 × 64²`), for timing the field alone.
+    pub fn random_scene_code(&self) -> SceneCode {
+        let (channels, resolution) = (40, 64);
+        let values = (0..3 * channels * resolution * resolution)
+            .map(|i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        SceneCode {
+            channels,
+            resolution,
+            values,
+        }
     }
 
     /// The dense field, as the model's `density_grid`.
