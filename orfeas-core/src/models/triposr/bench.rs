@@ -43,39 +43,13 @@ impl RandomParts {
     pub fn published(with_backbone: bool) -> crate::Result<Self> {
         let dev = Device::Cpu;
         let vb = VarBuilder::from_backend(Box::new(Random), DType::F32, dev.clone());
-        let tokenizer = TriplaneTokenizerConfig {
-            plane_size: 32,
-            num_channels: 1024,
-        };
-        let backbone = BackboneConfig {
-            in_channels: 1024,
-            num_attention_heads: 16,
-            attention_head_dim: 64,
-            num_layers: 16,
-            norm_num_groups: 32,
-            cross_attention_dim: Some(IMAGE_TOKENS.1),
-            attention_bias: false,
-            activation_fn: FeedForwardKind::Geglu,
-            norm_elementwise_affine: true,
-        };
-        let upsample = UpsampleConfig {
-            in_channels: 1024,
-            out_channels: 40,
-        };
-        let decoder = DecoderConfig {
-            in_channels: 120,
-            n_neurons: 64,
-            n_hidden_layers: 9,
-            activation: MlpActivation::Silu,
-            bias: true,
-        };
-        let renderer = RendererConfig {
-            radius: 0.87,
-            feature_reduction: FeatureReduction::Concat,
-            density_activation: FieldActivation::Exp,
-            density_bias: -1.0,
-            color_activation: FieldActivation::Sigmoid,
-        };
+        let Published {
+            tokenizer,
+            backbone,
+            upsample,
+            decoder,
+            renderer,
+        } = Published::new();
         let build = || -> candle_core::Result<Self> {
             let model = if with_backbone {
                 Some(SceneModel {
@@ -171,6 +145,55 @@ impl RandomParts {
     }
 }
 
+/// The published `config.yaml`'s parts (`stabilityai/TripoSR`).
+pub(super) struct Published {
+    pub tokenizer: TriplaneTokenizerConfig,
+    pub backbone: BackboneConfig,
+    pub upsample: UpsampleConfig,
+    pub decoder: DecoderConfig,
+    pub renderer: RendererConfig,
+}
+
+impl Published {
+    pub(super) fn new() -> Self {
+        Self {
+            tokenizer: TriplaneTokenizerConfig {
+                plane_size: 32,
+                num_channels: 1024,
+            },
+            backbone: BackboneConfig {
+                in_channels: 1024,
+                num_attention_heads: 16,
+                attention_head_dim: 64,
+                num_layers: 16,
+                norm_num_groups: 32,
+                cross_attention_dim: Some(IMAGE_TOKENS.1),
+                attention_bias: false,
+                activation_fn: FeedForwardKind::Geglu,
+                norm_elementwise_affine: true,
+            },
+            upsample: UpsampleConfig {
+                in_channels: 1024,
+                out_channels: 40,
+            },
+            decoder: DecoderConfig {
+                in_channels: 120,
+                n_neurons: 64,
+                n_hidden_layers: 9,
+                activation: MlpActivation::Silu,
+                bias: true,
+            },
+            renderer: RendererConfig {
+                radius: 0.87,
+                feature_reduction: FeatureReduction::Concat,
+                density_activation: FieldActivation::Exp,
+                density_bias: -1.0,
+                color_activation: FieldActivation::Sigmoid,
+            },
+        }
+    }
+}
+
 /// Random values of the scale each tensor has after PyTorch's initialisation: matrices
 /// uniform in ±1/√fan_in, norm weights near 1, biases and embeddings small.
 struct Random;
@@ -204,5 +227,108 @@ impl SimpleBackend for Random {
 
     fn contains_tensor(&self, _: &str) -> bool {
         true
+    }
+}
+
+/// Full-size checks against the authors' code on published-size weights, run by hand:
+/// `ORFEAS_TRIPOSR_FULL=DIR cargo test --release -p orfeas-core --lib full_size -- --ignored`,
+/// where `DIR` holds `model.ckpt` (scripts/triposr_random_weights.py) and a
+/// `reference.safetensors` of the same tensors as the tiny fixture's (`image_tokens`,
+/// `backbone_tokens`, `scene_codes`, `points`, `density_act`, `color`, `field`) computed by the
+/// authors' code from those weights.
+#[cfg(test)]
+mod full_size {
+    use std::path::PathBuf;
+
+    use super::super::fixture::relative_error;
+    use super::*;
+    use crate::kernels::with_kernels_disabled;
+
+    fn inputs() -> (
+        VarBuilder<'static>,
+        std::collections::HashMap<String, Tensor>,
+    ) {
+        let dir = PathBuf::from(
+            std::env::var_os("ORFEAS_TRIPOSR_FULL").expect("ORFEAS_TRIPOSR_FULL=DIR is needed"),
+        );
+        let dev = Device::Cpu;
+        let vb =
+            VarBuilder::from_pth(dir.join("model.ckpt"), DType::F32, &dev).expect("model.ckpt");
+        let reference = candle_core::safetensors::load(dir.join("reference.safetensors"), &dev)
+            .expect("reference.safetensors");
+        (vb, reference)
+    }
+
+    #[test]
+    #[ignore]
+    fn full_size_model_and_field_match_the_authors_code() {
+        let (vb, reference) = inputs();
+        let cfg = Published::new();
+        let dev = Device::Cpu;
+        let tokenizer =
+            TriplaneTokenizer::new(&cfg.tokenizer, vb.pp("tokenizer")).expect("tokenizer");
+        let backbone = Transformer1D::new(&cfg.backbone, vb.pp("backbone")).expect("backbone");
+        let upsample =
+            TriplaneUpsample::new(&cfg.upsample, vb.pp("post_processor")).expect("upsample");
+        let decoder = FieldDecoder::new(&cfg.decoder, &cfg.renderer, vb.pp("decoder"), &dev)
+            .expect("decoder");
+        let image_tokens = &reference["image_tokens"];
+        let scene = || {
+            let tokens = tokenizer.tokens(1).expect("tokens");
+            let mut hidden = backbone.project_in(&tokens).expect("in");
+            for i in 0..backbone.num_layers() {
+                hidden = backbone.block(i, &hidden, image_tokens).expect("block");
+            }
+            let out = backbone.project_out(&hidden, &tokens).expect("out");
+            let planes = upsample
+                .forward(&tokenizer.detokenize(&out).expect("detokenize"))
+                .expect("upsample");
+            (out, planes)
+        };
+        let code = |planes: &Tensor| SceneCode {
+            channels: 40,
+            resolution: 64,
+            values: planes
+                .flatten_all()
+                .and_then(|t| t.to_vec1())
+                .expect("values"),
+        };
+        let reference_code = code(&reference["scene_codes"]);
+        let points: Vec<[f32; 3]> = reference["points"]
+            .to_vec2::<f32>()
+            .expect("points")
+            .into_iter()
+            .map(|p| [p[0], p[1], p[2]])
+            .collect();
+        let r = reference["field"].dim(0).expect("R");
+        let field = || {
+            let grid = decoder
+                .density_grid(&reference_code, r, &CancelToken::new(), &mut |_| {})
+                .expect("grid");
+            let density = decoder.density(&reference_code, &points).expect("density");
+            let color = decoder.color(&reference_code, &points).expect("color");
+            let n = points.len();
+            (
+                Tensor::from_vec(grid.values, (r, r, r), &dev).expect("t"),
+                Tensor::from_vec(density, n, &dev).expect("t"),
+                Tensor::from_vec(color.concat(), (n, 3), &dev).expect("t"),
+            )
+        };
+        for (path, ((tokens, planes), (grid, density, color))) in [
+            ("kernels", (scene(), field())),
+            ("generic", with_kernels_disabled(|| (scene(), field()))),
+        ] {
+            for (name, got) in [
+                ("backbone_tokens", tokens),
+                ("scene_codes", planes),
+                ("field", grid),
+                ("density_act", density),
+                ("color", color),
+            ] {
+                let err = relative_error(&got, &reference[name]);
+                eprintln!("full size {name} ({path}): relative error {err:.2e}");
+                assert!(err <= 1e-4, "{name} ({path}): {err}");
+            }
+        }
     }
 }
