@@ -33,6 +33,8 @@ struct Args {
     threads: Vec<usize>,
     resolutions: Vec<usize>,
     runs: usize,
+    /// Skip the backbone: the field on random planes (for profiling the field alone).
+    field_only: bool,
 }
 
 fn list(value: Option<String>, flag: &str) -> Result<Vec<usize>, String> {
@@ -48,6 +50,7 @@ fn parse() -> Result<Args, String> {
         threads: vec![1, 2],
         resolutions: vec![128, 192, 256],
         runs: 2,
+        field_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,6 +64,7 @@ fn parse() -> Result<Args, String> {
                     .unwrap_or(1)
                     .max(1)
             }
+            "--field-only" => args.field_only = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -77,57 +81,117 @@ fn load_average() -> String {
         .unwrap_or_else(|| "null".into())
 }
 
-fn seconds(times: &[f64]) -> String {
-    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
-    format!(
-        "{{\"median_s\":{:.3},\"min_s\":{min:.3},\"runs\":{}}}",
-        median(times),
-        times.len()
-    )
+/// CPU seconds this process has used so far (all threads, user + system), from
+/// `/proc/self/stat`: beside the wall time it shows how much other work on a shared machine
+/// took from the run.
+fn cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        });
+    // The kernel's USER_HZ, 100 on every Linux configuration that exports it this way.
+    ticks.map_or(f64::NAN, |t| t / 100.0)
+}
+
+/// A JSON number with 3 decimals, `null` for the median of nothing.
+fn number(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "null".into()
+    }
+}
+
+/// Wall and CPU seconds of `runs` timed calls.
+struct Timing {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Timing {
+    fn new() -> Self {
+        Self {
+            wall: Vec::new(),
+            cpu: Vec::new(),
+        }
+    }
+
+    fn time<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        let (start, cpu) = (Instant::now(), cpu_seconds());
+        let out = work();
+        self.wall.push(start.elapsed().as_secs_f64());
+        self.cpu.push(cpu_seconds() - cpu);
+        out
+    }
+
+    fn best(&self) -> f64 {
+        self.wall.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    fn json(&self) -> String {
+        if self.wall.is_empty() {
+            return "null".into();
+        }
+        format!(
+            "{{\"median_s\":{:.3},\"min_s\":{:.3},\"cpu_median_s\":{:.2},\"runs\":{}}}",
+            median(&self.wall),
+            self.best(),
+            median(&self.cpu),
+            self.wall.len()
+        )
+    }
 }
 
 /// One thread count, in this process.
 fn child(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let load_before = load_average();
     let t = Instant::now();
-    let parts = RandomParts::published()?;
+    let parts = RandomParts::published(!args.field_only)?;
     let build_s = t.elapsed().as_secs_f64();
     // Warm-up (page faults of the packed weights, thread pool start), then timed runs.
-    let mut code = parts.scene_code(&mut |_| {})?;
-    let (mut totals, mut blocks, mut upsample) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..args.runs {
-        let start = Instant::now();
-        let mut last = start;
+    let mut code = if args.field_only {
+        parts.random_scene_code()
+    } else {
+        parts.scene_code(&mut |_| {})?
+    };
+    let mut totals = Timing::new();
+    let (mut blocks, mut upsample) = (Vec::new(), Vec::new());
+    for _ in 0..if args.field_only { 0 } else { args.runs } {
+        let mut last = Instant::now();
         let mut block_times = Vec::new();
         let mut upsample_s = 0.0;
-        code = parts.scene_code(&mut |stage| {
-            let now = Instant::now();
-            let dt = (now - last).as_secs_f64();
-            last = now;
-            match stage {
-                "block" => block_times.push(dt),
-                "upsample" => upsample_s = dt,
-                _ => {}
-            }
+        code = totals.time(|| {
+            parts.scene_code(&mut |stage| {
+                let now = Instant::now();
+                let dt = (now - last).as_secs_f64();
+                last = now;
+                match stage {
+                    "block" => block_times.push(dt),
+                    "upsample" => upsample_s = dt,
+                    _ => {}
+                }
+            })
         })?;
-        totals.push(start.elapsed().as_secs_f64());
         blocks.push(median(&block_times));
         upsample.push(upsample_s);
     }
     let mut fields = Vec::new();
     for &r in &args.resolutions {
-        let mut times = Vec::new();
+        let mut times = Timing::new();
         let mut above = 0;
         for _ in 0..args.runs {
-            let start = Instant::now();
-            let grid = parts.density_grid(&code, r, &CancelToken::new(), &mut |_| {})?;
-            times.push(start.elapsed().as_secs_f64());
+            let grid =
+                times.time(|| parts.density_grid(&code, r, &CancelToken::new(), &mut |_| {}))?;
             above = grid.values.iter().filter(|&&v| v > 25.0).count();
         }
-        let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let best = times.best();
         fields.push(format!(
             "{{\"resolution\":{r},\"time\":{},\"points_per_s\":{:.0},\"gflop_per_s\":{:.1},\"above_iso\":{above}}}",
-            seconds(&times),
+            times.json(),
             (r * r * r) as f64 / best,
             (r * r * r) as f64 * FLOP_PER_POINT / best / 1e9,
         ));
@@ -140,17 +204,17 @@ fn child(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             [f(1) * 0.87, f(2) * 0.87, f(3) * 0.87]
         })
         .collect();
-    let start = Instant::now();
-    parts.color(&code, &points)?;
-    let color_s = start.elapsed().as_secs_f64();
+    let mut color = Timing::new();
+    color.time(|| parts.color(&code, &points))?;
     println!(
-        "{{\"threads\":{},\"build_s\":{build_s:.3},\"scene_code\":{},\"block_median_s\":{:.3},\"upsample_s\":{:.3},\"blocks\":{},\"fields\":[{}],\"color_1m_points_s\":{color_s:.3},\"load_average_before\":{load_before},\"load_average_after\":{}}}",
+        "{{\"threads\":{},\"build_s\":{build_s:.3},\"scene_code\":{},\"block_median_s\":{},\"upsample_s\":{},\"blocks\":{},\"fields\":[{}],\"color_1m_points\":{},\"load_average_before\":{load_before},\"load_average_after\":{}}}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
-        seconds(&totals),
-        median(&blocks),
-        median(&upsample),
+        totals.json(),
+        number(median(&blocks)),
+        number(median(&upsample)),
         parts.num_layers(),
         fields.join(","),
+        color.json(),
         load_average(),
     );
     Ok(())

@@ -249,10 +249,7 @@ impl FieldQuery<'_> {
                 _ => (b.as_slice(), &mut *a),
             };
             let n = layer.weight.n();
-            output.clear();
-            for _ in 0..m {
-                output.extend_from_slice(&layer.bias);
-            }
+            output.resize(m * n, 0.0);
             // SAFETY: `input` is `m × k` and `output` `m × n`, both row-major at those strides.
             unsafe {
                 sgemm::gemm(
@@ -262,24 +259,30 @@ impl FieldQuery<'_> {
                     &layer.weight,
                     output.as_mut_ptr(),
                     n,
-                    true,
+                    false,
                 )
             };
+            // The bias joins the activation's pass (the last layer's, the output loop below).
             if l < last {
                 match self.mlp.hidden {
-                    Hidden::Silu => vmath::silu_in_place(output),
-                    Hidden::Relu => output.iter_mut().for_each(|v| *v = v.max(0.0)),
+                    Hidden::Silu => vmath::bias_silu_rows(output, &layer.bias),
+                    Hidden::Relu => output.chunks_exact_mut(n).for_each(|row| {
+                        for (v, &b) in row.iter_mut().zip(&layer.bias) {
+                            *v = (*v + b).max(0.0);
+                        }
+                    }),
                 }
             }
             k = n;
         }
         let out: &[f32] = if last % 2 == 1 { b } else { a };
+        let bias = &self.mlp.layers[last].bias;
         for (d, row) in density.iter_mut().zip(out.chunks_exact(4)) {
-            *d = self.density.apply(row[0] + self.density_bias);
+            *d = self.density.apply((row[0] + bias[0]) + self.density_bias);
         }
         if let Some(color) = color {
             for (c, row) in color.iter_mut().zip(out.chunks_exact(4)) {
-                *c = [1, 2, 3].map(|j| self.color.apply(row[j]));
+                *c = [1, 2, 3].map(|j| self.color.apply(row[j] + bias[j]));
             }
         }
     }
@@ -363,17 +366,51 @@ fn sample(plane: &[f32], res: usize, c: usize, u: f32, v: f32, out: &mut [f32]) 
     // points far outside (or NaN) never reach an integer conversion that could wrap.
     let inside = |t: f32| t >= 0.0 && t < res as f32;
     let (x1, y1) = (x_w + 1.0, y_n + 1.0);
-    let taps = [(x_w, y_n), (x1, y_n), (x_w, y1), (x1, y1)];
-    out.fill(0.0);
-    for (&(tx, ty), &weight) in taps.iter().zip(&weights) {
+    let corners = [(x_w, y_n), (x1, y_n), (x_w, y1), (x1, y1)];
+    // Taps outside the plane read texel 0 with weight 0: the same sum as skipping them (the
+    // planes are finite), without branches in the channel loop.
+    let mut taps = [&plane[..c]; 4];
+    let mut w = [0f32; 4];
+    for ((tap, weight), (&(tx, ty), &full)) in taps
+        .iter_mut()
+        .zip(&mut w)
+        .zip(corners.iter().zip(&weights))
+    {
         if inside(tx) && inside(ty) {
             let texel = ty as usize * res + tx as usize;
-            let values = &plane[texel * c..(texel + 1) * c];
-            for (o, &value) in out.iter_mut().zip(values) {
-                *o += value * weight;
-            }
+            *tap = &plane[texel * c..(texel + 1) * c];
+            *weight = full;
         }
     }
+    // PyTorch's order: `((nw + ne) + sw) + se`; sixteen channels at a time, then eight, then
+    // one by one (fixed-size arrays, which the compiler turns into vector instructions).
+    let mut at = 0;
+    while at + 16 <= c {
+        taps_into::<16>(&taps, &w, at, &mut out[at..at + 16]);
+        at += 16;
+    }
+    if at + 8 <= c {
+        taps_into::<8>(&taps, &w, at, &mut out[at..at + 8]);
+        at += 8;
+    }
+    while at < c {
+        taps_into::<1>(&taps, &w, at, &mut out[at..at + 1]);
+        at += 1;
+    }
+}
+
+/// `out = Σ taps[i][at..at + N] · w[i]`, summed in the taps' order.
+#[inline(always)]
+fn taps_into<const N: usize>(taps: &[&[f32]; 4], w: &[f32; 4], at: usize, out: &mut [f32]) {
+    let lanes = |i: usize| -> [f32; N] {
+        let mut v = [0f32; N];
+        v.copy_from_slice(&taps[i][at..at + N]);
+        v
+    };
+    let (t0, t1, t2, t3) = (lanes(0), lanes(1), lanes(2), lanes(3));
+    let sum: [f32; N] =
+        std::array::from_fn(|l| t0[l] * w[0] + t1[l] * w[1] + t2[l] * w[2] + t3[l] * w[3]);
+    out.copy_from_slice(&sum);
 }
 
 #[cfg(test)]

@@ -23,83 +23,81 @@ const IMAGE_TOKENS: (usize, usize) = (1025, 768);
 /// Tokenizer, backbone, post-processor and decoder of the published `config.yaml`.
 #[derive(Debug)]
 pub struct RandomParts {
+    /// Absent when only the field was asked for.
+    model: Option<SceneModel>,
+    decoder: FieldDecoder,
+}
+
+/// What makes the scene code.
+#[derive(Debug)]
+struct SceneModel {
     tokenizer: TriplaneTokenizer,
     backbone: Transformer1D,
     upsample: TriplaneUpsample,
-    decoder: FieldDecoder,
     image_tokens: Tensor,
 }
 
 impl RandomParts {
-    /// Random weights in the published shapes, on the CPU.
-    pub fn published() -> crate::Result<Self> {
+    /// Random weights in the published shapes, on the CPU; the decoder alone unless
+    /// `with_backbone` (building the 0.3 G backbone weights takes seconds).
+    pub fn published(with_backbone: bool) -> crate::Result<Self> {
         let dev = Device::Cpu;
         let vb = VarBuilder::from_backend(Box::new(Random), DType::F32, dev.clone());
-        let tokenizer = TriplaneTokenizerConfig {
-            plane_size: 32,
-            num_channels: 1024,
-        };
-        let backbone = BackboneConfig {
-            in_channels: 1024,
-            num_attention_heads: 16,
-            attention_head_dim: 64,
-            num_layers: 16,
-            norm_num_groups: 32,
-            cross_attention_dim: Some(IMAGE_TOKENS.1),
-            attention_bias: false,
-            activation_fn: FeedForwardKind::Geglu,
-            norm_elementwise_affine: true,
-        };
-        let upsample = UpsampleConfig {
-            in_channels: 1024,
-            out_channels: 40,
-        };
-        let decoder = DecoderConfig {
-            in_channels: 120,
-            n_neurons: 64,
-            n_hidden_layers: 9,
-            activation: MlpActivation::Silu,
-            bias: true,
-        };
-        let renderer = RendererConfig {
-            radius: 0.87,
-            feature_reduction: FeatureReduction::Concat,
-            density_activation: FieldActivation::Exp,
-            density_bias: -1.0,
-            color_activation: FieldActivation::Sigmoid,
-        };
+        let Published {
+            tokenizer,
+            backbone,
+            upsample,
+            decoder,
+            renderer,
+        } = Published::new();
         let build = || -> candle_core::Result<Self> {
+            let model = if with_backbone {
+                Some(SceneModel {
+                    tokenizer: TriplaneTokenizer::new(&tokenizer, vb.pp("tokenizer"))?,
+                    backbone: Transformer1D::new(&backbone, vb.pp("backbone"))?,
+                    upsample: TriplaneUpsample::new(&upsample, vb.pp("post_processor"))?,
+                    image_tokens: Tensor::randn(
+                        0f32,
+                        1.0,
+                        (1, IMAGE_TOKENS.0, IMAGE_TOKENS.1),
+                        &dev,
+                    )?,
+                })
+            } else {
+                None
+            };
             Ok(Self {
-                tokenizer: TriplaneTokenizer::new(&tokenizer, vb.pp("tokenizer"))?,
-                backbone: Transformer1D::new(&backbone, vb.pp("backbone"))?,
-                upsample: TriplaneUpsample::new(&upsample, vb.pp("post_processor"))?,
+                model,
                 decoder: FieldDecoder::new(&decoder, &renderer, vb.pp("decoder"), &dev)?,
-                image_tokens: Tensor::randn(0f32, 1.0, (1, IMAGE_TOKENS.0, IMAGE_TOKENS.1), &dev)?,
             })
         };
         build().map_err(internal)
     }
 
+    /// The backbone's blocks (0 without it).
     pub fn num_layers(&self) -> usize {
-        self.backbone.num_layers()
+        self.model.as_ref().map_or(0, |m| m.backbone.num_layers())
     }
 
     /// Triplane tokens → backbone (against random image tokens) → post-processor, as the
     /// model runs them; `on_stage(name)` after the tokenizer's projection, every block and the
     /// upsampling, so the caller can time each.
     pub fn scene_code(&self, on_stage: &mut dyn FnMut(&str)) -> crate::Result<SceneCode> {
+        let Some(m) = &self.model else {
+            return Err(crate::error::OrfeasError::InvalidInput(
+                "random parts built without the backbone".into(),
+            ));
+        };
         let mut run = || -> candle_core::Result<SceneCode> {
-            let tokens = self.tokenizer.tokens(1)?;
-            let mut hidden = self.backbone.project_in(&tokens)?;
+            let tokens = m.tokenizer.tokens(1)?;
+            let mut hidden = m.backbone.project_in(&tokens)?;
             on_stage("project_in");
-            for i in 0..self.backbone.num_layers() {
-                hidden = self.backbone.block(i, &hidden, &self.image_tokens)?;
+            for i in 0..m.backbone.num_layers() {
+                hidden = m.backbone.block(i, &hidden, &m.image_tokens)?;
                 on_stage("block");
             }
-            let tokens = self.backbone.project_out(&hidden, &tokens)?;
-            let planes = self
-                .upsample
-                .forward(&self.tokenizer.detokenize(&tokens)?)?;
+            let tokens = m.backbone.project_out(&hidden, &tokens)?;
+            let planes = m.upsample.forward(&m.tokenizer.detokenize(&tokens)?)?;
             on_stage("upsample");
             let (_, _, channels, resolution, _) = planes.dims5()?;
             Ok(SceneCode {
@@ -109,6 +107,19 @@ impl RandomParts {
             })
         };
         run().map_err(internal)
+    }
+
+    /// Random triplanes of the published size (`3 × 40 × 64²`), for timing the field alone.
+    pub fn random_scene_code(&self) -> SceneCode {
+        let (channels, resolution) = (40, 64);
+        let values = (0..3 * channels * resolution * resolution)
+            .map(|i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        SceneCode {
+            channels,
+            resolution,
+            values,
+        }
     }
 
     /// The dense field, as the model's `density_grid`.
@@ -131,6 +142,55 @@ impl RandomParts {
     /// The activated density at `points`.
     pub fn density(&self, code: &SceneCode, points: &[[f32; 3]]) -> crate::Result<Vec<f32>> {
         self.decoder.density(code, points)
+    }
+}
+
+/// The published `config.yaml`'s parts (`stabilityai/TripoSR`).
+pub(super) struct Published {
+    pub tokenizer: TriplaneTokenizerConfig,
+    pub backbone: BackboneConfig,
+    pub upsample: UpsampleConfig,
+    pub decoder: DecoderConfig,
+    pub renderer: RendererConfig,
+}
+
+impl Published {
+    pub(super) fn new() -> Self {
+        Self {
+            tokenizer: TriplaneTokenizerConfig {
+                plane_size: 32,
+                num_channels: 1024,
+            },
+            backbone: BackboneConfig {
+                in_channels: 1024,
+                num_attention_heads: 16,
+                attention_head_dim: 64,
+                num_layers: 16,
+                norm_num_groups: 32,
+                cross_attention_dim: Some(IMAGE_TOKENS.1),
+                attention_bias: false,
+                activation_fn: FeedForwardKind::Geglu,
+                norm_elementwise_affine: true,
+            },
+            upsample: UpsampleConfig {
+                in_channels: 1024,
+                out_channels: 40,
+            },
+            decoder: DecoderConfig {
+                in_channels: 120,
+                n_neurons: 64,
+                n_hidden_layers: 9,
+                activation: MlpActivation::Silu,
+                bias: true,
+            },
+            renderer: RendererConfig {
+                radius: 0.87,
+                feature_reduction: FeatureReduction::Concat,
+                density_activation: FieldActivation::Exp,
+                density_bias: -1.0,
+                color_activation: FieldActivation::Sigmoid,
+            },
+        }
     }
 }
 
@@ -167,5 +227,108 @@ impl SimpleBackend for Random {
 
     fn contains_tensor(&self, _: &str) -> bool {
         true
+    }
+}
+
+/// Full-size checks against the authors' code on published-size weights, run by hand:
+/// `ORFEAS_TRIPOSR_FULL=DIR cargo test --release -p orfeas-core --lib full_size -- --ignored`,
+/// where `DIR` holds `model.ckpt` (scripts/triposr_random_weights.py) and a
+/// `reference.safetensors` of the same tensors as the tiny fixture's (`image_tokens`,
+/// `backbone_tokens`, `scene_codes`, `points`, `density_act`, `color`, `field`) computed by the
+/// authors' code from those weights.
+#[cfg(test)]
+mod full_size {
+    use std::path::PathBuf;
+
+    use super::super::fixture::relative_error;
+    use super::*;
+    use crate::kernels::with_kernels_disabled;
+
+    fn inputs() -> (
+        VarBuilder<'static>,
+        std::collections::HashMap<String, Tensor>,
+    ) {
+        let dir = PathBuf::from(
+            std::env::var_os("ORFEAS_TRIPOSR_FULL").expect("ORFEAS_TRIPOSR_FULL=DIR is needed"),
+        );
+        let dev = Device::Cpu;
+        let vb =
+            VarBuilder::from_pth(dir.join("model.ckpt"), DType::F32, &dev).expect("model.ckpt");
+        let reference = candle_core::safetensors::load(dir.join("reference.safetensors"), &dev)
+            .expect("reference.safetensors");
+        (vb, reference)
+    }
+
+    #[test]
+    #[ignore]
+    fn full_size_model_and_field_match_the_authors_code() {
+        let (vb, reference) = inputs();
+        let cfg = Published::new();
+        let dev = Device::Cpu;
+        let tokenizer =
+            TriplaneTokenizer::new(&cfg.tokenizer, vb.pp("tokenizer")).expect("tokenizer");
+        let backbone = Transformer1D::new(&cfg.backbone, vb.pp("backbone")).expect("backbone");
+        let upsample =
+            TriplaneUpsample::new(&cfg.upsample, vb.pp("post_processor")).expect("upsample");
+        let decoder = FieldDecoder::new(&cfg.decoder, &cfg.renderer, vb.pp("decoder"), &dev)
+            .expect("decoder");
+        let image_tokens = &reference["image_tokens"];
+        let scene = || {
+            let tokens = tokenizer.tokens(1).expect("tokens");
+            let mut hidden = backbone.project_in(&tokens).expect("in");
+            for i in 0..backbone.num_layers() {
+                hidden = backbone.block(i, &hidden, image_tokens).expect("block");
+            }
+            let out = backbone.project_out(&hidden, &tokens).expect("out");
+            let planes = upsample
+                .forward(&tokenizer.detokenize(&out).expect("detokenize"))
+                .expect("upsample");
+            (out, planes)
+        };
+        let code = |planes: &Tensor| SceneCode {
+            channels: 40,
+            resolution: 64,
+            values: planes
+                .flatten_all()
+                .and_then(|t| t.to_vec1())
+                .expect("values"),
+        };
+        let reference_code = code(&reference["scene_codes"]);
+        let points: Vec<[f32; 3]> = reference["points"]
+            .to_vec2::<f32>()
+            .expect("points")
+            .into_iter()
+            .map(|p| [p[0], p[1], p[2]])
+            .collect();
+        let r = reference["field"].dim(0).expect("R");
+        let field = || {
+            let grid = decoder
+                .density_grid(&reference_code, r, &CancelToken::new(), &mut |_| {})
+                .expect("grid");
+            let density = decoder.density(&reference_code, &points).expect("density");
+            let color = decoder.color(&reference_code, &points).expect("color");
+            let n = points.len();
+            (
+                Tensor::from_vec(grid.values, (r, r, r), &dev).expect("t"),
+                Tensor::from_vec(density, n, &dev).expect("t"),
+                Tensor::from_vec(color.concat(), (n, 3), &dev).expect("t"),
+            )
+        };
+        for (path, ((tokens, planes), (grid, density, color))) in [
+            ("kernels", (scene(), field())),
+            ("generic", with_kernels_disabled(|| (scene(), field()))),
+        ] {
+            for (name, got) in [
+                ("backbone_tokens", tokens),
+                ("scene_codes", planes),
+                ("field", grid),
+                ("density_act", density),
+                ("color", color),
+            ] {
+                let err = relative_error(&got, &reference[name]);
+                eprintln!("full size {name} ({path}): relative error {err:.2e}");
+                assert!(err <= 1e-4, "{name} ({path}): {err}");
+            }
+        }
     }
 }
