@@ -14,6 +14,7 @@ use crate::generate::{Progress, ShapeGenerator};
 use crate::image::{load_image, ImageLimits, ImageSource};
 use crate::mask::MaskSource;
 use crate::mesh::{Mesh, Texture};
+use crate::models;
 use crate::models::triposr::DensityGrid;
 use crate::options::{DepthMethod, GenerateSettings, Method};
 use crate::progress::{Stage, StagePlan};
@@ -194,7 +195,10 @@ impl ShapeSetup {
             None if all_methods => DepthSetup::resolve_on(DepthMethod::Auto, None, device, slots)?,
             None => DepthSetup::from(DepthMethod::Auto),
         };
-        Ok(Self { method, depth })
+        let setup = Self { method, depth };
+        // The default method must be runnable before any job starts.
+        setup.generator(method)?;
+        Ok(setup)
     }
 
     /// The methods jobs can run with what is loaded, in the order they are listed to users:
@@ -213,10 +217,18 @@ impl ShapeSetup {
     /// The way `method` is made, or why it cannot be with what is loaded.
     pub fn generator(&self, method: Method) -> Result<Box<dyn ShapeGenerator>> {
         match method.depth() {
+            Some(DepthMethod::DepthAnything) if self.depth.model.is_none() => {
+                Err(OrfeasError::WeightsNotFound(format!(
+                    "Depth Anything was asked for but not loaded; {}",
+                    models::how_to_get_weights()
+                )))
+            }
             Some(depth) => Ok(Box::new(ReliefGenerator::new(depth, &self.depth))),
             None => Err(OrfeasError::WeightsNotFound(format!(
-                "method {method} was asked for but its weights are not loaded; pass --weights \
-                 DIR (config.yaml + model.ckpt) with --method {method}"
+                "method {method} needs the TripoSR weights, which are not loaded here; run \
+                 `orfeas fetch-model --model triposr` (stabilityai/TripoSR, MIT, about 1.7 GB, \
+                 into the Hugging Face cache) and restart, or pass --weights DIR holding \
+                 config.yaml and model.ckpt with --method {method}"
             ))),
         }
     }

@@ -148,6 +148,20 @@ describe('Batch Studio in Chromium', () => {
     assert.ok(await page.evaluate(() => window.__wsEvents.includes('snapshot')), 'the server sent a snapshot first');
   });
 
+  it('offers the full 3D object, disabled with the reason when the server has no TripoSR weights', async () => {
+    const health = await (await fetch(`${baseUrl}/api/health`)).json();
+    assert.ok(Array.isArray(health.methods) && health.methods.includes('relief'), JSON.stringify(health));
+    const option = page.locator('[data-testid="method-select"] option[value="triposr"]');
+    assert.equal(await option.count(), 1);
+    assert.equal((await option.innerText()).trim(), 'Full 3D object');
+    const runnable = health.methods.includes('triposr');
+    assert.equal(await option.isDisabled(), !runnable, `methods ${health.methods}`);
+    if (!runnable) {
+      assert.match(await option.getAttribute('title'), /TripoSR weights/);
+      assert.match(await page.locator('[data-testid="method-hint"]').innerText(), /fetch-model --model triposr/);
+    }
+  });
+
   it('refuses a non-image visibly and lets a file be removed before the start', async () => {
     const text = path.join(work, 'notes.txt');
     writeFileSync(text, 'not an image\n');

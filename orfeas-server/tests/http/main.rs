@@ -7,6 +7,7 @@ mod batch;
 mod cancel;
 mod download;
 mod limits;
+mod methods;
 mod restart;
 mod routes;
 mod traversal;
