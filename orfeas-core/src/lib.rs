@@ -15,6 +15,7 @@ pub mod export;
 pub mod generate;
 pub mod gpu;
 pub mod image;
+mod kernels;
 pub mod mask;
 pub mod mesh;
 pub mod models;

@@ -1,12 +1,16 @@
 //! Triangle meshes: the plain data type, height-field meshing, solid construction and checks.
 
 mod check;
+mod components;
 mod edges;
 mod heightfield;
+mod marching_cubes;
 mod solid;
 
 pub use check::{check_solid, SolidReport};
+pub use components::keep_largest_component;
 pub use heightfield::{triangulate_heightfield, CornerGrid, HeightfieldMesh, MeshingLimits};
+pub use marching_cubes::marching_cubes;
 pub use solid::{build_solid, build_surface, Scale};
 
 /// An indexed triangle mesh. Plain vectors, so bindings can hand them out as arrays.

@@ -10,35 +10,72 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{OrfeasError, Result};
 
+/// Which loader a downloadable model's files are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A Depth Anything V2 checkpoint in the transformers layout (relief depth).
+    DepthAnything,
+    /// TripoSR's `config.yaml` + `model.ckpt` (full 3D objects).
+    TripoSr,
+}
+
 /// A downloadable model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelSpec {
     /// The name used on the command line (`--model`).
     pub name: &'static str,
-    /// Hugging Face repository in the transformers layout.
+    /// Hugging Face repository.
     pub repo_id: &'static str,
     /// Licence of the weights, shown before downloading.
     pub license: &'static str,
+    pub kind: ModelKind,
+    /// The files `fetch-model` downloads from the repository (everything the loader reads).
+    pub files: &'static [&'static str],
 }
 
+/// Depth Anything's transformers layout.
+const DEPTH_ANYTHING_FILES: &[&str] = &[CONFIG_FILE, WEIGHTS_FILE];
+
 /// Models orfeas knows how to fetch; the first is the default.
-pub const KNOWN_MODELS: [ModelSpec; 3] = [
+pub const KNOWN_MODELS: [ModelSpec; 4] = [
     ModelSpec {
         name: "depth-anything-v2-small",
         repo_id: "depth-anything/Depth-Anything-V2-Small-hf",
         license: "Apache-2.0",
+        kind: ModelKind::DepthAnything,
+        files: DEPTH_ANYTHING_FILES,
     },
     ModelSpec {
         name: "depth-anything-v2-base",
         repo_id: "depth-anything/Depth-Anything-V2-Base-hf",
         license: "CC-BY-NC-4.0",
+        kind: ModelKind::DepthAnything,
+        files: DEPTH_ANYTHING_FILES,
     },
     ModelSpec {
         name: "depth-anything-v2-large",
         repo_id: "depth-anything/Depth-Anything-V2-Large-hf",
         license: "CC-BY-NC-4.0",
+        kind: ModelKind::DepthAnything,
+        files: DEPTH_ANYTHING_FILES,
+    },
+    ModelSpec {
+        name: "triposr",
+        repo_id: TRIPOSR_REPO,
+        license: "MIT",
+        kind: ModelKind::TripoSr,
+        files: &[TRIPOSR_CONFIG_FILE, TRIPOSR_CKPT_FILE],
     },
 ];
+
+/// TripoSR's published weights (MIT, 1.68 GB of float32).
+pub const TRIPOSR_REPO: &str = "stabilityai/TripoSR";
+/// TripoSR's configuration, beside its weights.
+pub const TRIPOSR_CONFIG_FILE: &str = "config.yaml";
+/// TripoSR's published checkpoint (a `torch.save`d state dict).
+pub const TRIPOSR_CKPT_FILE: &str = "model.ckpt";
+/// The same tensors as safetensors (a conversion some users keep; read without unpickling).
+pub const TRIPOSR_SAFETENSORS_FILE: &str = "model.safetensors";
 
 /// The files of the transformers layout.
 pub const CONFIG_FILE: &str = "config.json";
@@ -209,9 +246,10 @@ pub fn find_cached_weights() -> Option<WeightsLocation> {
         .find_map(|repo| cached_weights(&cache, repo))
 }
 
-/// Downloads a known model into the Hugging Face cache and returns where it is.
+/// Downloads a known model's files (`spec.files`) into the Hugging Face cache and returns the
+/// snapshot directory holding them (what `--weights DIR` takes for either model kind).
 #[cfg(feature = "hub")]
-pub fn fetch_model(spec: &ModelSpec, show_progress: bool) -> Result<WeightsLocation> {
+pub fn fetch_model(spec: &ModelSpec, show_progress: bool) -> Result<PathBuf> {
     let mut builder = hf_hub::api::sync::ApiBuilder::new().with_progress(show_progress);
     if let Some(dir) = hf_cache_dir() {
         builder = builder.with_cache_dir(dir);
@@ -220,18 +258,100 @@ pub fn fetch_model(spec: &ModelSpec, show_progress: bool) -> Result<WeightsLocat
         OrfeasError::WeightsNotFound(format!("cannot use the Hugging Face hub: {e}"))
     })?;
     let repo = api.model(spec.repo_id.to_owned());
-    let get = |file: &str| {
-        repo.get(file).map_err(|e| {
+    let mut snapshot = None;
+    for file in spec.files {
+        let path = repo.get(file).map_err(|e| {
             OrfeasError::WeightsNotFound(format!(
                 "download of {}/{file} failed: {e} (is the network reachable?)",
                 spec.repo_id
             ))
-        })
-    };
-    Ok(WeightsLocation {
-        config: Some(get(CONFIG_FILE)?),
-        weights: get(WEIGHTS_FILE)?,
+        })?;
+        snapshot = path.parent().map(Path::to_path_buf);
+    }
+    snapshot.ok_or_else(|| {
+        OrfeasError::Internal(format!("model {} lists no files to download", spec.name))
     })
+}
+
+/// TripoSR's files on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TripoSrWeights {
+    /// `config.yaml`.
+    pub config: PathBuf,
+    /// `model.ckpt` (the published PyTorch pickle) or `model.safetensors`.
+    pub weights: PathBuf,
+}
+
+/// How to get TripoSR's weights, for ERR_WEIGHTS_NOT_FOUND messages.
+pub fn how_to_get_triposr() -> String {
+    format!(
+        "run `orfeas fetch-model --model triposr` (downloads {TRIPOSR_REPO}'s \
+         {TRIPOSR_CONFIG_FILE} and {TRIPOSR_CKPT_FILE}, 1.7 GB, MIT licence, into the Hugging Face \
+         cache), or pass --weights DIR with {TRIPOSR_CONFIG_FILE} and {TRIPOSR_CKPT_FILE} (or \
+         {TRIPOSR_SAFETENSORS_FILE})"
+    )
+}
+
+/// Resolves `--weights PATH` for TripoSR: a directory with `config.yaml` and `model.ckpt` or
+/// `model.safetensors` (the safetensors file wins when both are there: it is read without
+/// unpickling), or one of those files (the other is looked for beside it). Whatever is missing
+/// is named (ERR_WEIGHTS_NOT_FOUND); the files' contents are checked by the loader.
+pub fn triposr_weights_at(path: &Path) -> Result<TripoSrWeights> {
+    let missing = |what: String| {
+        OrfeasError::WeightsNotFound(format!(
+            "{what} (from --weights {}); {}",
+            path.display(),
+            how_to_get_triposr()
+        ))
+    };
+    let (dir, file) = if path.is_dir() {
+        (path, None)
+    } else if path.is_file() {
+        (path.parent().unwrap_or(Path::new(".")), Some(path))
+    } else {
+        return Err(missing(format!("{} does not exist", path.display())));
+    };
+    let is_yaml = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+    };
+    let config = match file {
+        Some(f) if is_yaml(f) => f.to_path_buf(),
+        _ => dir.join(TRIPOSR_CONFIG_FILE),
+    };
+    if !config.is_file() {
+        return Err(missing(format!(
+            "{} does not exist: TripoSR's weights need the {TRIPOSR_CONFIG_FILE} published with \
+             them",
+            config.display()
+        )));
+    }
+    let weights = match file {
+        Some(f) if !is_yaml(f) => f.to_path_buf(),
+        _ => [TRIPOSR_SAFETENSORS_FILE, TRIPOSR_CKPT_FILE]
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                missing(format!(
+                    "{} holds neither {TRIPOSR_CKPT_FILE} nor {TRIPOSR_SAFETENSORS_FILE}",
+                    dir.display()
+                ))
+            })?,
+    };
+    Ok(TripoSrWeights { config, weights })
+}
+
+/// TripoSR's snapshot in the local Hugging Face cache, if complete (no network).
+pub fn find_cached_triposr() -> Option<TripoSrWeights> {
+    cached_triposr(&hf_cache_dir()?)
+}
+
+/// [`find_cached_triposr`] in a given cache directory.
+pub fn cached_triposr(cache: &Path) -> Option<TripoSrWeights> {
+    let repo = cache.join(format!("models--{}", TRIPOSR_REPO.replace('/', "--")));
+    let revision = std::fs::read_to_string(repo.join("refs").join("main")).ok()?;
+    triposr_weights_at(&repo.join("snapshots").join(revision.trim())).ok()
 }
 
 #[cfg(test)]
@@ -323,6 +443,76 @@ mod tests {
         assert_eq!(
             model_spec("gpt").map_err(|e| e.code()),
             Err("ERR_INVALID_INPUT")
+        );
+    }
+
+    #[test]
+    fn triposr_locations_resolve_or_name_what_is_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let err = triposr_weights_at(d).expect_err("empty");
+        assert_eq!(err.code(), "ERR_WEIGHTS_NOT_FOUND");
+        assert!(err.to_string().contains("config.yaml"), "{err}");
+        assert!(
+            err.to_string().contains("fetch-model --model triposr"),
+            "{err}"
+        );
+        touch(&d.join(TRIPOSR_CONFIG_FILE));
+        let err = triposr_weights_at(d).expect_err("no weights");
+        assert!(
+            err.to_string()
+                .contains("neither model.ckpt nor model.safetensors"),
+            "{err}"
+        );
+        touch(&d.join(TRIPOSR_CKPT_FILE));
+        let want = TripoSrWeights {
+            config: d.join(TRIPOSR_CONFIG_FILE),
+            weights: d.join(TRIPOSR_CKPT_FILE),
+        };
+        assert_eq!(triposr_weights_at(d).expect("dir"), want);
+        assert_eq!(
+            triposr_weights_at(&d.join(TRIPOSR_CKPT_FILE)).expect("file"),
+            want
+        );
+        assert_eq!(
+            triposr_weights_at(&d.join(TRIPOSR_CONFIG_FILE)).expect("yaml"),
+            want
+        );
+        touch(&d.join(TRIPOSR_SAFETENSORS_FILE));
+        assert!(triposr_weights_at(d)
+            .expect("both")
+            .weights
+            .ends_with(TRIPOSR_SAFETENSORS_FILE));
+        let other = tempfile::tempdir().expect("tempdir");
+        touch(&other.path().join(TRIPOSR_CKPT_FILE));
+        let err = triposr_weights_at(&other.path().join(TRIPOSR_CKPT_FILE)).expect_err("no yaml");
+        assert!(
+            err.to_string().contains("config.yaml does not exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn triposr_is_found_in_the_hugging_face_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(cached_triposr(dir.path()).is_none());
+        let repo = dir.path().join("models--stabilityai--TripoSR");
+        std::fs::create_dir_all(repo.join("refs")).expect("mkdir");
+        std::fs::write(repo.join("refs/main"), "r1\n").expect("write");
+        touch(&repo.join("snapshots/r1").join(TRIPOSR_CONFIG_FILE));
+        assert!(cached_triposr(dir.path()).is_none(), "weights missing");
+        touch(&repo.join("snapshots/r1").join(TRIPOSR_CKPT_FILE));
+        let found = cached_triposr(dir.path()).expect("found");
+        assert!(found.weights.ends_with("snapshots/r1/model.ckpt"));
+        let spec = model_spec("triposr").expect("known");
+        assert_eq!(
+            (spec.kind, spec.license, spec.repo_id),
+            (ModelKind::TripoSr, "MIT", TRIPOSR_REPO)
+        );
+        assert_eq!(spec.files, &["config.yaml", "model.ckpt"]);
+        assert_eq!(
+            model_spec("depth-anything-v2-small").expect("da").kind,
+            ModelKind::DepthAnything
         );
     }
 }

@@ -17,17 +17,10 @@ pub fn run(model: &str) -> ExitCode {
         spec.name, spec.repo_id, spec.license
     );
     match download(&spec) {
-        Ok(location) => {
+        Ok(snapshot) => {
             #[allow(clippy::print_stdout)] // where the weights are, for scripts
             {
-                println!(
-                    "{}",
-                    location
-                        .weights
-                        .parent()
-                        .unwrap_or(&location.weights)
-                        .display()
-                );
+                println!("{}", snapshot.display());
             }
             ExitCode::SUCCESS
         }
@@ -39,12 +32,12 @@ pub fn run(model: &str) -> ExitCode {
 }
 
 #[cfg(feature = "hub")]
-fn download(spec: &models::ModelSpec) -> orfeas_core::Result<models::WeightsLocation> {
+fn download(spec: &models::ModelSpec) -> orfeas_core::Result<std::path::PathBuf> {
     use std::io::IsTerminal;
     models::fetch_model(spec, std::io::stderr().is_terminal())
 }
 
 #[cfg(not(feature = "hub"))]
-fn download(_spec: &models::ModelSpec) -> orfeas_core::Result<models::WeightsLocation> {
+fn download(_spec: &models::ModelSpec) -> orfeas_core::Result<std::path::PathBuf> {
     Err(orfeas_core::OrfeasError::FeatureDisabled("hub"))
 }

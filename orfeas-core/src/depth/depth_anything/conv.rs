@@ -1,7 +1,7 @@
 //! The DPT's 1×1 and 3×3 convolutions (padding `k / 2`) as matrix products, with the ReLUs
 //! that its blocks put around them.
 //!
-//! On the CPU (f32) they run as one fused kernel, [`cpu::Conv`], for any stride. Elsewhere they are built
+//! On the CPU (f32) they run as one fused kernel, [`kernels::Conv`], for any stride. Elsewhere they are built
 //! from tensor views so the same code runs on every candle device: candle 0.11's own CPU
 //! convolution gathers its im2col one element at a time (it took about a quarter of the forward
 //! pass), and this path is its replacement off the CPU. For 3×3, with the output laid out over
@@ -12,7 +12,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::cpu;
+use crate::kernels;
 
 /// Upper bound on the elements of one chunk's im2col matrix (64 MB of f32).
 const CHUNK_ELEMENTS: usize = 16 << 20;
@@ -90,8 +90,8 @@ impl Conv {
                 k = self.kernel
             )
         }
-        if cpu::applies_to(x) {
-            let op = cpu::Conv {
+        if kernels::applies_to(x) {
+            let op = kernels::Conv {
                 kernel: self.kernel,
                 stride: self.stride,
                 relu_input,

@@ -14,8 +14,8 @@ use candle_nn::{
 };
 
 use super::config::Dinov2Config;
-use super::cpu;
 use super::resample;
+use crate::kernels;
 
 /// Interpolated position-embedding tables kept per model (each `(1 + h*w) × C` floats).
 const POS_CACHE_LIMIT: usize = 16;
@@ -173,7 +173,7 @@ impl Attention {
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let qkv = self.qkv.forward(x, false, None)?;
         let ctx = if fused_cpu_path(&qkv) {
-            qkv.apply_op1_no_bwd(&cpu::FusedAttention { heads: self.heads })?
+            qkv.apply_op1_no_bwd(&kernels::FusedAttention { heads: self.heads })?
         } else {
             let (b, n, c3) = qkv.dims3()?;
             let c = c3 / 3;
@@ -193,19 +193,19 @@ impl Attention {
     }
 }
 
-/// The CPU kernels in [`cpu`] take contiguous f32 CPU tensors.
+/// The CPU kernels in [`kernels`] take contiguous f32 CPU tensors.
 fn fused_cpu_path(t: &Tensor) -> bool {
-    cpu::applies_to(t) && t.is_contiguous()
+    kernels::applies_to(t) && t.is_contiguous()
 }
 
 /// A linear layer whose epilogue (GELU or a residual add) runs fused into the matrix product on
-/// the CPU ([`cpu::Linear`]) and as separate tensor ops elsewhere.
+/// the CPU ([`kernels::Linear`]) and as separate tensor ops elsewhere.
 #[derive(Debug)]
 enum Dense {
     /// f32 on the CPU: `Wᵀ` packed once for the kernel, the bias on the host (zeros when the
     /// layer has none). The weight tensor is not kept: one copy of the weights, not two.
     Packed {
-        weight: cpu::PackedB,
+        weight: kernels::PackedB,
         bias: Vec<f32>,
     },
     /// Other devices and dtypes: candle's layer.
@@ -219,7 +219,7 @@ impl Dense {
             return Ok(Self::Tensors(layer));
         }
         let (n, k) = w.dims2()?;
-        let mut weight = cpu::PackedB::default();
+        let mut weight = kernels::PackedB::default();
         weight.pack_columns(k, n, &w.flatten_all()?.to_vec1()?, k);
         let bias = match layer.bias() {
             Some(b) => b.to_vec1()?,
@@ -232,8 +232,8 @@ impl Dense {
     fn forward(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Tensor> {
         let unpacked;
         let layer = match self {
-            Self::Packed { weight, bias } if cpu::applies_to(x) => {
-                let op = cpu::Linear { weight, bias, gelu };
+            Self::Packed { weight, bias } if kernels::applies_to(x) => {
+                let op = kernels::Linear { weight, bias, gelu };
                 let x = x.contiguous()?;
                 return match residual {
                     Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, &op),

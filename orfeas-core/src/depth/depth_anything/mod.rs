@@ -7,7 +7,7 @@
 //!   `model.safetensors`) or the authors' (`depth_anything_v2_vits.pth`, via `original`).
 //! - [`preprocess`]: RGB8 → normalised tensor as the reference image processor does it, and
 //!   depth back to the image size.
-//! - `cpu`: the CPU's fused kernels for attention, linear layers, convolutions and resampling
+//! - [`crate::kernels`] (shared with TripoSR): the CPU's fused kernels for attention, linear layers, convolutions and resampling
 //!   (other devices run the same function as candle tensor ops).
 //!
 //! Weights: `depth-anything/Depth-Anything-V2-Small-hf` (Apache-2.0); Base and Large load the
@@ -28,7 +28,6 @@
 
 pub mod config;
 mod conv;
-mod cpu;
 mod dinov2;
 mod estimator;
 mod head;
@@ -44,6 +43,8 @@ pub(crate) use estimator::heights_from_raw;
 pub use estimator::{DepthAnythingEstimator, Prediction};
 pub use model::DepthAnythingV2;
 pub use preprocess::{PreprocessOptions, Preprocessed};
+/// Also TripoSR's ViT position embeddings (transformers 4.35 interpolates by scale factor).
+pub(crate) use resample::bicubic_scale_factor;
 pub use weights::{load_model, WEIGHTS_HINT};
 
 use crate::error::OrfeasError;

@@ -135,7 +135,7 @@ mod tests {
             );
             let fused = model.forward(input).expect("fused");
             let generic =
-                super::super::cpu::with_kernels_disabled(|| model.forward(input)).expect("generic");
+                crate::kernels::with_kernels_disabled(|| model.forward(input)).expect("generic");
             for (path, got) in [("cpu kernels", fused), ("generic ops", generic)] {
                 let err = super::super::max_abs_diff(&got, want);
                 assert!(err <= 1e-4, "{name}, {path}: max abs error {err}");

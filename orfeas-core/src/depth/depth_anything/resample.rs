@@ -34,7 +34,7 @@ impl AxisTaps {
     /// Applies the taps along `dim` (2 = height, 3 = width) of a 4-D tensor.
     fn apply(&self, x: &Tensor, dim: usize) -> Result<Tensor> {
         let x = &x.contiguous()?;
-        if super::cpu::applies_to(x) {
+        if crate::kernels::applies_to(x) {
             return x.apply_op1_no_bwd(&ApplyTaps { axis: self, dim });
         }
         self.apply_with_tensor_ops(x, dim)
@@ -73,7 +73,7 @@ impl CustomOp1 for ApplyTaps<'_> {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = layout.shape().dims4()?;
-        let x = super::cpu::contiguous_f32("resample", storage, layout)?;
+        let x = crate::kernels::contiguous_f32("resample", storage, layout)?;
         let taps = &self.axis.taps;
         let n = taps.first().map_or(0, |(idx, _)| idx.len());
         // Terms are added left to right, first tap first, as the tensor path adds them.
@@ -159,8 +159,13 @@ fn cubic_coefficients(t: f32) -> [f32; 4] {
 /// Bicubic weights for one axis, `align_corners=False`, sources clamped at the borders, as in
 /// PyTorch's `upsample_bicubic2d` (no antialiasing, also when downscaling).
 fn cubic_axis(input: usize, output: usize) -> AxisTaps {
+    cubic_axis_with_scale(input, output, input as f32 / output as f32)
+}
+
+/// [`cubic_axis`] with the source step given: `1 / scale_factor` when PyTorch is called with a
+/// `scale_factor` (it then samples at that step, not at `input / output`).
+fn cubic_axis_with_scale(input: usize, output: usize, scale: f32) -> AxisTaps {
     let mut t = AxisTaps::new(4, output);
-    let scale = input as f32 / output as f32;
     let last = input as i64 - 1;
     for o in 0..output {
         let real = scale * (o as f32 + 0.5) - 0.5;
@@ -194,6 +199,23 @@ pub fn bicubic(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     let (_, _, ih, iw) = x.dims4()?;
     let x = cubic_axis(iw, w).apply(x, 3)?;
     cubic_axis(ih, h).apply(&x, 2)
+}
+
+/// `F.interpolate(x, scale_factor=(sh, sw), mode="bicubic", align_corners=False)` for
+/// `[B, C, H, W]` (`recompute_scale_factor` unset, as transformers 4.35's ViT calls it): the
+/// output is `floor(H·sh) × floor(W·sw)` and the source is sampled at steps of `1/sh`, `1/sw`
+/// (as f32, like PyTorch's float kernel), which differs from resizing to that size.
+pub fn bicubic_scale_factor(x: &Tensor, sh: f64, sw: f64) -> Result<Tensor> {
+    let (_, _, ih, iw) = x.dims4()?;
+    if !(sh > 0.0 && sw > 0.0) {
+        bail!("bicubic: scale factors {sh}, {sw} must be positive");
+    }
+    let (oh, ow) = (
+        (ih as f64 * sh).floor() as usize,
+        (iw as f64 * sw).floor() as usize,
+    );
+    let x = cubic_axis_with_scale(iw, ow, (1.0 / sw) as f32).apply(x, 3)?;
+    cubic_axis_with_scale(ih, oh, (1.0 / sh) as f32).apply(&x, 2)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! CPU kernels for the hot spots of the Depth Anything forward pass, as candle custom ops.
+//! CPU kernels for the hot spots of the models' forward passes (Depth Anything, TripoSR), as
+//! candle custom ops.
 //!
 //! candle's CPU backend runs every tensor op as a separate, freshly allocated pass, several of
 //! them on one thread with scalar libm; that left the model at under half of PyTorch's speed on
@@ -12,6 +13,12 @@
 mod attention;
 #[allow(unsafe_code)]
 mod conv;
+mod dense;
+#[allow(unsafe_code)]
+mod field;
+#[allow(unsafe_code)]
+mod geglu;
+mod layer_norm;
 #[allow(unsafe_code)]
 mod linear;
 #[allow(unsafe_code)]
@@ -23,13 +30,17 @@ use std::mem::MaybeUninit;
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 
-pub(super) use attention::FusedAttention;
-pub(super) use conv::Conv;
-pub(super) use linear::Linear;
-pub(super) use sgemm::PackedB;
+pub(crate) use attention::{CrossAttention, FusedAttention};
+pub(crate) use conv::Conv;
+pub(crate) use dense::Dense;
+pub(crate) use field::{FieldMlp, FieldQuery, Hidden, Output, Reduction, Triplanes};
+pub(crate) use geglu::GegluDense;
+pub(crate) use layer_norm::LayerNorm;
+pub(crate) use linear::Linear;
+pub(crate) use sgemm::PackedB;
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
-pub(super) fn contiguous_f32<'a>(
+pub(crate) fn contiguous_f32<'a>(
     op: &str,
     storage: &'a CpuStorage,
     layout: &Layout,
@@ -152,7 +163,7 @@ thread_local! {
 
 /// Whether the CPU kernels take `t` (f32 on the CPU); everything else (CUDA, half precision)
 /// runs candle's generic tensor ops, which compute the same function.
-pub(super) fn applies_to(t: &Tensor) -> bool {
+pub(crate) fn applies_to(t: &Tensor) -> bool {
     #[cfg(test)]
     if DISABLED.get() {
         return false;
@@ -160,10 +171,20 @@ pub(super) fn applies_to(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
 }
 
+/// Whether the CPU kernels run for work on `device` that is not a tensor yet (the field's
+/// points): the CPU, unless a test switched the kernels off.
+pub(crate) fn enabled_on(device: &candle_core::Device) -> bool {
+    #[cfg(test)]
+    if DISABLED.get() {
+        return false;
+    }
+    device.is_cpu()
+}
+
 /// Runs `f` with the CPU kernels off on this thread, so tests can check the generic path (the
 /// one CUDA runs) against the reference on a machine without a GPU.
 #[cfg(test)]
-pub(super) fn with_kernels_disabled<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_kernels_disabled<R>(f: impl FnOnce() -> R) -> R {
     DISABLED.set(true);
     let result = f();
     DISABLED.set(false);

@@ -32,7 +32,7 @@ thread_local! {
 /// [C_out, C_in · k²]` (PyTorch's `[C_out, C_in, k, k]` flattened), `bias = [C_out]`; zero
 /// padding `k / 2`. CPU and f32 only.
 #[derive(Debug, Clone, Copy)]
-pub(in super::super) struct Conv {
+pub(crate) struct Conv {
     /// 1 or 3.
     pub kernel: usize,
     pub stride: usize,

@@ -19,7 +19,7 @@
 use super::{isa, Isa};
 
 /// Columns of `B` (and `C`) per micro-kernel call and per panel.
-pub(super) const NR: usize = 16;
+pub(crate) const NR: usize = 16;
 /// Most depth per pass: a `KC × NR` panel slice is 24 KB, three quarters of L1. Deeper
 /// products are cut into equal passes (576 → 2 × 288, not 384 + 192), since a short pass pays
 /// the tile's load and store for little work.
@@ -32,7 +32,7 @@ struct Line([f32; NR]);
 
 /// `B` (`k × n`) packed into column panels. Reusable: packing again keeps the allocation.
 #[derive(Clone, Default)]
-pub(in super::super) struct PackedB {
+pub(crate) struct PackedB {
     k: usize,
     n: usize,
     /// Panel `j` row `p` at `lines[j · k + p]`.
@@ -164,7 +164,7 @@ struct Kernels<const R: usize> {
 /// # Safety
 /// `a + i · lda .. + k` must be readable and `c + i · ldc .. + n` writable (and not read or
 /// written by anyone else meanwhile) for every `i < m`.
-pub(super) unsafe fn gemm(
+pub(crate) unsafe fn gemm(
     m: usize,
     a: *const f32,
     lda: usize,

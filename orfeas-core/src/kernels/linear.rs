@@ -20,7 +20,7 @@ const ROWS: usize = 72;
 /// added to the result. `x = [.., K]` (leading dims flattened), `weight` is `Wᵀ` (`K × N`)
 /// packed, `bias.len() = N`.
 #[derive(Debug, Clone, Copy)]
-pub(in super::super) struct Linear<'a> {
+pub(crate) struct Linear<'a> {
     pub weight: &'a PackedB,
     pub bias: &'a [f32],
     pub gelu: bool,
