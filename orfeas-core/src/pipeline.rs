@@ -2,6 +2,7 @@
 //! `batch`). The ways live in [`crate::generate`]; this module picks one by the method.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -9,13 +10,14 @@ use crate::cancel::CancelToken;
 use crate::depth::HeightMap;
 use crate::error::{OrfeasError, Result};
 use crate::export::{self, ExportInput, MeshFormat, OutputFile};
+use crate::generate::object::ObjectGenerator;
 use crate::generate::relief::ReliefGenerator;
 use crate::generate::{Progress, ShapeGenerator};
 use crate::image::{load_image, ImageLimits, ImageSource};
 use crate::mask::MaskSource;
 use crate::mesh::{Mesh, Texture};
 use crate::models;
-use crate::models::triposr::DensityGrid;
+use crate::models::triposr::{DensityGrid, TripoSr};
 use crate::options::{DepthMethod, GenerateSettings, Method};
 use crate::progress::{Stage, StagePlan};
 
@@ -149,6 +151,11 @@ pub struct ShapeSetup {
     pub method: Method,
     /// The 2.5D estimators' setup (Depth Anything when loaded).
     pub depth: DepthSetup,
+    /// TripoSR when loaded: one copy of the weights for every slot.
+    pub triposr: Option<Arc<TripoSr>>,
+    /// Why TripoSR is not loaded, when its weights were found but could not be used (said to
+    /// whoever asks for an object).
+    pub triposr_unusable: Option<String>,
 }
 
 impl From<DepthSetup> for ShapeSetup {
@@ -156,6 +163,8 @@ impl From<DepthSetup> for ShapeSetup {
         Self {
             method: depth.method.into(),
             depth,
+            triposr: None,
+            triposr_unusable: None,
         }
     }
 }
@@ -180,9 +189,12 @@ impl From<&ShapeSetup> for ShapeSetup {
 
 impl ShapeSetup {
     /// Finds and loads, once, the weights `method` needs, from `weights` or else the Hugging
-    /// Face cache (see [`DepthSetup::resolve_on`]). With `all_methods`, the models of the other
+    /// Face cache (see [`DepthSetup::resolve_on`]; TripoSR: `models--stabilityai--TripoSR`).
+    /// Missing or unusable weights of `method` fail here (ERR_WEIGHTS_NOT_FOUND,
+    /// ERR_WEIGHTS_INVALID), before any job. With `all_methods`, the models of the other
     /// methods are loaded too when their weights are in the cache, so that jobs may ask for any
-    /// method (a server); what is missing only leaves its method out.
+    /// method (a server); what is missing or unusable there only leaves its method out, and
+    /// says so in the log.
     pub fn resolve_on(
         method: Method,
         weights: Option<&Path>,
@@ -195,20 +207,50 @@ impl ShapeSetup {
             None if all_methods => DepthSetup::resolve_on(DepthMethod::Auto, None, device, slots)?,
             None => DepthSetup::from(DepthMethod::Auto),
         };
-        let setup = Self { method, depth };
+        let (mut triposr, mut triposr_unusable) = (None, None);
+        if method.is_object() {
+            let location = match weights {
+                Some(path) => models::triposr_weights_at(path)?,
+                None => models::find_cached_triposr().ok_or_else(|| {
+                    OrfeasError::WeightsNotFound(format!(
+                        "no TripoSR weights found; {}",
+                        models::how_to_get_triposr()
+                    ))
+                })?,
+            };
+            triposr = Some(Arc::new(TripoSr::load(&location, device)?));
+        } else if all_methods {
+            if let Some(location) = models::find_cached_triposr() {
+                match TripoSr::load(&location, device) {
+                    Ok(model) => triposr = Some(Arc::new(model)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "cached TripoSR weights are unusable ({e}); full 3D objects are off"
+                        );
+                        triposr_unusable = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        let setup = Self {
+            method,
+            depth,
+            triposr,
+            triposr_unusable,
+        };
         // The default method must be runnable before any job starts.
         setup.generator(method)?;
         Ok(setup)
     }
 
     /// The methods jobs can run with what is loaded, in the order they are listed to users:
-    /// the weight-free ones always, `depth-anything` with its weights.
+    /// the weight-free ones always, `depth-anything` and `triposr` with their weights.
     pub fn available_methods(&self) -> Vec<Method> {
         Method::ALL
             .into_iter()
             .filter(|m| match m {
                 Method::DepthAnything => self.depth.model.is_some(),
-                Method::TripoSr => false,
+                Method::TripoSr => self.triposr.is_some(),
                 _ => true,
             })
             .collect()
@@ -224,12 +266,18 @@ impl ShapeSetup {
                 )))
             }
             Some(depth) => Ok(Box::new(ReliefGenerator::new(depth, &self.depth))),
-            None => Err(OrfeasError::WeightsNotFound(format!(
-                "method {method} needs the TripoSR weights, which are not loaded here; run \
-                 `orfeas fetch-model --model triposr` (stabilityai/TripoSR, MIT, about 1.7 GB, \
-                 into the Hugging Face cache) and restart, or pass --weights DIR holding \
-                 config.yaml and model.ckpt with --method {method}"
-            ))),
+            None => match (&self.triposr, &self.triposr_unusable) {
+                (Some(model), _) => Ok(Box::new(ObjectGenerator::new(Arc::clone(model)))),
+                (None, Some(why)) => Err(OrfeasError::WeightsNotFound(format!(
+                    "method {method} needs TripoSR, whose cached weights could not be used \
+                     ({why}); {}",
+                    models::how_to_get_triposr()
+                ))),
+                (None, None) => Err(OrfeasError::WeightsNotFound(format!(
+                    "method {method} needs the TripoSR weights, which are not loaded here; {}",
+                    models::how_to_get_triposr()
+                ))),
+            },
         }
     }
 }

@@ -8,6 +8,7 @@ mod cancel;
 mod download;
 mod limits;
 mod methods;
+mod objects;
 mod restart;
 mod routes;
 mod traversal;
