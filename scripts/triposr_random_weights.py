@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Write randomly initialised TripoSR weights with the full published architecture, for benchmarks
+and full-size exactness checks where the real weights (stabilityai/TripoSR) cannot be downloaded.
+The cost of a forward pass does not depend on the weight values.
+
+    PYTHONPATH=/path/to/transformers-4.35 python scripts/triposr_random_weights.py OUT_DIR \
+        --triposr-repo /path/to/TripoSR [--seed N]
+
+Writes into OUT_DIR:
+    config.yaml               the published config.yaml, byte for byte
+    model.ckpt                torch.save of the model's state dict (about 1.68 GB of float32), keys
+                              as the published checkpoint's (transformers 4.35 ViT names)
+    dino-vitb16/config.json   facebook/dino-vitb16's ViT configuration, which the authors' image
+                              tokenizer downloads from the hub: here it is served from this file
+    test_image.png            a 512x512 RGBA test object with a soft alpha edge: the benchmark
+                              input, and the image the density bias is set on
+
+The model is the authors' `TSR(cfg)` built from the checkout given by --triposr-repo (imported
+from there, nothing copied; stand-ins replace rembg, imageio and torchmcubes, which `tsr` imports
+but this script never calls), with the authors' initialisation, except that:
+  - every parameter initialised to all ones or all zeros (norm affines, the ViT's biases) is
+    given random values, so that a port that swaps or drops one of them shows it;
+  - the field is made smooth, as a trained model's is: the learned triplane tokens are a smooth
+    random pattern (4x4 random values per channel, bicubic-upsampled to 32x32, at the authors'
+    scale) and the post processor's four 2x2 transposed-convolution taps are tied. With the
+    authors' white-noise initialisation the R = 256 surface is noise: about 8.5 million
+    triangles in thousands of pieces, which would make the colour query, not the field, the
+    slowest stage. (The tiny test fixture keeps untied taps, so tap order is tested there.);
+  - the decoder's density output is scaled by DENSITY_GAIN, so that the density spans orders of
+    magnitude across the surface as a trained model's does (unscaled, it stays between 10 and 40
+    over the whole cube, and a coarse-to-fine search for the surface would see no empty space);
+  - the decoder's final density bias is set so that DENSITY_SHARE of the R = 256 extract_mesh
+    grid for test_image.png is above the iso level 25, as for a real object.
+Needs torch, numpy, pillow, omegaconf, einops and transformers 4.35.0.
+"""
+
+import argparse
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from PIL import Image
+
+ISO_LEVEL = 25.0  # extract_mesh's threshold
+GRID_RESOLUTION = 256  # run.py's default --mc-resolution
+CHUNK_SIZE = 8192  # run.py's default --chunk-size
+FOREGROUND_RATIO = 0.85  # run.py's default --foreground-ratio
+DENSITY_SHARE = 0.10  # the share of the grid above ISO_LEVEL that the density bias aims at
+DENSITY_GAIN = 8.0  # the scale of the decoder's density row (see the module docstring)
+
+PUBLISHED_CONFIG_YAML = """\
+cond_image_size: 512
+
+image_tokenizer_cls: tsr.models.tokenizers.image.DINOSingleImageTokenizer
+image_tokenizer:
+  pretrained_model_name_or_path: "facebook/dino-vitb16"
+
+tokenizer_cls: tsr.models.tokenizers.triplane.Triplane1DTokenizer
+tokenizer:
+  plane_size: 32
+  num_channels: 1024
+
+backbone_cls: tsr.models.transformer.transformer_1d.Transformer1D
+backbone:
+  in_channels: ${tokenizer.num_channels}
+  num_attention_heads: 16
+  attention_head_dim: 64
+  num_layers: 16
+  cross_attention_dim: 768
+
+post_processor_cls: tsr.models.network_utils.TriplaneUpsampleNetwork
+post_processor:
+  in_channels: 1024
+  out_channels: 40
+
+decoder_cls: tsr.models.network_utils.NeRFMLP
+decoder:
+  in_channels: 120 # 3 * 40
+  n_neurons: 64
+  n_hidden_layers: 9
+  activation: silu
+
+renderer_cls: tsr.models.nerf_renderer.TriplaneNeRFRenderer
+renderer:
+  radius: 0.87 # slightly larger than 0.5 * sqrt(3)
+  feature_reduction: concat
+  density_activation: exp
+  density_bias: -1.0
+  num_samples_per_ray: 128
+"""
+
+# facebook/dino-vitb16's config.json (the values TripoSR's image tokenizer reads).
+DINO_VITB16_CONFIG = {
+    "architectures": ["ViTModel"],
+    "attention_probs_dropout_prob": 0.0,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.0,
+    "hidden_size": 768,
+    "image_size": 224,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-12,
+    "model_type": "vit",
+    "num_attention_heads": 12,
+    "num_channels": 3,
+    "num_hidden_layers": 12,
+    "patch_size": 16,
+    "qkv_bias": True,
+    "torch_dtype": "float32",
+}
+
+
+def import_tsr(repo: Path) -> types.SimpleNamespace:
+    """Import the authors' package from a checkout, with stand-ins for the imports it cannot use."""
+
+    def not_available(*_args, **_kwargs):
+        raise RuntimeError("a stand-in module was called")
+
+    def stand_in_attribute(attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return not_available
+
+    for name in ("rembg", "imageio", "torchmcubes"):
+        stand_in = types.ModuleType(name)
+        stand_in.__getattr__ = stand_in_attribute
+        sys.modules[name] = stand_in
+    sys.path.insert(0, str(repo))
+    import tsr.models.tokenizers.image as image_tokenizer_module
+    import tsr.system
+    import tsr.utils
+
+    return types.SimpleNamespace(TSR=tsr.system.TSR, utils=tsr.utils, image_tokenizer_module=image_tokenizer_module)
+
+
+def test_image(size: int = 512) -> Image.Image:
+    """A vase-like object with a handle: smooth colour bands, soft alpha edge, transparent margin."""
+    y, x = (np.mgrid[0:size, 0:size].astype(np.float64) + 0.5) / size
+    body_half_width = 0.20 + 0.09 * np.sin(np.pi * (y - 0.18) / 0.7) - 0.05 * np.exp(-((y - 0.22) / 0.05) ** 2)
+    body = np.clip((body_half_width - np.abs(x - 0.47)) * size / 3.0, 0, 1)
+    body *= np.clip((y - 0.16) * size / 3.0, 0, 1) * np.clip((0.88 - y) * size / 3.0, 0, 1)
+    handle_ring = np.abs(np.hypot((x - 0.70) / 0.13, (y - 0.48) / 0.17) - 1.0)
+    handle = np.clip((0.18 - handle_ring) * size * 0.13 / 3.0, 0, 1) * (x > 0.62)
+    alpha = np.maximum(body, handle)
+    shade = 0.55 + 0.45 * np.cos(np.pi * (x - 0.40) / 0.5)
+    rgb = np.stack(
+        [
+            shade * (0.75 + 0.25 * np.sin(18 * y)),
+            shade * (0.45 + 0.35 * (y > 0.5)),
+            shade * (0.30 + 0.50 * np.clip(1.0 - 1.6 * np.abs(y - 0.35), 0, 1)),
+        ],
+        axis=-1,
+    )
+    rgba = np.concatenate([np.clip(rgb, 0, 1), alpha[..., None]], axis=-1)
+    return Image.fromarray(np.round(rgba * 255).astype(np.uint8), mode="RGBA")
+
+
+def run_py_preprocess(tsr, image: Image.Image) -> Image.Image:
+    """run.py's preprocessing of an image with real alpha (its rembg step passes it through)."""
+    image = tsr.utils.remove_background(image, None)
+    image = tsr.utils.resize_foreground(image, FOREGROUND_RATIO)
+    pixels = np.array(image).astype(np.float32) / 255.0
+    pixels = pixels[:, :, :3] * pixels[:, :, 3:4] + (1 - pixels[:, :, 3:4]) * 0.5
+    return Image.fromarray((pixels * 255.0).astype(np.uint8))
+
+
+def perturb_constant_parameters(model, generator: torch.Generator) -> None:
+    """Random values for every parameter initialised to all ones or all zeros."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if torch.all(parameter == 1):
+                parameter.copy_(1 + 0.1 * torch.randn(parameter.shape, generator=generator))
+            elif torch.all(parameter == 0):
+                parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
+
+
+def smooth_field(model, generator: torch.Generator) -> None:
+    """Smooth triplane tokens and tied upsampling taps (see the module docstring)."""
+    with torch.no_grad():
+        embeddings = model.tokenizer.embeddings  # [3, C, P, P]
+        planes, channels, size, _ = embeddings.shape
+        coarse = torch.randn(planes, channels, 4, 4, generator=generator)
+        smooth = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
+        embeddings.copy_(smooth / smooth.std() / math.sqrt(channels))
+        weight = model.post_processor.upsample.weight  # [C_in, C_out, 2, 2]
+        # The mean of four taps has half their spread: doubling it keeps the authors' scale.
+        weight.copy_(2 * weight.mean(dim=(2, 3), keepdim=True).expand_as(weight))
+
+
+def grid_log_density(model, tsr, scene_code: torch.Tensor) -> torch.Tensor:
+    """log(density_act) on extract_mesh's R^3 grid, queried in run.py's chunks."""
+    model.set_marching_cubes_resolution(GRID_RESOLUTION)
+    helper = model.isosurface_helper
+    radius = model.renderer.cfg.radius
+    positions = tsr.utils.scale_tensor(helper.grid_vertices, helper.points_range, (-radius, radius))
+    return torch.log(model.renderer.query_triplane(model.decoder, positions, scene_code)["density_act"]).flatten()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--triposr-repo", type=Path, required=True, help="a checkout of VAST-AI-Research/TripoSR")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    tsr = import_tsr(args.triposr_repo.resolve())
+    out = args.out_dir
+    (out / "dino-vitb16").mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(PUBLISHED_CONFIG_YAML)
+    (out / "dino-vitb16" / "config.json").write_text(json.dumps(DINO_VITB16_CONFIG, indent=2) + "\n")
+    tsr.image_tokenizer_module.hf_hub_download = lambda repo_id, filename, **_: str(
+        out / repo_id.split("/")[-1] / filename
+    )
+    test_image().save(out / "test_image.png")
+
+    cfg = OmegaConf.load(out / "config.yaml")
+    OmegaConf.resolve(cfg)
+    model = tsr.TSR(cfg).eval()
+    model.renderer.set_chunk_size(CHUNK_SIZE)
+    generator = torch.Generator().manual_seed(args.seed)
+    perturb_constant_parameters(model, generator)
+    smooth_field(model, generator)
+
+    final_layer = model.decoder.layers[-1]
+    with torch.no_grad():
+        final_layer.weight[0].mul_(DENSITY_GAIN)
+        # Place the level at the (1 - DENSITY_SHARE) quantile of the field: the final bias adds to
+        # the density before `exp`, so it shifts log(density_act) by exactly its change.
+        final_layer.bias[0] = 0.0
+        image = run_py_preprocess(tsr, Image.open(out / "test_image.png"))
+        scene_code = model([image], device="cpu")[0]
+        log_density = grid_log_density(model, tsr, scene_code)
+        rank = int(round(log_density.numel() * (1 - DENSITY_SHARE)))
+        level_without_bias = float(torch.kthvalue(log_density, rank).values)
+        final_layer.bias[0] = math.log(ISO_LEVEL) - level_without_bias
+        share = float((log_density > level_without_bias).double().mean())
+
+    state_dict = model.state_dict()
+    torch.save(state_dict, out / "model.ckpt")
+    names = list(state_dict)
+    values = sum(tensor.numel() for tensor in state_dict.values())
+    print(f"wrote {out}: {len(names)} tensors, {values / 1e6:.1f} M values ({4 * values / 1e9:.2f} GB float32)")
+    print(f"final density bias {final_layer.bias[0].item():.6f}: {100 * share:.2f}% of the "
+          f"{GRID_RESOLUTION}^3 grid for test_image.png is above {ISO_LEVEL:g} (from the field without "
+          f"the bias, shifted; benches/triposr_reference.py measures it)")
+    print("first keys: " + ", ".join(names[:10]))
+
+
+if __name__ == "__main__":
+    main()
