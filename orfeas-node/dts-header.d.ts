@@ -7,6 +7,7 @@ export type Stage =
   | 'loading'
   | 'masking'
   | 'depth_estimation'
+  | 'shape_generation'
   | 'meshing'
   | 'exporting'
   | 'complete'
@@ -30,7 +31,10 @@ export interface GenerationCompleteEvent {
     outputs: Array<{ format: string; path: string; bytes: number }>
     triangles: number
     depth: string
+    method: string
+    mask: 'alpha' | 'border' | 'none' | null
     watertight: boolean
+    warnings: string[]
     seconds: number
   }
 }
@@ -80,6 +84,8 @@ export type ErrorCode =
   | 'ERR_MESHING'
   | 'ERR_EXPORT'
   | 'ERR_WEIGHTS_NOT_FOUND'
+  | 'ERR_WEIGHTS_INVALID'
+  | 'ERR_NO_FOREGROUND'
   | 'ERR_DEVICE'
   | 'ERR_FEATURE_DISABLED'
   | 'ERR_CANCELLED'

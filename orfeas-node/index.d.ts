@@ -7,6 +7,7 @@ export type Stage =
   | 'loading'
   | 'masking'
   | 'depth_estimation'
+  | 'shape_generation'
   | 'meshing'
   | 'exporting'
   | 'complete'
@@ -30,7 +31,10 @@ export interface GenerationCompleteEvent {
     outputs: Array<{ format: string; path: string; bytes: number }>
     triangles: number
     depth: string
+    method: string
+    mask: 'alpha' | 'border' | 'none' | null
     watertight: boolean
+    warnings: string[]
     seconds: number
   }
 }
@@ -80,6 +84,8 @@ export type ErrorCode =
   | 'ERR_MESHING'
   | 'ERR_EXPORT'
   | 'ERR_WEIGHTS_NOT_FOUND'
+  | 'ERR_WEIGHTS_INVALID'
+  | 'ERR_NO_FOREGROUND'
   | 'ERR_DEVICE'
   | 'ERR_FEATURE_DISABLED'
   | 'ERR_CANCELLED'
@@ -105,8 +111,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class BatchProcessor {
   /**
    * Starts the slot threads. Throws `ERR_INVALID_INPUT` for bad options, `ERR_DEVICE` or
-   * `ERR_FEATURE_DISABLED` for an unusable device, `ERR_WEIGHTS_NOT_FOUND` when
-   * `depth: 'depth-anything'` has no weights. Loading model weights happens here, once.
+   * `ERR_FEATURE_DISABLED` for an unusable device, `ERR_WEIGHTS_NOT_FOUND` when the method
+   * (`depth-anything`, `triposr`) has no weights, `ERR_WEIGHTS_INVALID` when they cannot be
+   * used. Loading model weights happens here, once.
    */
   constructor(options?: ProcessorOptions)
   /** Number of slots. */
@@ -117,6 +124,8 @@ export declare class BatchProcessor {
   get queued(): number
   /** The device jobs run on (`cpu`, `cuda:0`, ...). */
   get device(): string
+  /** The requested method (`auto`, `relief`, `inflate`, `depth-anything`, `triposr`). */
+  get method(): string
   /** GPU telemetry plus this processor's slots and queue, like the server's `/api/gpu-stats`. */
   gpuStats(): GpuStats
   /**
@@ -129,7 +138,8 @@ export declare class BatchProcessor {
 
 /**
  * A generated model: an indexed triangle mesh in millimetres (+z up, counter-clockwise
- * seen from outside), with the image as its colour texture.
+ * seen from outside); a relief carries the image as its colour texture, an object vertex
+ * colours.
  */
 export declare class Mesh {
   /** Vertex positions, `x, y, z` per vertex (a new copy on every read). */
@@ -138,14 +148,28 @@ export declare class Mesh {
   get faces(): Uint32Array
   get vertexCount(): number
   get triangleCount(): number
-  /** The depth estimator that ran (`relief`, `inflate` or `depth-anything`; never `auto`). */
+  /**
+   * The depth estimator that ran (`relief`, `inflate`, `depth-anything`, or `triposr` for
+   * an object; never `auto`).
+   */
   get depth(): string
+  /** How the shape was made (`relief`, `inflate`, `depth-anything` or `triposr`). */
+  get method(): string
+  /** Where the foreground came from (`alpha`, `border` or `none`). */
+  get mask(): string
+  /** The marching-cubes grid of an object; `null` for a relief. */
+  get resolution(): number | null
+  /** What the user should know about this model (e.g. an object cut off by the frame). */
+  get warnings(): Array<string>
+  /** Per-vertex colours, `r, g, b` bytes per vertex (empty when the mesh has none). */
+  get colors(): Buffer
   /** Closed, consistently wound, positive volume, manifold (always false for a surface). */
   get watertight(): boolean
   /**
-   * The file bytes of `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
-   * `depth.npy`). Runs on the calling thread: a medium-quality mesh takes milliseconds.
-   * OBJ gives the `.obj` part only (no material or texture files).
+   * The file bytes of `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, and
+   * `depth16`, `depth.npy` for a relief or `field.npy` for an object). Runs on the calling
+   * thread: a medium-quality mesh takes milliseconds. OBJ gives the `.obj` part only (no
+   * material or texture files).
    */
   toBuffer(format: string): Buffer
 }
@@ -215,12 +239,18 @@ export interface JobResult {
   /** The stable error code (`ERR_…`), `null` when complete. */
   code: string | null
   /**
-   * The depth estimator that ran (`relief`, `inflate`, `depth-anything`), or the requested
-   * method when the job stopped before choosing.
+   * The depth estimator that ran (`relief`, `inflate`, `depth-anything`; `triposr` for an
+   * object), or the requested method when the job stopped before choosing.
    */
   depth: string
+  /** How the shape was made, or the requested method when the job stopped before. */
+  method: string
   /** Where the foreground mask came from, `null` when the job stopped before masking. */
   mask: string | null
+  /** The marching-cubes grid of an object, `null` for a relief. */
+  resolution: number | null
+  /** What the user should know about the result (e.g. an object cut off by the frame). */
+  warnings: Array<string>
   triangles: number
   /** Closed, consistently wound, positive volume, manifold. */
   watertight: boolean
@@ -231,9 +261,14 @@ export interface JobResult {
 export interface MeshOptions {
   /** `low`, `medium` (default) or `high`. */
   quality?: string
-  /** `auto` (default), `relief`, `inflate` or `depth-anything`. */
+  /**
+   * How the shape is made: `auto` (default), `relief`, `inflate`, `depth-anything` or
+   * `triposr` (a full 3D object; not for `estimateDepth`).
+   */
+  method?: string
+  /** Alias of `method` for the 2.5D values. */
   depth?: string
-  /** Depth Anything weights (file or directory); default: the Hugging Face cache. */
+  /** The method's weights (file or directory); default: the Hugging Face cache. */
   weights?: string
   /** Model width in millimetres (default 100). */
   widthMm?: number
@@ -247,6 +282,10 @@ export interface MeshOptions {
   maxError?: number
   /** Triangle budget (overrides the preset). */
   maxTriangles?: number
+  /** Marching-cubes grid of objects (default from `quality`). */
+  resolution?: number
+  /** Keep only an object's largest connected part (default `false`). */
+  keepLargest?: boolean
   /** Cancels the work at its next check; the promise rejects with `ERR_CANCELLED`. */
   signal?: AbortSignal
 }
@@ -266,9 +305,17 @@ export interface ProcessorOptions {
   slots?: number
   /** `auto` (default), `cpu`, `cuda` or `cuda:N`. */
   device?: string
-  /** `auto` (default), `relief`, `inflate` or `depth-anything`. */
+  /**
+   * How the shape is made: `auto` (default), `relief`, `inflate`, `depth-anything` (2.5D
+   * reliefs) or `triposr` (a full 3D object).
+   */
+  method?: string
+  /** Alias of `method` for the 2.5D values (`auto`, `relief`, `inflate`, `depth-anything`). */
   depth?: string
-  /** Depth Anything weights (file or directory); default: the Hugging Face cache. */
+  /**
+   * The method's weights (file or directory; TripoSR: `config.yaml` + `model.ckpt`);
+   * default: the Hugging Face cache.
+   */
   weights?: string
   /** CPU threads shared by all slots (default: every core). */
   threads?: number
@@ -278,7 +325,10 @@ export interface ProcessorOptions {
 export interface RunOptions {
   /** Where the files go (created if missing). Required. */
   outDir: string
-  /** Output formats: `stl` (default), `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`, `depth.npy`. */
+  /**
+   * Output formats: `stl` (default), `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
+   * `depth.npy` (reliefs), `field.npy` (objects).
+   */
   formats?: Array<string>
   /** `low`, `medium` (default) or `high`. */
   quality?: string
@@ -294,6 +344,10 @@ export interface RunOptions {
   maxError?: number
   /** Triangle budget (overrides the preset). */
   maxTriangles?: number
+  /** Marching-cubes grid of objects (default from `quality`: low 128, medium 192, high 256). */
+  resolution?: number
+  /** Keep only an object's largest connected part (default `false`: keep everything). */
+  keepLargest?: boolean
   /** Called on the main thread with every progress event (never blocks the workers). */
   onProgress?: (event: ProgressEvent) => void
   /** Cancels the batch: queued jobs are skipped, running jobs stop at their next check. */

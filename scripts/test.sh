@@ -46,6 +46,20 @@ PY
 # validator from npm; the script installs them into a cache folder).
 bash scripts/judges/validate-meshes "$out"/*.stl "$out"/*.obj "$out"/*.glb "$out"/*.ply "$out"/*.3mf
 
+step "CLI full 3D objects (tiny random TripoSR of the fixtures): every mesh format, same judges"
+triposr=orfeas-core/tests/fixtures/triposr
+"$ORFEAS_BIN" generate "$triposr/input.png" "$triposr/input_border.png" -o "$out/objects" \
+  --method triposr --weights "$triposr/tiny" --resolution 48 --format stl,obj,glb,ply,3mf --json > "$out/objects.json"
+python3 - "$out/objects.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["complete"] == doc["total"] == 2, doc
+for job in doc["jobs"]:
+    assert job["method"] == "triposr" and job["watertight"] and job["triangles"] > 0, job
+print("objects: 2 of 2 complete")
+PY
+bash scripts/judges/validate-meshes "$out"/objects/*.stl "$out"/objects/*.obj "$out"/objects/*.glb "$out"/objects/*.ply "$out"/objects/*.3mf
+
 step "Python package (wheel in a fresh virtual environment)"
 bash scripts/test-python.sh
 

@@ -60,14 +60,17 @@ fn pipeline(c: &mut Criterion) {
         };
         // One untimed run to print what is being measured.
         match image_to_model(&source, &settings, depth, &limits, &cancel, &mut |_, _| {}) {
-            Ok(model) => println!(
-                "pipeline/{depth}/{quality}: {} triangles (depth {}, working {}x{}, max_error {})",
-                model.report.triangles,
-                model.report.depth,
-                model.report.working_width,
-                model.report.working_height,
-                model.report.max_error
-            ),
+            Ok(model) => {
+                let relief = model.report.relief().copied();
+                println!(
+                    "pipeline/{depth}/{quality}: {} triangles (depth {}, working {}x{}, max_error {})",
+                    model.report.triangles,
+                    model.report.depth,
+                    relief.map_or(0, |r| r.working_width),
+                    relief.map_or(0, |r| r.working_height),
+                    relief.map_or(0.0, |r| r.max_error)
+                )
+            }
             Err(e) => {
                 eprintln!("pipeline/{depth}/{quality} failed: {e}");
                 continue;

@@ -1,33 +1,56 @@
-//! One image through every stage: load → mask → depth → mesh (→ export, in `batch`).
+//! One image through every stage: load → (the method's way to a shape) → mesh (→ export, in
+//! `batch`). The ways live in [`crate::generate`]; this module picks one by the method.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::cancel::CancelToken;
-use std::path::Path;
-
-use crate::depth::depth_anything::{heights_from_raw, DepthAnythingEstimator};
-use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
+use crate::depth::HeightMap;
 use crate::error::{OrfeasError, Result};
 use crate::export::{self, ExportInput, MeshFormat, OutputFile};
-use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
-use crate::mask::{estimate_mask, Mask, MaskSource};
-use crate::mesh::{
-    build_solid, build_surface, check_solid, triangulate_heightfield, CornerGrid, Mesh,
-    MeshingLimits, Scale, Texture,
-};
+use crate::generate::object::ObjectGenerator;
+use crate::generate::relief::ReliefGenerator;
+use crate::generate::{Progress, ShapeGenerator};
+use crate::image::{load_image, ImageLimits, ImageSource};
+use crate::mask::MaskSource;
+use crate::mesh::{Mesh, Texture};
 use crate::models;
-use crate::options::{DepthMethod, GenerateSettings, Preset};
-use crate::progress::Stage;
+use crate::models::triposr::{DensityGrid, TripoSr};
+use crate::options::{DepthMethod, GenerateSettings, Method};
+use crate::progress::{Stage, StagePlan};
+
+pub use crate::generate::relief::{estimate_depth, DepthMap, DepthSetup};
 
 /// What a finished model looked like, for results and logs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelReport {
-    /// The estimator that ran (`relief`, `inflate`, `depth-anything`); never `auto`.
+    /// How the shape was made (`relief`, `inflate`, `depth-anything`, `triposr`); never `auto`.
+    pub method: &'static str,
+    /// The depth estimator that ran; for objects the same as `method` (`triposr`).
     pub depth: &'static str,
     pub mask: MaskSource,
     pub triangles: usize,
     /// Closed, consistently wound, positive volume, manifold (always false for surfaces).
     pub watertight: bool,
+    /// What the user should know about this result (e.g. an object cut off by the frame).
+    pub warnings: Vec<String>,
+    /// What only one way of making shapes has to say.
+    pub shape: ShapeReport,
+}
+
+/// The part of a [`ModelReport`] that belongs to one way of making shapes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ShapeReport {
+    Relief(ReliefReport),
+    Object(ObjectReport),
+}
+
+/// The relief path's meshing figures.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ReliefReport {
     /// The meshing tolerance met, as a fraction of the relief height.
     pub max_error: f32,
     /// Size of the image that was meshed (after downscaling to the preset).
@@ -35,95 +58,226 @@ pub struct ModelReport {
     pub working_height: u32,
 }
 
+/// The object path's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ObjectReport {
+    /// The marching-cubes grid: the field was sampled at `resolution³` points.
+    pub resolution: usize,
+    /// Connected parts of the surface that were written (1 with `keep_largest`).
+    pub components: usize,
+}
+
+impl ModelReport {
+    /// The relief figures, for a relief.
+    pub fn relief(&self) -> Option<&ReliefReport> {
+        match &self.shape {
+            ShapeReport::Relief(r) => Some(r),
+            ShapeReport::Object(_) => None,
+        }
+    }
+
+    /// The object figures, for an object.
+    pub fn object(&self) -> Option<&ObjectReport> {
+        match &self.shape {
+            ShapeReport::Object(o) => Some(o),
+            ShapeReport::Relief(_) => None,
+        }
+    }
+}
+
 /// A generated model with everything the exporters may need.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub mesh: Mesh,
-    /// The working image, used as colour texture (UVs are in the mesh).
-    pub texture: Texture,
-    /// The estimator's height map at working resolution, normalised to [0, 1].
-    pub depth: HeightMap,
+    /// A relief's working image, used as colour texture (UVs are in the mesh); objects carry
+    /// vertex colours instead.
+    pub texture: Option<Texture>,
+    /// A relief's height map at working resolution, normalised to [0, 1].
+    pub depth: Option<HeightMap>,
     /// The estimator's own unnormalised output at the original resolution (Depth Anything's
     /// prediction), kept when a depth format was asked for; `depth.npy` writes it.
     pub raw_depth: Option<HeightMap>,
+    /// An object's density field, kept when `field.npy` was asked for.
+    pub field: Option<DensityGrid>,
     /// The input's size before downscaling, for depth maps at the original resolution.
     pub original_width: u32,
     pub original_height: u32,
     pub report: ModelReport,
 }
 
-/// The depth method plus, when Depth Anything can run, the loaded model (shared by clones).
-#[derive(Clone, Debug, Default)]
-pub struct DepthSetup {
-    pub method: DepthMethod,
-    pub model: Option<DepthAnythingEstimator>,
-}
-
-impl From<DepthMethod> for DepthSetup {
-    fn from(method: DepthMethod) -> Self {
-        Self {
-            method,
-            model: None,
+impl Model {
+    /// What the exporters need to write `formats`: the depth formats get the height map at
+    /// the input's original size (the raw prediction when there is one).
+    pub fn export_data(&self, formats: &[MeshFormat]) -> ExportData<'_> {
+        let needs_depth = formats.iter().any(|f| f.is_depth());
+        let full_depth = if needs_depth && self.raw_depth.is_none() {
+            self.depth
+                .as_ref()
+                .map(|d| d.resized(self.original_width, self.original_height))
+        } else {
+            None
+        };
+        ExportData {
+            model: self,
+            full_depth,
         }
     }
 }
 
-impl From<&DepthSetup> for DepthSetup {
-    fn from(setup: &DepthSetup) -> Self {
+/// A model prepared for the exporters (see [`Model::export_data`]).
+#[derive(Debug)]
+pub struct ExportData<'a> {
+    model: &'a Model,
+    /// The height map resampled to the original size, when that had to be computed.
+    full_depth: Option<HeightMap>,
+}
+
+impl ExportData<'_> {
+    pub fn input(&self) -> ExportInput<'_> {
+        ExportInput {
+            mesh: &self.model.mesh,
+            texture: self.model.texture.as_ref(),
+            depth: self.model.raw_depth.as_ref().or(self.full_depth.as_ref()),
+            field: self.model.field.as_ref(),
+        }
+    }
+}
+
+/// Everything the ways of making shapes need that is loaded once and shared by every job: the
+/// default method and the models.
+#[derive(Clone, Debug, Default)]
+pub struct ShapeSetup {
+    /// The method of jobs whose settings name none.
+    pub method: Method,
+    /// The 2.5D estimators' setup (Depth Anything when loaded).
+    pub depth: DepthSetup,
+    /// TripoSR when loaded: one copy of the weights for every slot.
+    pub triposr: Option<Arc<TripoSr>>,
+    /// Why TripoSR is not loaded, when its weights were found but could not be used (said to
+    /// whoever asks for an object).
+    pub triposr_unusable: Option<String>,
+}
+
+impl From<DepthSetup> for ShapeSetup {
+    fn from(depth: DepthSetup) -> Self {
+        Self {
+            method: depth.method.into(),
+            depth,
+            triposr: None,
+            triposr_unusable: None,
+        }
+    }
+}
+
+impl From<&DepthSetup> for ShapeSetup {
+    fn from(depth: &DepthSetup) -> Self {
+        depth.clone().into()
+    }
+}
+
+impl From<DepthMethod> for ShapeSetup {
+    fn from(method: DepthMethod) -> Self {
+        DepthSetup::from(method).into()
+    }
+}
+
+impl From<&ShapeSetup> for ShapeSetup {
+    fn from(setup: &ShapeSetup) -> Self {
         setup.clone()
     }
 }
 
-impl DepthSetup {
-    /// Finds and loads the weights the method needs, once, before any job runs.
-    ///
-    /// `depth-anything` needs weights (from `weights`, else the Hugging Face cache) and fails
-    /// with `ERR_WEIGHTS_NOT_FOUND` saying how to get them. `auto` uses weights that are
-    /// present (explicit ones must load) and otherwise falls back to the weight-free
-    /// estimators, saying so in the log.
-    pub fn resolve(method: DepthMethod, weights: Option<&Path>) -> Result<Self> {
-        Self::resolve_on(method, weights, crate::Device::Cpu, 1)
-    }
-
-    /// [`resolve`](Self::resolve) with the model placed on `device` (already resolved) for
-    /// `slots` concurrent jobs: one copy per slot, each on its own CUDA stream.
+impl ShapeSetup {
+    /// Finds and loads, once, the weights `method` needs, from `weights` or else the Hugging
+    /// Face cache (see [`DepthSetup::resolve_on`]; TripoSR: `models--stabilityai--TripoSR`).
+    /// Missing or unusable weights of `method` fail here (ERR_WEIGHTS_NOT_FOUND,
+    /// ERR_WEIGHTS_INVALID), before any job. With `all_methods`, the models of the other
+    /// methods are loaded too when their weights are in the cache, so that jobs may ask for any
+    /// method (a server); what is missing or unusable there only leaves its method out, and
+    /// says so in the log.
     pub fn resolve_on(
-        method: DepthMethod,
+        method: Method,
         weights: Option<&Path>,
+        all_methods: bool,
         device: crate::Device,
         slots: usize,
     ) -> Result<Self> {
-        let wants_model = matches!(method, DepthMethod::DepthAnything | DepthMethod::Auto);
-        if !wants_model {
-            return Ok(method.into());
+        let depth = match method.depth() {
+            Some(depth) => DepthSetup::resolve_on(depth, weights, device, slots)?,
+            None if all_methods => DepthSetup::resolve_on(DepthMethod::Auto, None, device, slots)?,
+            None => DepthSetup::from(DepthMethod::Auto),
+        };
+        let (mut triposr, mut triposr_unusable) = (None, None);
+        if method.is_object() {
+            let location = match weights {
+                Some(path) => models::triposr_weights_at(path)?,
+                None => models::find_cached_triposr().ok_or_else(|| {
+                    OrfeasError::WeightsNotFound(format!(
+                        "no TripoSR weights found; {}",
+                        models::how_to_get_triposr()
+                    ))
+                })?,
+            };
+            triposr = Some(Arc::new(TripoSr::load(&location, device)?));
+        } else if all_methods {
+            if let Some(location) = models::find_cached_triposr() {
+                match TripoSr::load(&location, device) {
+                    Ok(model) => triposr = Some(Arc::new(model)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "cached TripoSR weights are unusable ({e}); full 3D objects are off"
+                        );
+                        triposr_unusable = Some(e.to_string());
+                    }
+                }
+            }
         }
-        let location = match weights {
-            Some(path) => Some(models::weights_at(path)?),
-            None => models::find_cached_weights(),
+        let setup = Self {
+            method,
+            depth,
+            triposr,
+            triposr_unusable,
         };
-        let Some(location) = location else {
-            if method == DepthMethod::DepthAnything {
-                return Err(OrfeasError::WeightsNotFound(format!(
-                    "no Depth Anything weights found; {}",
+        // The default method must be runnable before any job starts.
+        setup.generator(method)?;
+        Ok(setup)
+    }
+
+    /// The methods jobs can run with what is loaded, in the order they are listed to users:
+    /// the weight-free ones always, `depth-anything` and `triposr` with their weights.
+    pub fn available_methods(&self) -> Vec<Method> {
+        Method::ALL
+            .into_iter()
+            .filter(|m| match m {
+                Method::DepthAnything => self.depth.model.is_some(),
+                Method::TripoSr => self.triposr.is_some(),
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// The way `method` is made, or why it cannot be with what is loaded.
+    pub fn generator(&self, method: Method) -> Result<Box<dyn ShapeGenerator>> {
+        match method.depth() {
+            Some(DepthMethod::DepthAnything) if self.depth.model.is_none() => {
+                Err(OrfeasError::WeightsNotFound(format!(
+                    "Depth Anything was asked for but not loaded; {}",
                     models::how_to_get_weights()
-                )));
+                )))
             }
-            tracing::info!("no Depth Anything weights found; auto uses the weight-free estimators");
-            return Ok(method.into());
-        };
-        match DepthAnythingEstimator::load(&location.weights, device, slots) {
-            Ok(model) => Ok(Self {
-                method,
-                model: Some(model),
-            }),
-            Err(e) if method == DepthMethod::Auto && weights.is_none() => {
-                tracing::warn!(
-                    "cached Depth Anything weights {} are unusable ({e}); auto uses the weight-free estimators",
-                    location.weights.display()
-                );
-                Ok(method.into())
-            }
-            Err(e) => Err(e),
+            Some(depth) => Ok(Box::new(ReliefGenerator::new(depth, &self.depth))),
+            None => match (&self.triposr, &self.triposr_unusable) {
+                (Some(model), _) => Ok(Box::new(ObjectGenerator::new(Arc::clone(model)))),
+                (None, Some(why)) => Err(OrfeasError::WeightsNotFound(format!(
+                    "method {method} needs TripoSR, whose cached weights could not be used \
+                     ({why}); {}",
+                    models::how_to_get_triposr()
+                ))),
+                (None, None) => Err(OrfeasError::WeightsNotFound(format!(
+                    "method {method} needs the TripoSR weights, which are not loaded here; {}",
+                    models::how_to_get_triposr()
+                ))),
+            },
         }
     }
 }
@@ -131,221 +285,26 @@ impl DepthSetup {
 /// Reports stage changes and in-stage progress (0-100 for the whole job).
 pub type StageCallback<'a> = &'a mut dyn FnMut(Stage, f32);
 
-/// Runs every stage up to a finished mesh. Checks `cancel` between stages.
+/// Runs every stage up to a finished mesh. Checks `cancel` between stages (and within the long
+/// ones). The method is the settings' own, else the setup's.
 pub fn image_to_model(
     source: &ImageSource,
     settings: &GenerateSettings,
-    depth: impl Into<DepthSetup>,
+    setup: impl Into<ShapeSetup>,
     limits: &ImageLimits,
     cancel: &CancelToken,
     on_stage: StageCallback<'_>,
 ) -> Result<Model> {
     settings.validate()?;
-    let depth = depth.into();
-    let preset = settings.effective_preset();
-    let name = source.name();
-    let wants_raw = settings.formats.iter().any(|f| !f.needs_mesh());
-
-    on_stage(Stage::Loading, Stage::Loading.start_percent());
-    let mut prepared = prepare(source, &preset, limits, cancel, on_stage)?;
-    let (original_width, original_height) = prepared.original_size;
-
-    on_stage(
-        Stage::DepthEstimation,
-        Stage::DepthEstimation.start_percent(),
-    );
-    let estimated = estimate(&mut prepared, &depth, &preset, wants_raw, cancel)?;
-    let Prepared { work, mask, .. } = prepared;
-    let heights = estimated.heights;
-    cancel.check()?;
-
-    on_stage(Stage::Meshing, Stage::Meshing.start_percent());
-    let grid = CornerGrid::from_height_map(&heights, &mask);
-    let limits = MeshingLimits {
-        max_error: preset.max_error,
-        max_triangles: preset.max_triangles,
-    };
-    let hf = triangulate_heightfield(&grid, &limits, cancel)
-        .map_err(|e| name_meshing_error(e, &name))?;
-    let scale = Scale {
-        mm_per_cell: settings.width_mm / work.width as f32,
-        depth_mm: settings.depth_mm,
-        base_mm: settings.base_mm,
-    };
-    let mut mesh = if settings.solid {
-        build_solid(&hf, scale)?
-    } else {
-        build_surface(&hf, scale)
-    };
-    let watertight = if settings.solid {
-        let check = check_solid(&mesh);
-        if !check.is_printable() {
-            // A bug, not a property of the input: refuse to hand out a broken solid.
-            return Err(OrfeasError::Internal(format!(
-                "{name}: generated solid failed the printability check: {check:?}"
-            )));
-        }
-        true
-    } else {
-        false
-    };
-    let texture = Texture {
-        width: work.width,
-        height: work.height,
-        rgba: work.rgba.clone(),
-    };
-    mesh.colors = sample_colors(&mesh, &work);
-    let report = ModelReport {
-        depth: estimated.name,
-        mask: mask.source,
-        triangles: mesh.triangles.len(),
-        watertight,
-        max_error: hf.max_error,
-        working_width: work.width,
-        working_height: work.height,
-    };
-    Ok(Model {
-        mesh,
-        texture,
-        depth: heights,
-        raw_depth: estimated.raw,
-        original_width,
-        original_height,
-        report,
-    })
-}
-
-/// The raw depth of one image at its original size.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DepthMap {
-    pub width: u32,
-    pub height: u32,
-    /// Row-major, `width * height` values: Depth Anything's relative inverse depth as the model
-    /// predicts it (unnormalised, larger = closer), or the weight-free estimators' heights in [0, 1].
-    pub values: Vec<f32>,
-    /// The estimator that ran (`relief`, `inflate`, `depth-anything`); never `auto`.
-    pub depth: &'static str,
-}
-
-/// Loads, masks and estimates depth without meshing: what `depth.npy` holds, for callers that
-/// want the map itself (the Python and Node `estimate_depth`).
-pub fn estimate_depth(
-    source: &ImageSource,
-    settings: &GenerateSettings,
-    depth: impl Into<DepthSetup>,
-    limits: &ImageLimits,
-    cancel: &CancelToken,
-) -> Result<DepthMap> {
-    settings.validate()?;
-    let depth = depth.into();
-    let preset = settings.effective_preset();
-    let mut prepared = prepare(source, &preset, limits, cancel, &mut |_, _| {})?;
-    let estimated = estimate(&mut prepared, &depth, &preset, true, cancel)?;
-    let (width, height) = prepared.original_size;
-    let raw = estimated
-        .raw
-        .unwrap_or_else(|| estimated.heights.resized(width, height));
-    Ok(DepthMap {
-        width,
-        height,
-        values: raw.data,
-        depth: estimated.name,
-    })
-}
-
-/// The decoded input at full size, its working-size copy and the foreground mask.
-struct Prepared {
-    /// Kept only until the estimator is chosen: the model reads it, the others drop it at once
-    /// (a 12 MP input is ~100 MB decoded).
-    original: Option<LoadedImage>,
-    original_size: (u32, u32),
-    work: LoadedImage,
-    mask: Mask,
-}
-
-fn prepare(
-    source: &ImageSource,
-    preset: &Preset,
-    limits: &ImageLimits,
-    cancel: &CancelToken,
-    on_stage: StageCallback<'_>,
-) -> Result<Prepared> {
-    let original = load_image(source, limits)?;
-    let work = original.fit_within(preset.working_size);
-    cancel.check()?;
-    on_stage(Stage::Masking, Stage::Masking.start_percent());
-    // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
-    let mask = if work.gray16 {
-        Mask::full(work.width, work.height)
-    } else {
-        estimate_mask(&work)
-    };
-    cancel.check()?;
-    let original_size = (original.width, original.height);
-    Ok(Prepared {
-        original: Some(original),
-        original_size,
-        work,
-        mask,
-    })
-}
-
-struct Estimated {
-    name: &'static str,
-    /// Heights in [0, 1] at working size, for the mesher.
-    heights: HeightMap,
-    /// The estimator's unnormalised output at the original size, when it has one of its own
-    /// and it was asked for.
-    raw: Option<HeightMap>,
-}
-
-fn estimate(
-    prepared: &mut Prepared,
-    depth: &DepthSetup,
-    preset: &Preset,
-    wants_raw: bool,
-    cancel: &CancelToken,
-) -> Result<Estimated> {
-    let estimator = choose_estimator(depth, &prepared.work, &prepared.mask, preset)?;
-    let original = prepared.original.take();
-    let Prepared {
-        work,
-        mask,
-        original_size: (width, height),
-        ..
-    } = prepared;
-    tracing::info!(input = %work.name, depth = estimator.name(), mask = ?mask.source, "estimating depth");
-    match estimator {
-        Chosen::Model(model) => {
-            // The model sees the full-resolution input, as the reference processor does, and
-            // its one prediction is resampled to both sizes.
-            let original = original.ok_or_else(|| {
-                OrfeasError::Internal("the full-size image was already released".into())
-            })?;
-            let prediction = model.predict(&original, cancel)?;
-            drop(original);
-            let heights = heights_from_raw(prediction.at_size(work.width, work.height)?, mask);
-            let raw = if wants_raw {
-                Some(prediction.at_size(*width, *height)?)
-            } else {
-                None
-            };
-            Ok(Estimated {
-                name: "depth-anything",
-                heights,
-                raw,
-            })
-        }
-        Chosen::Classic(estimator) => {
-            drop(original);
-            let heights = estimator.estimate(work, mask, cancel)?;
-            Ok(Estimated {
-                name: estimator.name(),
-                heights,
-                raw: None,
-            })
-        }
-    }
+    let setup = setup.into();
+    let method = settings.method_or(setup.method);
+    settings.check_method(method)?;
+    let generator = setup.generator(method)?;
+    let mut progress = Progress::new(StagePlan::for_method(method), on_stage);
+    progress.stage(Stage::Loading);
+    let image = load_image(source, limits)?;
+    tracing::debug!(input = %image.name, method = generator.name(), "generating");
+    generator.generate(image, settings, cancel, &mut progress)
 }
 
 /// Writes every requested format as `<dir>/<stem>.<ext>`. On failure, files already written
@@ -357,18 +316,8 @@ pub fn export_model(
     stem: &str,
     cancel: &CancelToken,
 ) -> Result<Vec<OutputFile>> {
-    let needs_depth = formats.iter().any(|f| !f.needs_mesh());
-    let full_depth = needs_depth.then(|| match &model.raw_depth {
-        Some(raw) => raw.clone(),
-        None => model
-            .depth
-            .resized(model.original_width, model.original_height),
-    });
-    let input = ExportInput {
-        mesh: &model.mesh,
-        texture: Some(&model.texture),
-        depth: full_depth.as_ref(),
-    };
+    let data = model.export_data(formats);
+    let input = data.input();
     let mut written: Vec<OutputFile> = Vec::new();
     for &format in formats {
         let step = cancel
@@ -385,77 +334,4 @@ pub fn export_model(
         }
     }
     Ok(written)
-}
-
-/// The estimator a job runs: the model works from the full-resolution image, the weight-free
-/// estimators from the working copy.
-enum Chosen {
-    Model(DepthAnythingEstimator),
-    Classic(Box<dyn DepthEstimator>),
-}
-
-impl Chosen {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Model(model) => model.name(),
-            Self::Classic(estimator) => estimator.name(),
-        }
-    }
-}
-
-/// `auto` as docs/reference.md §1 defines it; explicit choices are honoured or refused.
-fn choose_estimator(
-    depth: &DepthSetup,
-    image: &LoadedImage,
-    mask: &Mask,
-    preset: &Preset,
-) -> Result<Chosen> {
-    let sigma = preset.smoothing_sigma;
-    let inflate = || {
-        Chosen::Classic(Box::new(InflateEstimator::new(
-            sigma,
-            InflateEstimator::DEFAULT_DETAIL,
-        )))
-    };
-    let model = depth
-        .model
-        .as_ref()
-        .map(|m| Chosen::Model(m.with_target(preset.model_size)));
-    match (depth.method, model) {
-        (DepthMethod::Relief, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
-        (DepthMethod::Inflate, _) => Ok(inflate()),
-        (DepthMethod::DepthAnything, Some(model)) => Ok(model),
-        // A 16-bit gray image is already a height map: auto keeps it exact.
-        (DepthMethod::Auto, Some(model)) if !image.gray16 => Ok(model),
-        (DepthMethod::DepthAnything, None) => Err(OrfeasError::WeightsNotFound(format!(
-            "Depth Anything was asked for but not loaded; {}",
-            models::how_to_get_weights()
-        ))),
-        (DepthMethod::Auto, _) if mask.source != MaskSource::None && !image.gray16 => Ok(inflate()),
-        (DepthMethod::Auto, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
-    }
-}
-
-fn name_meshing_error(e: OrfeasError, name: &str) -> OrfeasError {
-    match e {
-        OrfeasError::Meshing { detail, .. } => OrfeasError::Meshing {
-            name: name.to_owned(),
-            detail,
-        },
-        other => other,
-    }
-}
-
-/// Per-vertex colours from the texture (nearest pixel), for formats without textures (PLY).
-fn sample_colors(mesh: &Mesh, image: &LoadedImage) -> Vec<[u8; 3]> {
-    let (w, h) = (image.width as f32, image.height as f32);
-    mesh.uvs
-        .iter()
-        .map(|&[u, v]| {
-            let x = ((u * w) as u32).min(image.width - 1) as usize;
-            let y = ((v * h) as u32).min(image.height - 1) as usize;
-            let i = (y * image.width as usize + x) * 4;
-            [image.rgba[i], image.rgba[i + 1], image.rgba[i + 2]]
-        })
-        .collect()
 }

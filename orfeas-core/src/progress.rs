@@ -5,8 +5,11 @@ use serde::Serialize;
 
 use crate::batch::JobId;
 use crate::export::OutputFile;
+use crate::mask::MaskSource;
+use crate::options::Method;
 
-/// The pipeline stages of docs/reference.md §1, in order.
+/// The pipeline stages of docs/reference.md §1, in order. A relief goes through
+/// `depth_estimation`, an object through `shape_generation`; both then mesh and export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -14,6 +17,8 @@ pub enum Stage {
     Loading,
     Masking,
     DepthEstimation,
+    /// The object path's model: image tokenizer + backbone → triplanes (TripoSR).
+    ShapeGeneration,
     Meshing,
     Exporting,
     Complete,
@@ -29,6 +34,7 @@ impl Stage {
             Self::Loading => "loading",
             Self::Masking => "masking",
             Self::DepthEstimation => "depth_estimation",
+            Self::ShapeGeneration => "shape_generation",
             Self::Meshing => "meshing",
             Self::Exporting => "exporting",
             Self::Complete => "complete",
@@ -37,17 +43,86 @@ impl Stage {
         }
     }
 
-    /// Overall percent reached when a stage starts; stages are weighted by typical cost.
+    /// Overall percent reached when a stage starts on the relief path ([`StagePlan::RELIEF`]).
     pub fn start_percent(self) -> f32 {
-        match self {
-            Self::Queued => 0.0,
-            Self::Loading => 2.0,
-            Self::Masking => 15.0,
-            Self::DepthEstimation => 25.0,
-            Self::Meshing => 55.0,
-            Self::Exporting => 80.0,
-            Self::Complete | Self::Error | Self::Cancelled => 100.0,
+        StagePlan::RELIEF.start(self)
+    }
+}
+
+/// Where each stage of one method starts, in overall percent of the job, weighted by what the
+/// stages typically cost on that path, so that a bar moves at the pace the work does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StagePlan {
+    /// The working stages in order with their start; each ends where the next starts and the
+    /// last at 100.
+    stages: &'static [(Stage, f32)],
+}
+
+impl StagePlan {
+    /// The 2.5D path: meshing the height field and building the solid dominate.
+    pub const RELIEF: StagePlan = StagePlan {
+        stages: &[
+            (Stage::Loading, 2.0),
+            (Stage::Masking, 15.0),
+            (Stage::DepthEstimation, 25.0),
+            (Stage::Meshing, 55.0),
+            (Stage::Exporting, 80.0),
+        ],
+    };
+
+    /// The object path: the model (a ViT and a 16-layer transformer at full size) and the
+    /// density field (`resolution³` MLP queries) are nearly all of the time; loading, masking,
+    /// the surface, its colours and the files are seconds at most.
+    pub const OBJECT: StagePlan = StagePlan {
+        stages: &[
+            (Stage::Loading, 1.0),
+            (Stage::Masking, 2.0),
+            (Stage::ShapeGeneration, 4.0),
+            (Stage::Meshing, 50.0),
+            (Stage::Exporting, 96.0),
+        ],
+    };
+
+    /// The plan of the path `method` takes.
+    pub fn for_method(method: Method) -> StagePlan {
+        if method.is_object() {
+            Self::OBJECT
+        } else {
+            Self::RELIEF
         }
+    }
+
+    /// Overall percent when `stage` starts (0 for `queued`, 100 for the end states and for
+    /// stages this path does not have).
+    pub fn start(&self, stage: Stage) -> f32 {
+        match stage {
+            Stage::Queued => 0.0,
+            _ => self
+                .stages
+                .iter()
+                .find(|(s, _)| *s == stage)
+                .map_or(100.0, |&(_, p)| p),
+        }
+    }
+
+    /// Overall percent when `stage` ends: the next stage's start, 100 after the last.
+    pub fn end(&self, stage: Stage) -> f32 {
+        self.stages
+            .iter()
+            .position(|(s, _)| *s == stage)
+            .and_then(|i| self.stages.get(i + 1))
+            .map_or(100.0, |&(_, p)| p)
+    }
+
+    /// Overall percent `fraction` (0-1, clamped) of the way through `stage`.
+    pub fn within(&self, stage: Stage, fraction: f32) -> f32 {
+        let (start, end) = (self.start(stage), self.end(stage));
+        let f = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        start + (end - start) * f
     }
 }
 
@@ -83,8 +158,15 @@ pub enum ProgressEvent {
         success: bool,
         outputs: Vec<OutputFile>,
         triangles: usize,
+        /// The estimator that ran; for objects the same as `method` (`triposr`).
         depth: String,
+        /// How the shape was made (`relief`, `inflate`, `depth-anything`, `triposr`).
+        method: String,
+        /// Where the foreground came from.
+        mask: Option<MaskSource>,
         watertight: bool,
+        /// Things the user should know about the result (e.g. an object cut off by the frame).
+        warnings: Vec<String>,
         seconds: f64,
     },
     /// The job failed; the rest of the batch goes on.
@@ -182,5 +264,27 @@ mod tests {
         assert_eq!(v["data"]["total"], 3);
         assert_eq!(v["data"]["complete"], 1);
         assert_eq!(b.name(), "batch_progress");
+    }
+
+    #[test]
+    fn plans_are_monotone_and_end_at_one_hundred() {
+        for plan in [StagePlan::RELIEF, StagePlan::OBJECT] {
+            let starts: Vec<f32> = plan.stages.iter().map(|&(_, p)| p).collect();
+            assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+            assert_eq!(plan.end(Stage::Exporting), 100.0);
+            assert_eq!(plan.start(Stage::Complete), 100.0);
+        }
+        let object = StagePlan::for_method(Method::TripoSr);
+        assert_eq!(object.start(Stage::ShapeGeneration), 4.0);
+        assert_eq!(object.within(Stage::Meshing, 0.5), 73.0);
+        assert_eq!(object.within(Stage::Meshing, f32::NAN), 50.0);
+        assert_eq!(StagePlan::for_method(Method::Auto), StagePlan::RELIEF);
+        // The relief plan keeps the percentages it always had.
+        assert_eq!(Stage::Meshing.start_percent(), 55.0);
+        assert_eq!(Stage::Exporting.start_percent(), 80.0);
+        assert_eq!(
+            serde_json::to_value(Stage::ShapeGeneration).ok(),
+            Some(serde_json::json!("shape_generation"))
+        );
     }
 }

@@ -415,3 +415,41 @@ fn bad_settings_are_refused_before_any_job_runs() {
     })
     .is_err());
 }
+
+#[test]
+fn formats_the_method_cannot_make_are_refused_before_any_job_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write(dir.path(), "disc.png", &disc_png(64, 1));
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 1,
+        ..Default::default()
+    })
+    .expect("processor");
+    let (events, sink) = events_sink();
+    let job = || vec![Job::new("j", ImageSource::Path(input.clone()), dir.path())];
+    // The processor's method (auto, a relief) has no density field to write.
+    let err = proc
+        .run(
+            job(),
+            &settings(&[MeshFormat::Stl, MeshFormat::FieldNpy]),
+            sink.clone(),
+            &CancelToken::new(),
+        )
+        .expect_err("field.npy of a relief");
+    assert_eq!(err.code(), "ERR_INVALID_INPUT");
+    assert!(err.to_string().contains("field.npy"), "{err}");
+    // A batch asking for an object has no depth map to write.
+    let object = GenerateSettings {
+        method: Some(orfeas_core::Method::TripoSr),
+        ..settings(&[MeshFormat::Glb, MeshFormat::DepthNpy])
+    };
+    let err = proc
+        .run(job(), &object, sink, &CancelToken::new())
+        .expect_err("depth.npy of an object");
+    assert!(err.to_string().contains("depth.npy"), "{err}");
+    assert!(
+        events.lock().expect("events").is_empty(),
+        "no job started, so no event"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+}

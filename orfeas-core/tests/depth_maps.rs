@@ -103,7 +103,10 @@ fn depth_anything_raw_map_is_the_models_prediction_at_the_original_size() {
     )
     .expect("model");
     assert_eq!(model.report.depth, "depth-anything");
-    assert!(model.report.watertight && model.report.working_width == 256);
+    assert!(model.report.watertight);
+    assert_eq!(model.report.method, "depth-anything");
+    assert_eq!(model.report.relief().map(|r| r.working_width), Some(256));
+    assert!(model.report.object().is_none() && model.field.is_none());
     let dir = tempfile::tempdir().expect("tempdir");
     let files = export_model(&model, &s.formats, dir.path(), "photo", &cancel).expect("export");
     let npy = files

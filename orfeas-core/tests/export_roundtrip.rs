@@ -11,6 +11,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use orfeas_core::export::{self, ExportInput, MeshFormat};
+use orfeas_core::models::triposr::DensityGrid;
 use orfeas_core::{HeightMap, Mesh, Texture};
 
 const VOLUME: f64 = 2400.0;
@@ -194,6 +195,7 @@ fn obj_with_texture_writes_three_files_that_name_each_other() {
         mesh: &mesh,
         texture: Some(&tex),
         depth: None,
+        field: None,
     };
     assert_eq!(
         export::output_names(MeshFormat::Obj, &input, "model"),
@@ -296,6 +298,7 @@ fn glb_with_texture_round_trips_through_gltf_import() {
         mesh: &mesh,
         texture: Some(&tex),
         depth: None,
+        field: None,
     };
     let files = export::save(MeshFormat::Glb, &input, dir.path(), "model").unwrap();
     let bytes = fs::read(&files[0].path).unwrap();
@@ -470,6 +473,7 @@ fn depth16_png_is_normalised() {
         mesh: &mesh,
         texture: None,
         depth: Some(&map),
+        field: None,
     };
     let files = export::save(MeshFormat::Depth16, &input, dir.path(), "d").unwrap();
     assert_eq!(files[0].path, dir.path().join("d.depth16.png"));
@@ -503,6 +507,7 @@ fn depth_npy_round_trip() {
         mesh: &mesh,
         texture: None,
         depth: Some(&map),
+        field: None,
     };
     let files = export::save(MeshFormat::DepthNpy, &input, dir.path(), "d").unwrap();
     assert_eq!(files[0].path, dir.path().join("d.depth.npy"));
@@ -526,6 +531,44 @@ fn depth_npy_round_trip() {
 }
 
 #[test]
+fn field_npy_holds_the_cube_indexed_x_y_z() {
+    let r = 3;
+    // value = 100 x + 10 y + z, so the reading order is visible in the numbers.
+    let values: Vec<f32> = (0..r * r * r)
+        .map(|i| (100 * (i / (r * r)) + 10 * (i / r % r) + i % r) as f32)
+        .collect();
+    let grid = DensityGrid {
+        resolution: r,
+        radius: 0.87,
+        values: values.clone(),
+    };
+    let mesh = solid();
+    let dir = tempfile::tempdir().unwrap();
+    let input = ExportInput {
+        field: Some(&grid),
+        ..ExportInput::mesh(&mesh)
+    };
+    let files = export::save(MeshFormat::FieldNpy, &input, dir.path(), "o").unwrap();
+    assert_eq!(files[0].path, dir.path().join("o.field.npy"));
+    assert_eq!(files[0].format, "field.npy");
+    let bytes = fs::read(&files[0].path).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + header_len) % 64, 0);
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(
+        header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3, 3), }"),
+        "{header}"
+    );
+    let data: Vec<f32> = bytes[10 + header_len..]
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(data, values);
+    // [x][y][z] = [2][1][0] is the 21st value after x = 0 and 1 (9 each) and y = 0 (3).
+    assert_eq!(data[2 * 9 + 3], 210.0);
+}
+
+#[test]
 fn missing_inputs_are_export_errors() {
     let (mesh, dir) = (solid(), tempfile::tempdir().unwrap());
     let err = export::save(
@@ -537,6 +580,15 @@ fn missing_inputs_are_export_errors() {
     .unwrap_err();
     assert_eq!(err.code(), "ERR_EXPORT");
     assert!(err.to_string().contains("height map"), "{err}");
+    let err = export::save(
+        MeshFormat::FieldNpy,
+        &ExportInput::mesh(&mesh),
+        dir.path(),
+        "x",
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "ERR_EXPORT");
+    assert!(err.to_string().contains("density field"), "{err}");
     let empty = Mesh::default();
     let err =
         export::save(MeshFormat::Glb, &ExportInput::mesh(&empty), dir.path(), "x").unwrap_err();
@@ -553,6 +605,7 @@ fn save_never_overwrites_and_leaves_no_temp_files() {
         mesh: &mesh,
         texture: Some(&tex),
         depth: None,
+        field: None,
     };
     export::save(MeshFormat::Stl, &input, dir.path(), "a").unwrap();
     let before = fs::read(dir.path().join("a.stl")).unwrap();
@@ -610,8 +663,9 @@ fn write_samples_for_validation() {
         mesh: &mesh,
         texture: Some(&tex),
         depth: Some(&map),
+        field: None,
     };
-    for format in MeshFormat::ALL {
+    for format in MeshFormat::ALL.into_iter().filter(|f| !f.is_field()) {
         export::save(format, &textured, &dir, &format.as_str().replace('.', "_")).unwrap();
     }
     export::save(MeshFormat::Glb, &ExportInput::mesh(&mesh), &dir, "colors").unwrap();

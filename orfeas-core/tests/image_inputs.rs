@@ -619,7 +619,7 @@ fn dump_masks() {
             &mut noop,
         ) {
             Ok(model) => {
-                let hm = &model.depth;
+                let hm = model.depth.as_ref().expect("a relief has a height map");
                 let px: Vec<u8> = hm
                     .data
                     .iter()
@@ -632,8 +632,8 @@ fn dump_masks() {
                 let r = &model.report;
                 println!(
                     "{stem}\t{}x{}\t{:?}\t{:.1}%\t{}\t{}",
-                    r.working_width,
-                    r.working_height,
+                    hm.width,
+                    hm.height,
                     r.mask,
                     100.0 * mask.coverage(),
                     r.depth,

@@ -16,6 +16,11 @@ function example(name) {
   return path.join(examples, name)
 }
 
+/** The Rust tests' TripoSR fixture (tiny random weights and test images) in this checkout. */
+function triposrFixture(name = '') {
+  return path.join(examples, '..', 'orfeas-core', 'tests', 'fixtures', 'triposr', name)
+}
+
 /** A fresh empty directory, removed when the process exits. */
 function tempDir(prefix = 'orfeas-node-test-') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
@@ -35,4 +40,4 @@ async function rejectsWithCode(assert, promise, code) {
   return caught
 }
 
-module.exports = { examples, example, tempDir, rejectsWithCode }
+module.exports = { examples, example, triposrFixture, tempDir, rejectsWithCode }

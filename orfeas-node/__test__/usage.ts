@@ -62,7 +62,18 @@ async function main(): Promise<void> {
     const outputs: string[] = r.outputs
     const seconds: number = r.seconds
     void [status, error, outputs, seconds, r.triangles, r.watertight, r.depth, r.code]
+    const method: string = r.method
+    const resolution: number | null = r.resolution
+    const warnings: string[] = r.warnings
+    void [method, resolution, warnings]
   }
+
+  const objects = new BatchProcessor({ method: 'triposr', weights: 'TripoSR' })
+  void (await objects.run(['toy.png'], { outDir: 'out', formats: ['glb', 'field.npy'], resolution: 192, keepLargest: true }))
+  const toy: Mesh = await imageToMesh('toy.png', { method: 'triposr', resolution: 128 })
+  const colors: Buffer = toy.colors
+  const grid: number | null = toy.resolution
+  void [colors, grid, toy.method, toy.mask, toy.warnings, objects.method]
 
   const mesh: Mesh = await imageToMesh('a.png', { quality: 'low', depth: 'inflate', signal: controller.signal })
   const vertices: Float32Array = mesh.vertices
@@ -82,7 +93,8 @@ async function main(): Promise<void> {
     await imageToMesh('missing.png')
   } catch (e) {
     const code: ErrorCode = (e as OrfeasError).code
-    void code
+    const object: boolean = code === 'ERR_NO_FOREGROUND' || code === 'ERR_WEIGHTS_INVALID'
+    void [code, object]
   }
 }
 

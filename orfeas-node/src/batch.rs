@@ -43,11 +43,17 @@ pub struct JobResult {
     pub error: Either<String, Null>,
     /// The stable error code (`ERR_…`), `null` when complete.
     pub code: Either<String, Null>,
-    /// The depth estimator that ran (`relief`, `inflate`, `depth-anything`), or the requested
-    /// method when the job stopped before choosing.
+    /// The depth estimator that ran (`relief`, `inflate`, `depth-anything`; `triposr` for an
+    /// object), or the requested method when the job stopped before choosing.
     pub depth: String,
+    /// How the shape was made, or the requested method when the job stopped before.
+    pub method: String,
     /// Where the foreground mask came from, `null` when the job stopped before masking.
     pub mask: Either<String, Null>,
+    /// The marching-cubes grid of an object, `null` for a relief.
+    pub resolution: Either<u32, Null>,
+    /// What the user should know about the result (e.g. an object cut off by the frame).
+    pub warnings: Vec<String>,
     pub triangles: u32,
     /// Closed, consistently wound, positive volume, manifold.
     pub watertight: bool,
@@ -55,7 +61,7 @@ pub struct JobResult {
 }
 
 impl JobResult {
-    fn from_core(r: orfeas_core::JobResult, requested_depth: &str) -> Self {
+    fn from_core(r: orfeas_core::JobResult, requested: &str) -> Self {
         let status = match r.status {
             JobStatus::Complete => "complete",
             JobStatus::Error => "error",
@@ -83,8 +89,13 @@ impl JobResult {
             status: status.to_owned(),
             error: or_null(r.error),
             code: or_null(r.code.map(str::to_owned)),
-            depth: r.depth.unwrap_or(requested_depth).to_owned(),
+            depth: r.depth.unwrap_or(requested).to_owned(),
+            method: r.method.unwrap_or(requested).to_owned(),
             mask: or_null(mask),
+            resolution: r.resolution.map_or(Either::B(Null), |n| {
+                Either::A(u32::try_from(n).unwrap_or(u32::MAX))
+            }),
+            warnings: r.warnings,
             triangles: u32::try_from(r.triangles).unwrap_or(u32::MAX),
             watertight: r.watertight,
             seconds: r.seconds,
@@ -103,8 +114,9 @@ pub struct BatchProcessor {
 #[napi]
 impl BatchProcessor {
     /// Starts the slot threads. Throws `ERR_INVALID_INPUT` for bad options, `ERR_DEVICE` or
-    /// `ERR_FEATURE_DISABLED` for an unusable device, `ERR_WEIGHTS_NOT_FOUND` when
-    /// `depth: 'depth-anything'` has no weights. Loading model weights happens here, once.
+    /// `ERR_FEATURE_DISABLED` for an unusable device, `ERR_WEIGHTS_NOT_FOUND` when the method
+    /// (`depth-anything`, `triposr`) has no weights, `ERR_WEIGHTS_INVALID` when they cannot be
+    /// used. Loading model weights happens here, once.
     #[napi(constructor, ts_args_type = "options?: ProcessorOptions")]
     pub fn new(options: Option<Unknown<'_>>) -> napi::Result<Self, String> {
         let options: ProcessorOptions = match &options {
@@ -140,6 +152,12 @@ impl BatchProcessor {
     #[napi(getter)]
     pub fn device(&self) -> String {
         self.inner.device().to_string()
+    }
+
+    /// The requested method (`auto`, `relief`, `inflate`, `depth-anything`, `triposr`).
+    #[napi(getter)]
+    pub fn method(&self) -> String {
+        self.inner.config().method.as_str().to_owned()
     }
 
     /// GPU telemetry plus this processor's slots and queue, like the server's `/api/gpu-stats`.
@@ -216,7 +234,7 @@ impl BatchProcessor {
         let (deferred, promise) = promise::pending::<Vec<JobResult>>(env)
             .map_err(|e| crate::errors::coded("ERR_INTERNAL", e.reason))?;
         let processor = Arc::clone(&self.inner);
-        let requested_depth = processor.config().depth.as_str();
+        let requested = processor.config().method.as_str();
         let work = move || {
             let sink: Arc<dyn ProgressSink> = match &progress {
                 Some(p) => p.clone(),
@@ -232,7 +250,7 @@ impl BatchProcessor {
                     move |_env, results: Vec<orfeas_core::JobResult>| {
                         Ok(results
                             .into_iter()
-                            .map(|r| JobResult::from_core(r, requested_depth))
+                            .map(|r| JobResult::from_core(r, requested))
                             .collect())
                     },
                 )

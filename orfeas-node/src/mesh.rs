@@ -5,7 +5,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Buffer, Float32Array, Object, Uint32Array, Unknown};
 use napi::Env;
 use napi_derive::napi;
-use orfeas_core::export::{self, ExportInput};
+use orfeas_core::export;
 use orfeas_core::{image_to_model, MeshFormat, Model};
 
 use crate::errors::{from_core, CodedResult};
@@ -13,7 +13,8 @@ use crate::promise;
 use crate::single::SingleImage;
 
 /// A generated model: an indexed triangle mesh in millimetres (+z up, counter-clockwise
-/// seen from outside), with the image as its colour texture.
+/// seen from outside); a relief carries the image as its colour texture, an object vertex
+/// colours.
 #[napi]
 #[derive(Debug)]
 pub struct Mesh {
@@ -60,10 +61,47 @@ impl Mesh {
         u32::try_from(self.model.mesh.triangles.len()).unwrap_or(u32::MAX)
     }
 
-    /// The depth estimator that ran (`relief`, `inflate` or `depth-anything`; never `auto`).
+    /// The depth estimator that ran (`relief`, `inflate`, `depth-anything`, or `triposr` for
+    /// an object; never `auto`).
     #[napi(getter)]
     pub fn depth(&self) -> String {
         self.model.report.depth.to_owned()
+    }
+
+    /// How the shape was made (`relief`, `inflate`, `depth-anything` or `triposr`).
+    #[napi(getter)]
+    pub fn method(&self) -> String {
+        self.model.report.method.to_owned()
+    }
+
+    /// Where the foreground came from (`alpha`, `border` or `none`).
+    #[napi(getter)]
+    pub fn mask(&self) -> String {
+        serde_json::to_value(self.model.report.mask)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// The marching-cubes grid of an object; `null` for a relief.
+    #[napi(getter)]
+    pub fn resolution(&self) -> Option<u32> {
+        self.model
+            .report
+            .object()
+            .map(|o| u32::try_from(o.resolution).unwrap_or(u32::MAX))
+    }
+
+    /// What the user should know about this model (e.g. an object cut off by the frame).
+    #[napi(getter)]
+    pub fn warnings(&self) -> Vec<String> {
+        self.model.report.warnings.clone()
+    }
+
+    /// Per-vertex colours, `r, g, b` bytes per vertex (empty when the mesh has none).
+    #[napi(getter)]
+    pub fn colors(&self) -> Buffer {
+        Buffer::from(self.model.mesh.colors.as_flattened().to_vec())
     }
 
     /// Closed, consistently wound, positive volume, manifold (always false for a surface).
@@ -72,25 +110,15 @@ impl Mesh {
         self.model.report.watertight
     }
 
-    /// The file bytes of `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
-    /// `depth.npy`). Runs on the calling thread: a medium-quality mesh takes milliseconds.
-    /// OBJ gives the `.obj` part only (no material or texture files).
+    /// The file bytes of `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, and
+    /// `depth16`, `depth.npy` for a relief or `field.npy` for an object). Runs on the calling
+    /// thread: a medium-quality mesh takes milliseconds. OBJ gives the `.obj` part only (no
+    /// material or texture files).
     #[napi]
     pub fn to_buffer(&self, format: String) -> napi::Result<Buffer, String> {
         let format = format.parse::<MeshFormat>().map_err(|e| from_core(&e))?;
-        let needs_depth = matches!(format, MeshFormat::Depth16 | MeshFormat::DepthNpy);
-        let model = &self.model;
-        let depth = needs_depth.then(|| {
-            model
-                .depth
-                .resized(model.original_width, model.original_height)
-        });
-        let input = ExportInput {
-            mesh: &model.mesh,
-            texture: Some(&model.texture),
-            depth: depth.as_ref(),
-        };
-        let bytes = export::to_bytes(format, &input).map_err(|e| from_core(&e))?;
+        let data = self.model.export_data(&[format]);
+        let bytes = export::to_bytes(format, &data.input()).map_err(|e| from_core(&e))?;
         Ok(Buffer::from(bytes))
     }
 }
@@ -119,11 +147,11 @@ fn start<'env>(
 ) -> CodedResult<Object<'env>> {
     let request = SingleImage::parse(env, input, options)?;
     let work = |r: &SingleImage| {
-        let depth = r.depth_setup()?;
+        let setup = r.shape_setup()?;
         image_to_model(
             &r.source,
             &r.settings,
-            depth,
+            setup,
             &r.limits,
             &r.cancel,
             &mut |_, _| {},

@@ -6,7 +6,9 @@
 
 use napi::bindgen_prelude::Object;
 use napi_derive::napi;
-use orfeas_core::{BatchConfig, DepthMethod, Device, GenerateSettings, MeshFormat, Quality};
+use orfeas_core::{
+    BatchConfig, DepthMethod, Device, GenerateSettings, MeshFormat, Method, Quality,
+};
 
 use crate::errors::{from_core, invalid_argument, CodedResult};
 
@@ -18,9 +20,13 @@ pub struct ProcessorOptions {
     pub slots: Option<u32>,
     /// `auto` (default), `cpu`, `cuda` or `cuda:N`.
     pub device: Option<String>,
-    /// `auto` (default), `relief`, `inflate` or `depth-anything`.
+    /// How the shape is made: `auto` (default), `relief`, `inflate`, `depth-anything` (2.5D
+    /// reliefs) or `triposr` (a full 3D object).
+    pub method: Option<String>,
+    /// Alias of `method` for the 2.5D values (`auto`, `relief`, `inflate`, `depth-anything`).
     pub depth: Option<String>,
-    /// Depth Anything weights (file or directory); default: the Hugging Face cache.
+    /// The method's weights (file or directory; TripoSR: `config.yaml` + `model.ckpt`);
+    /// default: the Hugging Face cache.
     pub weights: Option<String>,
     /// CPU threads shared by all slots (default: every core).
     pub threads: Option<u32>,
@@ -35,7 +41,7 @@ impl ProcessorOptions {
         if let Some(device) = &self.device {
             config.device = device.parse::<Device>().map_err(|e| from_core(&e))?;
         }
-        config.depth = parse_depth(self.depth.as_deref())?;
+        config.method = parse_method(self.method.as_deref(), self.depth.as_deref())?;
         config.weights = self.weights.as_ref().map(Into::into);
         if let Some(threads) = self.threads {
             if threads == 0 {
@@ -52,7 +58,8 @@ impl ProcessorOptions {
 pub struct RunOptions<'a> {
     /// Where the files go (created if missing). Required.
     pub out_dir: String,
-    /// Output formats: `stl` (default), `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`, `depth.npy`.
+    /// Output formats: `stl` (default), `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
+    /// `depth.npy` (reliefs), `field.npy` (objects).
     pub formats: Option<Vec<String>>,
     /// `low`, `medium` (default) or `high`.
     pub quality: Option<String>,
@@ -68,6 +75,10 @@ pub struct RunOptions<'a> {
     pub max_error: Option<f64>,
     /// Triangle budget (overrides the preset).
     pub max_triangles: Option<u32>,
+    /// Marching-cubes grid of objects (default from `quality`: low 128, medium 192, high 256).
+    pub resolution: Option<u32>,
+    /// Keep only an object's largest connected part (default `false`: keep everything).
+    pub keep_largest: Option<bool>,
     /// Called on the main thread with every progress event (never blocks the workers).
     #[napi(ts_type = "(event: ProgressEvent) => void")]
     pub on_progress: Option<crate::progress::ProgressCallback<'a>>,
@@ -86,6 +97,8 @@ impl RunOptions<'_> {
             solid: self.solid,
             max_error: self.max_error,
             max_triangles: self.max_triangles,
+            resolution: self.resolution,
+            keep_largest: self.keep_largest,
         };
         let mut settings = shape.settings()?;
         if let Some(formats) = &self.formats {
@@ -101,9 +114,12 @@ impl RunOptions<'_> {
 pub struct MeshOptions<'a> {
     /// `low`, `medium` (default) or `high`.
     pub quality: Option<String>,
-    /// `auto` (default), `relief`, `inflate` or `depth-anything`.
+    /// How the shape is made: `auto` (default), `relief`, `inflate`, `depth-anything` or
+    /// `triposr` (a full 3D object; not for `estimateDepth`).
+    pub method: Option<String>,
+    /// Alias of `method` for the 2.5D values.
     pub depth: Option<String>,
-    /// Depth Anything weights (file or directory); default: the Hugging Face cache.
+    /// The method's weights (file or directory); default: the Hugging Face cache.
     pub weights: Option<String>,
     /// Model width in millimetres (default 100).
     pub width_mm: Option<f64>,
@@ -117,6 +133,10 @@ pub struct MeshOptions<'a> {
     pub max_error: Option<f64>,
     /// Triangle budget (overrides the preset).
     pub max_triangles: Option<u32>,
+    /// Marching-cubes grid of objects (default from `quality`).
+    pub resolution: Option<u32>,
+    /// Keep only an object's largest connected part (default `false`).
+    pub keep_largest: Option<bool>,
     /// Cancels the work at its next check; the promise rejects with `ERR_CANCELLED`.
     #[napi(ts_type = "AbortSignal")]
     pub signal: Option<Object<'a>>,
@@ -132,14 +152,16 @@ impl MeshOptions<'_> {
             solid: self.solid,
             max_error: self.max_error,
             max_triangles: self.max_triangles,
+            resolution: self.resolution,
+            keep_largest: self.keep_largest,
         };
         let settings = shape.settings()?;
         settings.validate().map_err(|e| from_core(&e))?;
         Ok(settings)
     }
 
-    pub fn depth_method(&self) -> CodedResult<DepthMethod> {
-        parse_depth(self.depth.as_deref())
+    pub fn method(&self) -> CodedResult<Method> {
+        parse_method(self.method.as_deref(), self.depth.as_deref())
     }
 }
 
@@ -152,6 +174,8 @@ struct ShapeOptions {
     solid: Option<bool>,
     max_error: Option<f64>,
     max_triangles: Option<u32>,
+    resolution: Option<u32>,
+    keep_largest: Option<bool>,
 }
 
 impl ShapeOptions {
@@ -174,14 +198,23 @@ impl ShapeOptions {
         }
         s.max_error = self.max_error.map(|v| v as f32);
         s.max_triangles = self.max_triangles.map(|v| v as usize);
+        s.resolution = self.resolution.map(|v| v as usize);
+        s.keep_largest = self.keep_largest.unwrap_or(false);
         Ok(s)
     }
 }
 
-pub fn parse_depth(depth: Option<&str>) -> CodedResult<DepthMethod> {
-    depth.map_or(Ok(DepthMethod::Auto), |d| {
-        d.parse::<DepthMethod>().map_err(|e| from_core(&e))
-    })
+/// `method` and its 2.5D alias `depth`: either, or both agreeing; `auto` when neither is given.
+pub fn parse_method(method: Option<&str>, depth: Option<&str>) -> CodedResult<Method> {
+    let method = method
+        .map(str::parse::<Method>)
+        .transpose()
+        .map_err(|e| from_core(&e))?;
+    let depth = depth
+        .map(str::parse::<DepthMethod>)
+        .transpose()
+        .map_err(|e| from_core(&e))?;
+    Method::from_pair(method, depth).map_err(|e| from_core(&e))
 }
 
 /// Formats in the order given, duplicates dropped (as the CLI does).

@@ -5,7 +5,8 @@
 use napi::bindgen_prelude::{ToNapiValue, Unknown};
 use napi::Env;
 use orfeas_core::{
-    CancelToken, DepthMethod, DepthSetup, GenerateSettings, ImageLimits, ImageSource,
+    CancelToken, DepthSetup, GenerateSettings, ImageLimits, ImageSource, MeshFormat, Method,
+    OrfeasError, ShapeSetup,
 };
 
 use crate::errors::{from_core, parse_object, CodedResult};
@@ -17,7 +18,7 @@ use crate::promise;
 pub struct SingleImage {
     pub source: ImageSource,
     pub settings: GenerateSettings,
-    method: DepthMethod,
+    method: Method,
     weights: Option<String>,
     pub cancel: CancelToken,
     pub limits: ImageLimits,
@@ -36,10 +37,16 @@ impl SingleImage {
             None => None,
         };
         let source = to_source(input, "input", "buffer")?;
-        let (settings, method, weights) = match &options {
-            Some(o) => (o.settings()?, o.depth_method()?, o.weights.clone()),
-            None => (Default::default(), Default::default(), None),
+        let (mut settings, method, weights) = match &options {
+            Some(o) => (o.settings()?, o.method()?, o.weights.clone()),
+            None => (GenerateSettings::default(), Method::default(), None),
         };
+        // An object keeps its density field, so that `toBuffer('field.npy')` works.
+        if method.is_object() {
+            settings.formats.push(MeshFormat::FieldNpy);
+        }
+        settings.method = Some(method);
+        settings.validate().map_err(|e| from_core(&e))?;
         let cancel = CancelToken::new();
         crate::abort::link(
             env,
@@ -56,14 +63,30 @@ impl SingleImage {
         })
     }
 
-    /// Loads the depth estimator (Depth Anything weights when asked for or found), on the
-    /// worker thread: it can take seconds.
-    pub fn depth_setup(&self) -> CodedResult<DepthSetup> {
-        DepthSetup::resolve(
+    /// Loads the method's model (its weights when asked for or found), on the worker
+    /// thread: it can take seconds.
+    pub fn shape_setup(&self) -> CodedResult<ShapeSetup> {
+        ShapeSetup::resolve_on(
             self.method,
             self.weights.as_deref().map(std::path::Path::new),
+            false,
+            orfeas_core::Device::Cpu,
+            1,
         )
         .map_err(|e| from_core(&e))
+    }
+
+    /// Loads the depth estimator for `estimateDepth`; an object method has no depth map.
+    pub fn depth_setup(&self) -> CodedResult<DepthSetup> {
+        let depth = self.method.depth().ok_or_else(|| {
+            from_core(&OrfeasError::InvalidInput(format!(
+                "method {} makes a full 3D object, not a depth map; estimateDepth takes the 2.5D \
+                 methods",
+                self.method
+            )))
+        })?;
+        DepthSetup::resolve(depth, self.weights.as_deref().map(std::path::Path::new))
+            .map_err(|e| from_core(&e))
     }
 
     /// Runs `work` on a new thread named `name` and settles the returned promise with

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
-use orfeas_core::export::{self, ExportInput};
+use orfeas_core::export;
 use orfeas_core::{
-    image_to_model, DepthSetup, Device, HeightMap, ImageLimits, JobId, MeshFormat, Model,
-    OrfeasError, ProgressEvent, Stage,
+    image_to_model, Device, ImageLimits, JobId, MeshFormat, Model, OrfeasError, ProgressEvent,
+    ShapeSetup, Stage,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -15,15 +15,16 @@ use pyo3::types::PyBytes;
 
 use crate::cancel::{token_of, PyCancelToken};
 use crate::errors::{invalid_input, IntoPyResult};
-use crate::options::{parse, ShapeArgs};
+use crate::options::{parse, parse_method, ShapeArgs};
 use crate::source::extract;
 use crate::worker::run_on_worker;
 
 /// An `(x, y, z)` tuple for Python.
 type Point = (f32, f32, f32);
 
-/// A generated model: a triangle mesh in millimetres (+z up, counter-clockwise outside),
-/// with the working image as its texture and the estimator's height map.
+/// A generated model: a triangle mesh in millimetres (+z up, counter-clockwise outside); a
+/// relief carries the working image as its texture and the estimator's height map, an object
+/// its vertex colours and density field.
 ///
 /// `vertices`, `faces`, `uvs` and `colors` are read-only numpy arrays, copied from the Rust
 /// mesh once on first access and then shared.
@@ -110,10 +111,29 @@ impl PyMesh {
         self.model.report.watertight
     }
 
-    /// The estimator that ran (`relief`, `inflate` or `depth-anything`; never `auto`).
+    /// The estimator that ran (`relief`, `inflate`, `depth-anything`, or `triposr` for an
+    /// object; never `auto`).
     #[getter]
     fn depth(&self) -> &'static str {
         self.model.report.depth
+    }
+
+    /// How the shape was made (`relief`, `inflate`, `depth-anything` or `triposr`).
+    #[getter]
+    fn method(&self) -> &'static str {
+        self.model.report.method
+    }
+
+    /// The marching-cubes grid of an object; `None` for a relief.
+    #[getter]
+    fn resolution(&self) -> Option<usize> {
+        self.model.report.object().map(|o| o.resolution)
+    }
+
+    /// What the user should know about this model (e.g. an object cut off by the frame).
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.model.report.warnings.clone()
     }
 
     /// Where the foreground mask came from (`alpha`, `border` or `none`).
@@ -125,10 +145,10 @@ impl PyMesh {
             .unwrap_or_default()
     }
 
-    /// The meshing tolerance met, as a fraction of the relief height.
+    /// The meshing tolerance met, as a fraction of the relief height; `None` for an object.
     #[getter]
-    fn max_error(&self) -> f32 {
-        self.model.report.max_error
+    fn max_error(&self) -> Option<f32> {
+        self.model.report.relief().map(|r| r.max_error)
     }
 
     /// `(min, max)` corners of the axis-aligned bounding box, millimetres.
@@ -141,16 +161,13 @@ impl PyMesh {
     }
 
     /// The file in `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
-    /// `depth.npy`) as bytes. OBJ gives the `.obj` part only (use `save` for `.mtl` + texture).
+    /// `depth.npy` for a relief, `field.npy` for an object) as bytes. OBJ gives the `.obj` part only (use `save` for `.mtl` + texture).
     #[pyo3(signature = (format="stl"))]
     fn to_bytes<'py>(&self, py: Python<'py>, format: &str) -> PyResult<Bound<'py, PyBytes>> {
         let format: MeshFormat = parse(format)?;
         let model = Arc::clone(&self.model);
         let bytes = py
-            .detach(move || {
-                let depth = full_depth(&model, format);
-                export::to_bytes(format, &export_input(&model, depth.as_ref()))
-            })
+            .detach(move || export::to_bytes(format, &model.export_data(&[format]).input()))
             .py_err()?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -170,8 +187,8 @@ impl PyMesh {
         let model = Arc::clone(&self.model);
         let written = py
             .detach(move || {
-                let depth = full_depth(&model, format);
-                let input = export_input(&model, depth.as_ref());
+                let data = model.export_data(&[format]);
+                let input = data.input();
                 if overwrite {
                     for name in export::output_names(format, &input, &stem) {
                         match std::fs::remove_file(dir.join(&name)) {
@@ -197,7 +214,7 @@ impl PyMesh {
 
     fn __repr__(&self) -> String {
         format!(
-            "Mesh(vertices={}, faces={}, watertight={}, depth={:?})",
+            "Mesh(vertices={}, faces={}, watertight={}, method={:?})",
             self.model.mesh.positions.len(),
             self.model.mesh.triangles.len(),
             if self.model.report.watertight {
@@ -205,27 +222,8 @@ impl PyMesh {
             } else {
                 "False"
             },
-            self.model.report.depth
+            self.model.report.method
         )
-    }
-}
-
-/// The estimator's map at the input's original size (as `export_model` writes it), only for
-/// the depth formats.
-fn full_depth(model: &Model, format: MeshFormat) -> Option<HeightMap> {
-    (!format.needs_mesh()).then(|| match &model.raw_depth {
-        Some(raw) => raw.clone(),
-        None => model
-            .depth
-            .resized(model.original_width, model.original_height),
-    })
-}
-
-fn export_input<'a>(model: &'a Model, depth: Option<&'a HeightMap>) -> ExportInput<'a> {
-    ExportInput {
-        mesh: &model.mesh,
-        texture: Some(&model.texture),
-        depth,
     }
 }
 
@@ -276,13 +274,13 @@ fn split_target(path: &Path, format: Option<&str>) -> PyResult<(PathBuf, String,
 /// Turns one image (path, bytes, numpy array) into a `Mesh` without writing files. The GIL is
 /// released while it runs; Ctrl-C or `cancel` stops it (`CancelledError` / `KeyboardInterrupt`).
 #[pyfunction]
-#[pyo3(signature = (image, quality="medium", depth="auto", weights=None, device="auto", width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, on_progress=None, cancel=None))]
+#[pyo3(signature = (image, quality="medium", depth=None, weights=None, device="auto", width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, on_progress=None, cancel=None, method=None, resolution=None, keep_largest=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn image_to_mesh(
     py: Python<'_>,
     image: Bound<'_, PyAny>,
     quality: &str,
-    depth: &str,
+    depth: Option<&str>,
     weights: Option<PathBuf>,
     device: &str,
     width_mm: f32,
@@ -293,6 +291,9 @@ pub(crate) fn image_to_mesh(
     max_triangles: Option<usize>,
     on_progress: Option<Bound<'_, PyAny>>,
     cancel: Option<PyRef<'_, PyCancelToken>>,
+    method: Option<&str>,
+    resolution: Option<usize>,
+    keep_largest: bool,
 ) -> PyResult<PyMesh> {
     let shape = ShapeArgs {
         quality: quality.to_owned(),
@@ -302,9 +303,19 @@ pub(crate) fn image_to_mesh(
         solid,
         max_error,
         max_triangles,
+        resolution,
+        keep_largest,
     };
-    let settings = shape.settings(vec![MeshFormat::Stl])?;
-    let method = parse(depth)?;
+    let method = parse_method(method, depth)?;
+    // An object keeps its density field, so that `to_bytes("field.npy")` works on the Mesh.
+    let formats = if method.is_object() {
+        vec![MeshFormat::Stl, MeshFormat::FieldNpy]
+    } else {
+        vec![MeshFormat::Stl]
+    };
+    let mut settings = shape.settings(formats)?;
+    settings.method = Some(method);
+    settings.validate().py_err()?;
     let device: Device = parse(device)?;
     let source = extract(&image, 0)?;
     let token = token_of(cancel.as_deref());
@@ -312,7 +323,8 @@ pub(crate) fn image_to_mesh(
     let model = run_on_worker(py, &token, on_progress.as_ref(), move |sink| {
         let source = source.into_source()?;
         // The device is opened (and the weights loaded) on the worker: both can take seconds.
-        let setup = DepthSetup::resolve_on(method, weights.as_deref(), device.resolve()?, 1)?;
+        let setup =
+            ShapeSetup::resolve_on(method, weights.as_deref(), false, device.resolve()?, 1)?;
         let input = source.name();
         let mut on_stage = |stage: Stage, progress: f32| {
             sink.emit(&ProgressEvent::GenerationProgress {

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use orfeas_core::{GenerateSettings, MeshFormat, OrfeasError};
+use orfeas_core::{DepthMethod, GenerateSettings, MeshFormat, Method, OrfeasError};
 use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
@@ -28,6 +28,8 @@ pub(crate) struct ShapeArgs {
     pub solid: bool,
     pub max_error: Option<f32>,
     pub max_triangles: Option<usize>,
+    pub resolution: Option<usize>,
+    pub keep_largest: bool,
 }
 
 impl ShapeArgs {
@@ -42,8 +44,19 @@ impl ShapeArgs {
             depth_mm: self.depth_mm,
             base_mm: self.base_mm,
             solid: self.solid,
+            method: None,
+            resolution: self.resolution,
+            keep_largest: self.keep_largest,
         };
         settings.validate().py_err()?;
         Ok(settings)
     }
+}
+
+/// `method=` and its 2.5D alias `depth=`: either, or both when they agree (else
+/// `InvalidInputError`); `auto` when neither is given.
+pub(crate) fn parse_method(method: Option<&str>, depth: Option<&str>) -> PyResult<Method> {
+    let method = method.map(parse::<Method>).transpose()?;
+    let depth = depth.map(parse::<DepthMethod>).transpose()?;
+    Method::from_pair(method, depth).py_err()
 }

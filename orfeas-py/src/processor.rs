@@ -10,13 +10,13 @@ use pyo3::types::PyDict;
 use crate::cancel::{token_of, PyCancelToken};
 use crate::errors::IntoPyResult;
 use crate::gpu::stats_to_dict;
-use crate::options::{parse, parse_formats, ShapeArgs};
+use crate::options::{parse, parse_formats, parse_method, ShapeArgs};
 use crate::result::PyJobResult;
 use crate::source::{extract, PendingSource};
 use crate::worker::run_on_worker;
 
-/// Runs batches of jobs on `slots` concurrent slots; the depth model (if any) is loaded once
-/// here and shared by every batch. Thread-safe: several threads may call `run` at once.
+/// Runs batches of jobs on `slots` concurrent slots; the method's model (Depth Anything or
+/// TripoSR, if it needs one) is loaded once here and shared by every batch. Thread-safe: several threads may call `run` at once.
 #[pyclass(module = "orfeas._orfeas", name = "BatchProcessor", frozen)]
 #[derive(Debug)]
 pub(crate) struct PyBatchProcessor {
@@ -26,19 +26,20 @@ pub(crate) struct PyBatchProcessor {
 #[pymethods]
 impl PyBatchProcessor {
     #[new]
-    #[pyo3(signature = (slots=4, device="auto", depth="auto", weights=None, threads=None))]
+    #[pyo3(signature = (slots=4, device="auto", depth=None, weights=None, threads=None, method=None))]
     fn new(
         py: Python<'_>,
         slots: usize,
         device: &str,
-        depth: &str,
+        depth: Option<&str>,
         weights: Option<PathBuf>,
         threads: Option<usize>,
+        method: Option<&str>,
     ) -> PyResult<Self> {
         let config = BatchConfig {
             slots,
             device: parse(device)?,
-            depth: parse(depth)?,
+            method: parse_method(method, depth)?,
             weights,
             threads,
             ..BatchConfig::default()
@@ -62,10 +63,16 @@ impl PyBatchProcessor {
         self.inner.device().to_string()
     }
 
-    /// The requested depth method (`auto`, `relief`, `inflate`, `depth-anything`).
+    /// The requested method (`auto`, `relief`, `inflate`, `depth-anything`, `triposr`).
+    #[getter]
+    fn method(&self) -> &'static str {
+        self.inner.config().method.as_str()
+    }
+
+    /// The requested method under its 2.5D name (the same value as `method`).
     #[getter]
     fn depth(&self) -> &'static str {
-        self.inner.config().depth.as_str()
+        self.method()
     }
 
     /// Slots running a job right now.
@@ -96,7 +103,7 @@ impl PyBatchProcessor {
     /// input order. A failing input fails its own job only. Raises for arguments no job could
     /// use (unknown format or quality, out-of-range sizes), and `KeyboardInterrupt` after
     /// cancelling the batch on Ctrl-C.
-    #[pyo3(signature = (inputs, out_dir, formats, quality="medium", on_progress=None, width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, cancel=None))]
+    #[pyo3(signature = (inputs, out_dir, formats, quality="medium", on_progress=None, width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, cancel=None, resolution=None, keep_largest=false))]
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
@@ -113,6 +120,8 @@ impl PyBatchProcessor {
         max_error: Option<f32>,
         max_triangles: Option<usize>,
         cancel: Option<PyRef<'_, PyCancelToken>>,
+        resolution: Option<usize>,
+        keep_largest: bool,
     ) -> PyResult<Vec<PyJobResult>> {
         let shape = ShapeArgs {
             quality: quality.to_owned(),
@@ -122,6 +131,8 @@ impl PyBatchProcessor {
             solid,
             max_error,
             max_triangles,
+            resolution,
+            keep_largest,
         };
         let settings = shape.settings(parse_formats(&formats)?)?;
         let sources: Vec<PendingSource> = inputs
@@ -152,10 +163,10 @@ impl PyBatchProcessor {
 
     fn __repr__(&self) -> String {
         format!(
-            "BatchProcessor(slots={}, device={:?}, depth={:?})",
+            "BatchProcessor(slots={}, device={:?}, method={:?})",
             self.inner.slots(),
             self.inner.device().to_string(),
-            self.depth()
+            self.method()
         )
     }
 }

@@ -19,7 +19,12 @@ pub(crate) struct PyJobResult {
     pub error: Option<String>,
     pub code: Option<String>,
     pub depth: Option<String>,
+    /// How the shape was made (`relief`, `inflate`, `depth-anything`, `triposr`).
+    pub method: Option<String>,
     pub mask: Option<String>,
+    /// The marching-cubes grid of an object (`None` for reliefs).
+    pub resolution: Option<usize>,
+    pub warnings: Vec<String>,
     pub triangles: usize,
     pub watertight: bool,
     pub seconds: f64,
@@ -49,7 +54,10 @@ impl From<JobResult> for PyJobResult {
             error: r.error,
             code: r.code.map(str::to_owned),
             depth: r.depth.map(str::to_owned),
+            method: r.method.map(str::to_owned),
             mask,
+            resolution: r.resolution,
+            warnings: r.warnings,
             triangles: r.triangles,
             watertight: r.watertight,
             seconds: r.seconds,
@@ -75,7 +83,10 @@ impl PyJobResult {
         d.set_item("error", &self.error)?;
         d.set_item("code", &self.code)?;
         d.set_item("depth", &self.depth)?;
+        d.set_item("method", &self.method)?;
         d.set_item("mask", &self.mask)?;
+        d.set_item("resolution", self.resolution)?;
+        d.set_item("warnings", &self.warnings)?;
         d.set_item("triangles", self.triangles)?;
         d.set_item("watertight", self.watertight)?;
         d.set_item("seconds", self.seconds)?;
@@ -86,11 +97,11 @@ impl PyJobResult {
         match &self.error {
             Some(e) => format!("JobResult(input={:?}, status={:?}, code={:?}, error={:?})", self.input, self.status, self.code.as_deref().unwrap_or(""), e),
             None => format!(
-                "JobResult(input={:?}, status={:?}, outputs={:?}, depth={:?}, triangles={}, seconds={:.3})",
+                "JobResult(input={:?}, status={:?}, outputs={:?}, method={:?}, triangles={}, seconds={:.3})",
                 self.input,
                 self.status,
                 self.outputs,
-                self.depth.as_deref().unwrap_or(""),
+                self.method.as_deref().unwrap_or(""),
                 self.triangles,
                 self.seconds
             ),

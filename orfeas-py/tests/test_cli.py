@@ -60,3 +60,18 @@ def test_usage_errors_exit_2(tmp_path: Path, examples: Path) -> None:
     empty.mkdir()
     proc = run_cli(["generate", str(empty), "-o", str(tmp_path / "o")])
     assert proc.returncode == 2 and "no images found" in proc.stderr
+
+
+def test_objects_with_the_tiny_triposr_and_the_method_flags(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parents[2] / "orfeas-core" / "tests" / "fixtures" / "triposr"
+    proc = run_cli([
+        "generate", str(fixture / "input_border.png"), "-o", str(tmp_path), "--method", "triposr",
+        "--weights", str(fixture / "tiny"), "--resolution", "24", "--keep-largest", "--format", "stl,field.npy", "--json",
+    ])
+    assert proc.returncode == 0, proc.stderr
+    (job,) = json.loads(proc.stdout)["jobs"]
+    assert job["method"] == job["depth"] == "triposr" and job["resolution"] == 24 and job["watertight"]
+    assert job["warnings"] == ["foreground touches the image border: the object may be cut off"]
+    assert "warning" in proc.stderr
+    conflict = run_cli(["generate", str(fixture / "input.png"), "-o", str(tmp_path), "--method", "triposr", "--depth", "relief"])
+    assert conflict.returncode == 2 and "disagree" in conflict.stderr

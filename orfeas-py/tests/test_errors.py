@@ -20,6 +20,8 @@ EXPECTED = {
     "ERR_MESHING": (orfeas.MeshingError, orfeas.OrfeasError),
     "ERR_EXPORT": (orfeas.ExportError, orfeas.OrfeasError),
     "ERR_WEIGHTS_NOT_FOUND": (orfeas.WeightsNotFoundError, OSError),
+    "ERR_WEIGHTS_INVALID": (orfeas.WeightsInvalidError, ValueError),
+    "ERR_NO_FOREGROUND": (orfeas.NoForegroundError, ValueError),
     "ERR_DEVICE": (orfeas.DeviceError, orfeas.OrfeasError),
     "ERR_FEATURE_DISABLED": (orfeas.FeatureDisabledError, orfeas.OrfeasError),
     "ERR_CANCELLED": (orfeas.CancelledError, orfeas.OrfeasError),
@@ -69,7 +71,7 @@ def test_missing_file_raises_io_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"slots": 0}, {"depth": "magic"}, {"device": "tpu"}],
+    [{"slots": 0}, {"depth": "magic"}, {"device": "tpu"}, {"method": "nerf"}, {"depth": "triposr"}, {"method": "triposr", "depth": "relief"}],
 )
 def test_bad_processor_arguments_raise_invalid_input(kwargs: dict) -> None:
     with pytest.raises(orfeas.InvalidInputError) as info:

@@ -86,9 +86,13 @@ impl From<OrfeasError> for ApiError {
             OrfeasError::UnsupportedFormat { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             OrfeasError::ImageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             OrfeasError::Cancelled => StatusCode::CONFLICT,
+            // The server cannot do this (yet): its weights are missing or unusable.
             OrfeasError::WeightsNotFound(_)
+            | OrfeasError::WeightsInvalid { .. }
             | OrfeasError::Device(_)
             | OrfeasError::FeatureDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // A valid image that holds nothing to reconstruct.
+            OrfeasError::NoForeground { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.code(), e.to_string())

@@ -50,7 +50,10 @@ pub fn complete(job: &JobRecord) -> EventText {
             "outputs": view.outputs,
             "triangles": view.triangles,
             "depth": view.depth,
+            "method": view.method,
+            "mask": view.mask,
             "watertight": view.watertight,
+            "warnings": view.warnings,
             "seconds": view.seconds,
         }),
     )

@@ -5,7 +5,7 @@
 export const TERMINAL = new Set(['complete', 'error', 'cancelled']);
 
 /** Fields a job gets when it finishes; a non-final payload never overrides them. */
-const FINISH_FIELDS = new Set(['outputs', 'error', 'code', 'triangles', 'seconds', 'depth', 'finished_at']);
+const FINISH_FIELDS = new Set(['outputs', 'error', 'code', 'triangles', 'seconds', 'depth', 'method', 'mask', 'warnings', 'finished_at']);
 
 /** Maps the spellings a server might use onto the five card states of docs/reference.md §3. */
 export function normaliseStatus(status, stage) {
@@ -59,6 +59,9 @@ export function toJob(raw) {
   if (raw.triangles !== undefined && raw.triangles !== null) job.triangles = Number(raw.triangles);
   if (raw.seconds !== undefined && raw.seconds !== null) job.seconds = Number(raw.seconds);
   if (raw.depth !== undefined) job.depth = raw.depth;
+  if (raw.method !== undefined) job.method = raw.method;
+  if (raw.mask !== undefined) job.mask = raw.mask;
+  if (Array.isArray(raw.warnings)) job.warnings = raw.warnings.map(String);
   if (raw.created_at !== undefined) job.created_at = raw.created_at;
   if (raw.finished_at !== undefined) job.finished_at = raw.finished_at;
   return job;

@@ -11,6 +11,12 @@ const STATUS_LABEL = {
 /** Formats the viewer can show, best first. */
 const PREVIEWABLE = ['glb', 'stl'];
 
+/** What a finished card says it made: a full object, or a relief and the estimator that ran. */
+function doneLabel(job) {
+  if (job.method === 'triposr') return 'Done · full 3D object';
+  return job.depth ? `Done · ${job.depth} relief` : 'Done';
+}
+
 function timeOf(value) {
   if (value === null || value === undefined || value === '') return NaN;
   if (typeof value === 'number') return value < 1e12 ? value * 1000 : value;
@@ -237,6 +243,7 @@ export class JobBoard {
     refs.stage = el('span', { class: 'job-stage', 'data-testid': 'job-stage' });
     refs.facts = el('span', { class: 'job-facts' });
     refs.error = el('p', { class: 'job-error', 'data-testid': 'job-error', hidden: true });
+    refs.warning = el('p', { class: 'job-warning', 'data-testid': 'job-warning', hidden: true });
     refs.actions = el('div', { class: 'job-actions' });
     const root = el('article', { class: 'job', 'data-testid': 'job-card', 'aria-labelledby': nameId },
       refs.thumb,
@@ -244,7 +251,7 @@ export class JobBoard {
         el('div', { class: 'job-title' }, refs.name, refs.badge),
         refs.progress,
         el('div', { class: 'job-meta' }, refs.stage, refs.facts),
-        refs.error),
+        refs.error, refs.warning),
       refs.actions);
     root.dataset.jobId = job.job_id;
     return { root, refs, actionsKey: null, thumbUrl: undefined };
@@ -278,7 +285,7 @@ export class JobBoard {
     let stage;
     if (job.status === 'processing') stage = `${stageLabel(job.stage) || 'Working'} · ${pct}%`;
     else if (job.status === 'queued') stage = 'Waiting for a free slot';
-    else if (job.status === 'complete') stage = job.depth ? `Done · ${job.depth} depth` : 'Done';
+    else if (job.status === 'complete') stage = doneLabel(job);
     else if (job.status === 'cancelled') stage = 'Cancelled';
     else stage = 'Failed';
     refs.stage.textContent = stage;
@@ -292,6 +299,9 @@ export class JobBoard {
     refs.error.hidden = !showError;
     refs.error.textContent = card.localError ?? (job.error || 'The job failed without a message.');
     if (job.code && !card.localError) refs.error.title = `error code ${job.code}`;
+    const warnings = job.status === 'complete' && Array.isArray(job.warnings) ? job.warnings : [];
+    refs.warning.hidden = warnings.length === 0;
+    refs.warning.textContent = warnings.join(' ');
 
     this.renderThumb(card, job);
     this.renderActions(card, job);

@@ -5,6 +5,9 @@
 // Frames: orfeas meshes are +Z up in millimetres; its GLB files are glTF's +Y up in metres
 // (docs/formats.md). STL geometry is turned into the GLB frame, so both lie flat like a tile on a
 // table, relief up, image top away from the viewer; the camera looks down on it at an angle.
+// A full 3D object (TripoSR) stands upright facing +Z, the photo's viewpoint: the camera starts
+// in front of it, a little above, and can orbit all the way round (no angle limits). Vertex
+// colours (GLB COLOR_0) are used as they are: GLTFLoader turns them on in the material.
 
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
@@ -70,7 +73,7 @@ export class ModelViewer {
 
   /**
    * Loads a model; resolves with facts about it. A newer call supersedes an older one still loading.
-   * @param {{url: string, format: 'glb'|'stl'}} source
+   * @param {{url: string, format: 'glb'|'stl', object?: boolean}} source
    */
   async load(source, onProgress = () => {}) {
     const token = ++this.loadToken;
@@ -91,11 +94,12 @@ export class ModelViewer {
       disposeObject(object);
       throw new Error('superseded');
     }
-    this.setModel(object);
+    this.setModel(object, Boolean(source.object));
     return this.describe(object);
   }
 
-  setModel(object) {
+  setModel(object, standing = false) {
+    this.standing = standing;
     if (this.model) {
       this.scene.remove(this.model);
       disposeObject(this.model);
@@ -121,14 +125,24 @@ export class ModelViewer {
     this.resetView();
   }
 
-  /** Frames the model: looking down at about 50°, image top away from the viewer. */
+  /**
+   * Frames the model. A relief: looking down at about 50°, image top away from the viewer. An
+   * object: from the front (+Z) and a little above, free to turn every way.
+   */
   resetView() {
     if (!this.box) return;
+    // No limits on either angle: the whole object (or the back of a relief) can be looked at.
+    this.controls.minPolarAngle = 0;
+    this.controls.maxPolarAngle = Math.PI;
+    this.controls.minAzimuthAngle = -Infinity;
+    this.controls.maxAzimuthAngle = Infinity;
     const sphere = this.box.getBoundingSphere(new THREE.Sphere());
     const radius = Math.max(sphere.radius, 1e-6);
     const fov = THREE.MathUtils.degToRad(this.camera.fov);
     const distance = (radius / Math.sin(fov / 2)) * (this.camera.aspect < 1 ? 1.25 / this.camera.aspect : 1.0);
-    const direction = new THREE.Vector3(0.18, 0.78, 0.62).normalize();
+    const direction = this.standing
+      ? new THREE.Vector3(0.35, 0.3, 0.89).normalize()
+      : new THREE.Vector3(0.18, 0.78, 0.62).normalize();
     this.camera.position.copy(sphere.center).addScaledVector(direction, distance);
     this.camera.near = distance / 100;
     this.camera.far = distance * 100;
@@ -158,17 +172,19 @@ export class ModelViewer {
     });
   }
 
-  /** Triangle count and size in millimetres (the GLB frame is metres). */
+  /** Triangle count, size in millimetres (the GLB frame is metres), whether vertex colours show. */
   describe(object) {
     let triangles = 0;
+    let vertexColors = false;
     object.traverse((node) => {
       if (!node.isMesh) return;
       const g = node.geometry;
       triangles += (g.index ? g.index.count : g.attributes.position.count) / 3;
+      if (g.hasAttribute('color') && [node.material].flat().some((m) => m.vertexColors)) vertexColors = true;
     });
     const size = new THREE.Box3().setFromObject(object).getSize(new THREE.Vector3()).multiplyScalar(1000);
     // In the +Y-up frame: x is the width, z the image height, y the thickness.
-    return { triangles: Math.round(triangles), widthMm: size.x, heightMm: size.z, thicknessMm: size.y };
+    return { triangles: Math.round(triangles), widthMm: size.x, heightMm: size.z, thicknessMm: size.y, vertexColors };
   }
 
   /** Draws one frame now (so callers can read pixels right after a load). */

@@ -19,7 +19,9 @@ const dom = {
   formError: $('form-error'),
   formats: $('format-select'),
   quality: $('quality-select'),
-  depth: $('depth-select'),
+  method: $('method-select'),
+  methodHint: $('method-hint'),
+  sizeHint: $('size-hint'),
   width: $('width-mm'),
   relief: $('depth-mm'),
   base: $('base-mm'),
@@ -66,7 +68,9 @@ function restoreSettings() {
   if (Array.isArray(saved.formats) && saved.formats.length) {
     for (const option of dom.formats.options) option.selected = saved.formats.includes(option.value);
   }
-  for (const [node, key] of [[dom.quality, 'quality'], [dom.depth, 'depth']]) {
+  // Settings saved before the shape choice existed name the same values under `depth`.
+  if (saved.method === undefined && typeof saved.depth === 'string') saved.method = saved.depth;
+  for (const [node, key] of [[dom.quality, 'quality'], [dom.method, 'method']]) {
     if (typeof saved[key] === 'string' && [...node.options].some((o) => o.value === saved[key])) node.value = saved[key];
   }
   for (const [node, key] of [[dom.width, 'width_mm'], [dom.relief, 'depth_mm'], [dom.base, 'base_mm']]) {
@@ -78,7 +82,7 @@ function readSettings() {
   return {
     formats: [...dom.formats.selectedOptions].map((o) => o.value),
     quality: dom.quality.value,
-    depth: dom.depth.value,
+    method: dom.method.value,
     width_mm: dom.width.valueAsNumber,
     depth_mm: dom.relief.valueAsNumber,
     base_mm: dom.base.valueAsNumber,
@@ -129,16 +133,18 @@ dom.form.addEventListener('submit', async (event) => {
   saveSettings(settings);
 
   const items = [...uploads.items];
+  const object = isObject(settings.method);
   uploading = true;
   updateStartButton(0);
   try {
     const answer = await submitBatch(items.map((i) => i.file), {
       format_type: settings.formats.join(','),
       quality: settings.quality,
-      depth: settings.depth,
+      method: settings.method,
       width_mm: settings.width_mm,
-      depth_mm: settings.depth_mm,
-      base_mm: settings.base_mm,
+      // An object's size is its largest extent alone; relief and base are the 2.5D shape's.
+      depth_mm: object ? undefined : settings.depth_mm,
+      base_mm: object ? undefined : settings.base_mm,
       batch_size: Number.isFinite(dom.batchSize.valueAsNumber) ? dom.batchSize.valueAsNumber : undefined,
     }, (fraction) => updateStartButton(fraction));
     await acceptBatch(answer, items);
@@ -279,8 +285,10 @@ async function ensureViewer() {
 }
 
 async function showPreview(job) {
-  const output = PREVIEWABLE.map((f) => job.outputs.find((o) => o.format === f)).find(Boolean);
-  if (!output) return;
+  const found = PREVIEWABLE.map((f) => job.outputs.find((o) => o.format === f)).find(Boolean);
+  if (!found) return;
+  // An object is shown from the front and turns all the way round; a relief lies like a tile.
+  const output = { ...found, object: job.method === 'triposr' };
   previewRequested = true;
   dom.preview.dataset.state = 'loading';
   dom.preview.dataset.jobId = job.job_id;
@@ -297,6 +305,8 @@ async function showPreview(job) {
     setPreviewMessage(null);
     dom.preview.dataset.state = 'ready';
     dom.preview.dataset.format = output.format;
+    dom.preview.dataset.kind = output.object ? 'object' : 'relief';
+    dom.preview.dataset.vertexColors = String(facts.vertexColors);
     dom.preview.dataset.triangles = String(facts.triangles);
     for (const b of [dom.previewReset, dom.previewRotate, dom.previewWire]) b.disabled = false;
     const size = `${facts.widthMm.toFixed(0)} × ${facts.heightMm.toFixed(0)} × ${facts.thicknessMm.toFixed(1)} mm`;
@@ -330,31 +340,65 @@ for (const [button, apply] of [[dom.previewRotate, (on) => viewer?.setAutoRotate
 
 // ---------- start ----------
 
+const OBJECT_METHODS = new Set(['triposr']);
+const isObject = (method) => OBJECT_METHODS.has(method) || (method === '' && OBJECT_METHODS.has(serverMethod));
+let serverMethod = '';
+
+/** Why the server cannot run a method, shown beside the disabled choice. */
+function unavailableReason(method) {
+  if (method === 'triposr') {
+    return 'Full 3D object needs TripoSR weights on the server: run `orfeas fetch-model --model triposr` there and restart it (or start it with --method triposr --weights DIR).';
+  }
+  if (method === 'depth-anything') {
+    return 'Depth Anything needs weights on the server: run `orfeas fetch-model` there and restart it (or start it with --weights PATH).';
+  }
+  return `This server cannot run ${method}.`;
+}
+
 /**
- * The server loads one depth estimator at start-up and accepts only that one (or `auto`) per
- * request; other choices stay visible but disabled, with the flag that would enable them.
+ * `/api/health` lists the methods this server loaded weights for; the others stay visible but
+ * disabled, with what would enable them. Older servers only name their one `depth` method.
  */
-function limitDepthChoices(serverDepth) {
-  if (!serverDepth) return;
-  for (const option of dom.depth.options) {
+function limitMethodChoices(health) {
+  serverMethod = String(health.method ?? health.depth ?? '');
+  const runnable = Array.isArray(health.methods) ? new Set(health.methods.map(String)) : new Set(['auto', serverMethod]);
+  for (const option of dom.method.options) {
     if (!option.value) {
-      option.textContent = `Server default (${serverDepth})`;
+      option.textContent = serverMethod ? `Server default (${serverMethod})` : 'Server default';
       continue;
     }
-    const usable = option.value === 'auto' || option.value === serverDepth;
+    const usable = runnable.has(option.value);
     option.disabled = !usable;
-    option.title = usable ? '' : `Start the server with --depth ${option.value} to use this`;
+    option.title = usable ? '' : unavailableReason(option.value);
+    if (usable) delete option.dataset.reason;
+    else option.dataset.reason = option.title;
   }
-  if (dom.depth.selectedOptions[0]?.disabled) dom.depth.value = '';
+  if (dom.method.selectedOptions[0]?.disabled) dom.method.value = '';
+  updateShapeFields();
 }
+
+/** The relief-only size fields are off while an object is chosen; the hint says why. */
+function updateShapeFields() {
+  const object = isObject(dom.method.value);
+  dom.relief.disabled = object;
+  dom.base.disabled = object;
+  dom.sizeHint.textContent = object
+    ? "A full 3D object's largest side is the width; relief and base are for reliefs."
+    : "Height follows the image's aspect ratio.";
+  const reason = [...dom.method.options].find((o) => o.value === 'triposr')?.dataset.reason;
+  dom.methodHint.textContent = reason ?? 'A relief has a flat back; a full 3D object (TripoSR) has every side.';
+}
+
+dom.method.addEventListener('change', () => updateShapeFields());
 
 async function loadHealth() {
   try {
     const health = await getHealth();
-    const parts = [`orfeas ${health.version}`, health.device, `${health.slots} slot${health.slots === 1 ? '' : 's'}`, `${health.depth} depth`];
+    const method = health.method ?? health.depth;
+    const parts = [`orfeas ${health.version}`, health.device, `${health.slots} slot${health.slots === 1 ? '' : 's'}`, method ? `method ${method}` : ''];
     dom.serverInfo.textContent = parts.filter(Boolean).join(' · ');
+    limitMethodChoices(health);
     dom.serverInfo.dataset.ready = 'true';
-    limitDepthChoices(health.depth);
     if (Number.isInteger(health.slots) && health.slots > 0) {
       dom.batchSize.max = String(health.slots);
       dom.batchSize.placeholder = `All ${health.slots} slots`;
@@ -365,6 +409,7 @@ async function loadHealth() {
 }
 
 restoreSettings();
+updateShapeFields();
 updateStartButton();
 loadHealth();
 getGpuStats().then((s) => gpu.render(s)).catch((error) => gpu.unavailable(`No GPU reading: ${error.message}`));

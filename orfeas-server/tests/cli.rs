@@ -181,6 +181,12 @@ fn usage_errors_exit_with_two() {
         vec!["generate", d, "-o", d, "--width-mm", "-5"],
         vec!["generate", d, "-o", d, "--device", "cuda"],
         vec!["generate", "-o", d],
+        vec!["generate", d, "-o", d, "--method", "nerf"],
+        vec![
+            "generate", d, "-o", d, "--method", "triposr", "--depth", "relief",
+        ],
+        vec!["generate", d, "-o", d, "--format", "stl,field.npy"],
+        vec!["generate", d, "-o", d, "--resolution", "4"],
     ] {
         write_png(&dir.path().join("x.png"), 16);
         let out = orfeas().args(&args).output().expect("run orfeas");
@@ -256,6 +262,84 @@ fn depth_anything_runs_from_a_weights_directory_and_says_how_to_get_weights() {
         .expect("run orfeas");
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("fetch-model"));
+}
+
+#[test]
+fn full_objects_from_a_weights_directory_with_the_json_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_png(&dir.path().join("toy.png"), 48);
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../orfeas-core/tests/fixtures/triposr");
+    std::fs::copy(tiny.join("input_border.png"), dir.path().join("cut.png")).expect("copy");
+    let out = orfeas()
+        .current_dir(dir.path())
+        .args(["generate", "toy.png", "cut.png", "-o", "out", "--json"])
+        .args([
+            "--method",
+            "triposr",
+            "--resolution",
+            "32",
+            "--keep-largest",
+        ])
+        .args(["--format", "stl,glb,field.npy", "--width-mm", "60"])
+        .args(["--weights", tiny.join("tiny").to_str().expect("utf8")])
+        .output()
+        .expect("run orfeas");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc = json_of(&out);
+    assert_eq!(doc["complete"], 2, "{doc}");
+    for job in doc["jobs"].as_array().expect("jobs") {
+        assert_eq!(job["method"], "triposr", "{job}");
+        assert_eq!(job["depth"], "triposr");
+        assert_eq!(job["mask"], "alpha");
+        assert_eq!(job["resolution"], 32);
+        assert_eq!(job["watertight"], true);
+        assert!(job["triangles"].as_u64().is_some_and(|t| t > 0));
+    }
+    assert_eq!(doc["jobs"][0]["warnings"], serde_json::json!([]));
+    let warning = "foreground touches the image border: the object may be cut off";
+    assert_eq!(doc["jobs"][1]["warnings"], serde_json::json!([warning]));
+    assert!(
+        stderr.contains(warning),
+        "the terminal says it too: {stderr}"
+    );
+    let npy = std::fs::read(dir.path().join("out/toy.field.npy")).expect("field written");
+    assert_eq!(npy.len(), 128 + 32 * 32 * 32 * 4);
+
+    // Without weights: a usage error that says how to get them; nothing is written.
+    let missing = orfeas()
+        .current_dir(dir.path())
+        .args(["generate", "toy.png", "-o", "out2", "--method", "triposr"])
+        .output()
+        .expect("run orfeas");
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("fetch-model --model triposr"), "{stderr}");
+    assert!(!dir.path().join("out2").join("toy.stl").exists());
+    // An object has no depth map; a relief has no density field.
+    for args in [
+        ["--method", "triposr", "--format", "depth.npy"],
+        ["--depth", "relief", "--format", "field.npy"],
+    ] {
+        let out = orfeas()
+            .current_dir(dir.path())
+            .args(["generate", "toy.png", "-o", "out3"])
+            .args(args)
+            .output()
+            .expect("run orfeas");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn fetch_model_knows_triposr() {
+    let out = orfeas()
+        .args(["fetch-model", "--model", "no-such-model"])
+        .output()
+        .expect("run orfeas");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("triposr"), "{stderr}");
 }
 
 #[test]

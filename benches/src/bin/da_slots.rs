@@ -27,8 +27,8 @@ use candle_core::{Device, Tensor};
 use orfeas_benches::median;
 use orfeas_core::depth::depth_anything::{load_model, DepthAnythingV2};
 use orfeas_core::{
-    gpu_stats, BatchConfig, BatchProcessor, CancelToken, DepthMethod, GenerateSettings,
-    ImageSource, Job, JobStatus, NoProgress, Quality,
+    gpu_stats, BatchConfig, BatchProcessor, CancelToken, GenerateSettings, ImageSource, Job,
+    JobStatus, Method, NoProgress, Quality,
 };
 use serde_json::json;
 
@@ -234,7 +234,7 @@ fn pipeline(
 ) -> Result<(), BoxError> {
     let config = BatchConfig {
         slots,
-        depth: DepthMethod::DepthAnything,
+        method: Method::DepthAnything,
         device,
         weights: Some(weights.to_path_buf()),
         ..BatchConfig::default()

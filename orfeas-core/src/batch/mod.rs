@@ -85,10 +85,18 @@ pub struct JobResult {
     pub error: Option<String>,
     /// Stable code of the error (`ERR_…`), when there is one.
     pub code: Option<&'static str>,
-    /// The estimator that ran; `None` when the job stopped before choosing.
+    /// The estimator that ran (`triposr` for objects); `None` when the job stopped before
+    /// choosing.
     pub depth: Option<&'static str>,
+    /// How the shape was made (`relief`, `inflate`, `depth-anything`, `triposr`); `None` when
+    /// the job stopped before it was made.
+    pub method: Option<&'static str>,
     /// Where the foreground mask came from; `None` when the job stopped before masking.
     pub mask: Option<MaskSource>,
+    /// The marching-cubes grid of an object; `None` for reliefs.
+    pub resolution: Option<usize>,
+    /// What the user should know about the result (e.g. an object cut off by the frame).
+    pub warnings: Vec<String>,
     pub triangles: usize,
     pub watertight: bool,
     pub seconds: f64,

@@ -19,9 +19,9 @@ use crate::cancel::CancelToken;
 use crate::error::{OrfeasError, Result};
 use crate::export::OutputFile;
 use crate::image::ImageLimits;
-use crate::options::{DepthMethod, Device, GenerateSettings};
-use crate::pipeline::{export_model, image_to_model, DepthSetup, ModelReport};
-use crate::progress::{ProgressEvent, ProgressSink, Stage};
+use crate::options::{Device, GenerateSettings, Method};
+use crate::pipeline::{export_model, image_to_model, ModelReport, ShapeSetup};
+use crate::progress::{ProgressEvent, ProgressSink, Stage, StagePlan};
 
 /// How a [`BatchProcessor`] is set up; shared by all batches it runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,9 +30,14 @@ pub struct BatchConfig {
     pub slots: usize,
     /// Jobs waiting beyond the running ones before `run` blocks its caller (default 64).
     pub queue_capacity: usize,
-    pub depth: DepthMethod,
+    /// The method of batches whose settings name none; its weights must load (when it needs
+    /// any) before the processor starts.
+    pub method: Method,
+    /// Also load the other methods' models when their weights are in the Hugging Face cache,
+    /// so that batches may ask for any method (the server). Off: only `method`'s.
+    pub all_methods: bool,
     pub device: Device,
-    /// Model weights (file or directory) for `depth-anything`.
+    /// Model weights (file or directory) for `method`.
     pub weights: Option<std::path::PathBuf>,
     pub limits: ImageLimits,
     /// CPU threads shared by all slots (default: available cores).
@@ -44,7 +49,8 @@ impl Default for BatchConfig {
         Self {
             slots: 4,
             queue_capacity: 64,
-            depth: DepthMethod::Auto,
+            method: Method::Auto,
+            all_methods: false,
             device: Device::Auto,
             weights: None,
             limits: ImageLimits::default(),
@@ -73,8 +79,8 @@ impl std::fmt::Debug for BatchProcessor {
 struct Shared {
     config: BatchConfig,
     device: Device,
-    /// The depth method with its model loaded once, shared by every slot.
-    depth: DepthSetup,
+    /// The methods with their models loaded once, shared by every slot.
+    setup: ShapeSetup,
     pool: rayon::ThreadPool,
     queue: Mutex<Queue>,
     task_ready: Condvar,
@@ -128,9 +134,10 @@ impl BatchProcessor {
             )));
         }
         let device = config.device.resolve()?;
-        let depth = DepthSetup::resolve_on(
-            config.depth,
+        let setup = ShapeSetup::resolve_on(
+            config.method,
             config.weights.as_deref(),
+            config.all_methods,
             device,
             config.slots,
         )?;
@@ -150,7 +157,7 @@ impl BatchProcessor {
         let shared = Arc::new(Shared {
             config,
             device,
-            depth,
+            setup,
             pool,
             queue: Mutex::new(Queue::default()),
             task_ready: Condvar::new(),
@@ -194,6 +201,17 @@ impl BatchProcessor {
         &self.shared.config
     }
 
+    /// The methods batches can run with the models this processor loaded.
+    pub fn available_methods(&self) -> Vec<Method> {
+        self.shared.setup.available_methods()
+    }
+
+    /// Whether a batch may ask for `method`: `Ok`, or the error its jobs would fail with
+    /// (`ERR_WEIGHTS_NOT_FOUND` saying how to get the weights).
+    pub fn check_available(&self, method: Method) -> Result<()> {
+        self.shared.setup.generator(method).map(|_| ())
+    }
+
     /// Runs `jobs` and returns their results in input order. One job's failure, panic or
     /// cancellation stays in that job. Errors only for settings that no job could use.
     pub fn run(
@@ -217,6 +235,7 @@ impl BatchProcessor {
         cancel: &CancelToken,
     ) -> Result<Vec<JobResult>> {
         settings.validate()?;
+        settings.check_method(settings.method_or(self.shared.config.method))?;
         assign_stems(&mut jobs, &settings.formats);
         let total = jobs.len();
         let (tx, rx) = mpsc::channel();
@@ -352,7 +371,16 @@ fn process(shared: &Shared, task: Task) {
     };
     let seconds = started.elapsed().as_secs_f64();
     let depth_used = report.as_ref().map(|r| r.depth);
+    let method_used = report.as_ref().map(|r| r.method);
     let mask = report.as_ref().map(|r| r.mask);
+    let warnings = report
+        .as_ref()
+        .map(|r| r.warnings.clone())
+        .unwrap_or_default();
+    let resolution = report
+        .as_ref()
+        .and_then(|r| r.object())
+        .map(|o| o.resolution);
 
     let result = match outcome {
         Ok(outputs) => {
@@ -367,7 +395,10 @@ fn process(shared: &Shared, task: Task) {
                 outputs: outputs.clone(),
                 triangles,
                 depth: depth_used.unwrap_or_default().to_owned(),
+                method: method_used.unwrap_or_default().to_owned(),
+                mask,
                 watertight,
+                warnings: warnings.clone(),
                 seconds,
             });
             batch.emit(batch.tally.shift(from, Phase::Complete));
@@ -379,7 +410,10 @@ fn process(shared: &Shared, task: Task) {
                 error: None,
                 code: None,
                 depth: depth_used,
+                method: method_used,
                 mask,
+                resolution,
+                warnings,
                 triangles,
                 watertight,
                 seconds,
@@ -401,7 +435,10 @@ fn process(shared: &Shared, task: Task) {
                 error: Some(e.to_string()),
                 code: Some(e.code()),
                 depth: depth_used,
+                method: method_used,
                 mask,
+                resolution,
+                warnings: warnings.clone(),
                 triangles: 0,
                 watertight: false,
                 seconds,
@@ -426,7 +463,10 @@ fn process(shared: &Shared, task: Task) {
                 error: Some(e.to_string()),
                 code: Some(e.code()),
                 depth: depth_used,
+                method: method_used,
                 mask,
+                resolution,
+                warnings: warnings.clone(),
                 triangles: 0,
                 watertight: false,
                 seconds,
@@ -458,13 +498,14 @@ fn run_one(
     let model = image_to_model(
         &job.input,
         &batch.settings,
-        &shared.depth,
+        &shared.setup,
         &shared.config.limits,
         cancel,
         &mut on_stage,
     )?;
     *report = Some(model.report.clone());
-    on_stage(Stage::Exporting, Stage::Exporting.start_percent());
+    let plan = StagePlan::for_method(batch.settings.method_or(shared.config.method));
+    on_stage(Stage::Exporting, plan.start(Stage::Exporting));
     std::fs::create_dir_all(&job.out_dir).map_err(|e| OrfeasError::io(&job.out_dir, e))?;
     let stem = job
         .stem

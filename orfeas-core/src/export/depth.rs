@@ -66,29 +66,9 @@ pub(super) fn encode_png16(format: MeshFormat, map: &HeightMap) -> Result<Vec<u8
     Ok(png)
 }
 
-/// NumPy `.npy` version 1.0: float32 little-endian, shape `(height, width)`, C order.
-///
-/// The header (magic, version, length, dict, padding, `\n`) is a multiple of 64 bytes, as
-/// NumPy writes it, so the data is aligned for memory mapping.
+/// NumPy `.npy`: float32, shape `(height, width)`, row 0 the image's top row.
 pub(super) fn write_npy(map: &HeightMap, out: &mut dyn Write) -> io::Result<()> {
-    let mut dict = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        map.height, map.width
-    );
-    let unpadded = 10 + dict.len() + 1;
-    dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
-    dict.push('\n');
-    let len = u16::try_from(dict.len()).map_err(|_| io::Error::other("npy header too long"))?;
-    out.write_all(b"\x93NUMPY\x01\x00")?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(dict.as_bytes())?;
-    let mut chunk = Vec::with_capacity(1 << 14);
-    for values in map.data.chunks(4096) {
-        chunk.clear();
-        chunk.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        out.write_all(&chunk)?;
-    }
-    Ok(())
+    super::npy::write_f32(&[map.height as usize, map.width as usize], &map.data, out)
 }
 
 #[cfg(test)]

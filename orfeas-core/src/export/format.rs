@@ -36,11 +36,14 @@ pub enum MeshFormat {
     /// The raw height map as a NumPy `.npy` float32 array.
     #[serde(rename = "depth.npy")]
     DepthNpy,
+    /// A full 3D object's density field as a NumPy `.npy` float32 `[R, R, R]` array.
+    #[serde(rename = "field.npy")]
+    FieldNpy,
 }
 
 impl MeshFormat {
     /// Every format, in the order they are listed to users.
-    pub const ALL: [MeshFormat; 8] = [
+    pub const ALL: [MeshFormat; 9] = [
         Self::Stl,
         Self::StlAscii,
         Self::Obj,
@@ -49,6 +52,7 @@ impl MeshFormat {
         Self::ThreeMf,
         Self::Depth16,
         Self::DepthNpy,
+        Self::FieldNpy,
     ];
 
     /// The name accepted by [`FromStr`] and used in results (`stl`, `stl-ascii`, ..., `depth.npy`).
@@ -62,6 +66,7 @@ impl MeshFormat {
             Self::ThreeMf => "3mf",
             Self::Depth16 => "depth16",
             Self::DepthNpy => "depth.npy",
+            Self::FieldNpy => "field.npy",
         }
     }
 
@@ -75,6 +80,7 @@ impl MeshFormat {
             Self::ThreeMf => "3mf",
             Self::Depth16 => "depth16.png",
             Self::DepthNpy => "depth.npy",
+            Self::FieldNpy => "field.npy",
         }
     }
 
@@ -87,13 +93,24 @@ impl MeshFormat {
             Self::Ply => "application/x-ply",
             Self::ThreeMf => "model/3mf",
             Self::Depth16 => "image/png",
-            Self::DepthNpy => "application/x-npy",
+            Self::DepthNpy | Self::FieldNpy => "application/x-npy",
         }
     }
 
-    /// Whether the format is written from the mesh (`false`: from the height map).
+    /// Whether the format is written from the mesh (`false`: from the height map or the
+    /// density field).
     pub fn needs_mesh(self) -> bool {
-        !matches!(self, Self::Depth16 | Self::DepthNpy)
+        !self.is_depth() && !self.is_field()
+    }
+
+    /// Whether the format is a relief's depth map (`depth16`, `depth.npy`).
+    pub fn is_depth(self) -> bool {
+        matches!(self, Self::Depth16 | Self::DepthNpy)
+    }
+
+    /// Whether the format is an object's density field (`field.npy`).
+    pub fn is_field(self) -> bool {
+        self == Self::FieldNpy
     }
 
     /// Parses a comma-separated list (`"stl,glb"`), ignoring blanks and repeated entries.
@@ -117,7 +134,7 @@ impl MeshFormat {
         Ok(out)
     }
 
-    /// `stl, stl-ascii, obj, glb, ply, depth16, depth.npy`, for messages.
+    /// `stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy, field.npy`, for messages.
     fn valid_names() -> String {
         Self::ALL.map(Self::as_str).join(", ")
     }
@@ -139,6 +156,7 @@ impl FromStr for MeshFormat {
             "3mf" => Ok(Self::ThreeMf),
             "depth16" | "depth16.png" => Ok(Self::Depth16),
             "depth.npy" | "npy" => Ok(Self::DepthNpy),
+            "field.npy" => Ok(Self::FieldNpy),
             _ => Err(OrfeasError::InvalidInput(format!(
                 "unknown output format {:?}; expected one of {}",
                 s.trim(),
@@ -172,6 +190,11 @@ mod tests {
             Some(MeshFormat::StlAscii)
         );
         assert_eq!(MeshFormat::Depth16.extension(), "depth16.png");
+        assert_eq!(
+            "Field.NPY".parse::<MeshFormat>().ok(),
+            Some(MeshFormat::FieldNpy)
+        );
+        assert!(!MeshFormat::FieldNpy.needs_mesh() && MeshFormat::FieldNpy.is_field());
     }
 
     #[test]

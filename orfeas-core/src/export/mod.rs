@@ -9,9 +9,11 @@
 //! can then only fail with an `io::Error`, which [`save`] reports with the path it concerns.
 
 mod depth;
+mod field;
 mod format;
 mod glb;
 mod normals;
+mod npy;
 mod obj;
 mod ply;
 mod save;
@@ -27,6 +29,7 @@ use serde::Serialize;
 use crate::depth::HeightMap;
 use crate::error::{OrfeasError, Result};
 use crate::mesh::{Mesh, Texture};
+use crate::models::triposr::DensityGrid;
 
 pub use format::MeshFormat;
 
@@ -50,6 +53,8 @@ pub struct ExportInput<'a> {
     pub texture: Option<&'a Texture>,
     /// Raw estimator output at the original image resolution (for the depth formats).
     pub depth: Option<&'a HeightMap>,
+    /// An object's density field (for `field.npy`).
+    pub field: Option<&'a DensityGrid>,
 }
 
 impl<'a> ExportInput<'a> {
@@ -59,6 +64,7 @@ impl<'a> ExportInput<'a> {
             mesh,
             texture: None,
             depth: None,
+            field: None,
         }
     }
 }
@@ -162,7 +168,19 @@ fn parts<'a>(
 ) -> Result<Vec<Part<'a>>> {
     let name = format.as_str();
     let ext = format.extension();
-    if !format.needs_mesh() {
+    if format.is_field() {
+        let grid = input.field.ok_or_else(|| {
+            export_error(
+                format,
+                "no density field was given (field.npy exports a full 3D object's field)",
+            )
+        })?;
+        field::check(grid)?;
+        return Ok(vec![Part::new(name, ext, move |out| {
+            field::write_npy(grid, out)
+        })]);
+    }
+    if format.is_depth() {
         let map = input.depth.ok_or_else(|| {
             export_error(
                 format,

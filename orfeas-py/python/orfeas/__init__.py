@@ -35,8 +35,10 @@ from .errors import (
     InvalidInputError,
     IoError,
     MeshingError,
+    NoForegroundError,
     OrfeasError,
     UnsupportedFormatError,
+    WeightsInvalidError,
     WeightsNotFoundError,
 )
 
@@ -52,22 +54,26 @@ def _format_list(formats: Union[str, Sequence[str]]) -> List[str]:
 
 
 class BatchProcessor:
-    """Runs batches on ``slots`` concurrent slots; a Depth Anything model (when used) is loaded
-    once here and shared by every batch. Safe to use from several threads at once.
+    """Runs batches on ``slots`` concurrent slots; the method's model (Depth Anything or
+    TripoSR, when used) is loaded once here and shared by every batch. Safe to use from several
+    threads at once.
 
-    ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. ``depth``: ``auto``, ``relief``,
-    ``inflate`` or ``depth-anything``. ``weights``: a weights file or directory for
-    ``depth-anything`` (else the Hugging Face cache is searched). ``threads``: CPU threads
-    shared by all slots (default: every core).
+    ``method``: ``auto``, ``relief``, ``inflate``, ``depth-anything`` (2.5D reliefs) or
+    ``triposr`` (a full 3D object); ``depth`` is its alias for the 2.5D values (give one, or
+    both agreeing). ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. ``weights``: the
+    method's weights, a file or directory (Depth Anything: transformers layout or the authors'
+    ``.pth``; TripoSR: ``config.yaml`` + ``model.ckpt``); else the Hugging Face cache is
+    searched. ``threads``: CPU threads shared by all slots (default: every core).
     """
 
     def __init__(
         self,
         slots: int = 4,
         device: str = "auto",
-        depth: str = "auto",
+        depth: Optional[str] = None,
         weights: Optional[PathLike] = None,
         threads: Optional[int] = None,
+        method: Optional[str] = None,
     ) -> None:
         self._native = _orfeas.BatchProcessor(
             slots=slots,
@@ -75,6 +81,7 @@ class BatchProcessor:
             depth=depth,
             weights=None if weights is None else os.fspath(weights),
             threads=threads,
+            method=method,
         )
 
     @property
@@ -88,8 +95,13 @@ class BatchProcessor:
         return self._native.device
 
     @property
+    def method(self) -> str:
+        """The requested method (``auto``, ..., ``triposr``)."""
+        return self._native.method
+
+    @property
     def depth(self) -> str:
-        """The requested depth method."""
+        """The requested method under its 2.5D name (the same value as :attr:`method`)."""
         return self._native.depth
 
     @property
@@ -121,6 +133,8 @@ class BatchProcessor:
         max_triangles: Optional[int] = None,
         recursive: bool = False,
         cancel: Optional[CancelToken] = None,
+        resolution: Optional[int] = None,
+        keep_largest: bool = False,
     ) -> List[JobResult]:
         """Converts every input into ``<out_dir>/<stem>.<ext>`` files; one :class:`JobResult` per
         image, in input order. A bad image fails its own job only.
@@ -132,7 +146,10 @@ class BatchProcessor:
         logged on the ``orfeas`` logger and the batch goes on. Ctrl-C cancels the batch and
         raises ``KeyboardInterrupt`` once the slots stopped; ``cancel`` does the same from
         another thread (cancelled jobs come back with status ``"cancelled"``).
-        Raises :class:`InvalidInputError` for arguments no job could use.
+        ``resolution`` (objects): the marching-cubes grid, default from ``quality`` (low 128,
+        medium 192, high 256); ``keep_largest`` keeps only an object's largest part.
+        Raises :class:`InvalidInputError` for arguments no job could use (also formats the
+        method cannot make: ``depth16``/``depth.npy`` of an object, ``field.npy`` of a relief).
         """
         return self._native.run(
             normalise_inputs(inputs, recursive),
@@ -147,6 +164,8 @@ class BatchProcessor:
             max_error=max_error,
             max_triangles=max_triangles,
             cancel=cancel,
+            resolution=resolution,
+            keep_largest=keep_largest,
         )
 
     async def run_async(
@@ -164,6 +183,8 @@ class BatchProcessor:
         max_triangles: Optional[int] = None,
         recursive: bool = False,
         cancel: Optional[CancelToken] = None,
+        resolution: Optional[int] = None,
+        keep_largest: bool = False,
     ) -> List[JobResult]:
         """:meth:`run` for asyncio: runs in the loop's default executor, delivers ``on_progress``
         on the event loop (``loop.call_soon_threadsafe``), and cancelling the awaiting task
@@ -193,6 +214,8 @@ class BatchProcessor:
                 max_error=max_error,
                 max_triangles=max_triangles,
                 cancel=token,
+                resolution=resolution,
+                keep_largest=keep_largest,
             ),
         )
         try:
@@ -210,7 +233,7 @@ class BatchProcessor:
 def image_to_mesh(
     image: ImageInput,
     quality: str = "medium",
-    depth: str = "auto",
+    depth: Optional[str] = None,
     weights: Optional[PathLike] = None,
     device: str = "auto",
     width_mm: float = 100.0,
@@ -221,8 +244,16 @@ def image_to_mesh(
     max_triangles: Optional[int] = None,
     on_progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
+    method: Optional[str] = None,
+    resolution: Optional[int] = None,
+    keep_largest: bool = False,
 ) -> Mesh:
     """One image (path, bytes, numpy array, PIL image) to a :class:`Mesh`, without writing files.
+
+    ``method`` (or its 2.5D alias ``depth``) as for :class:`BatchProcessor`; ``weights`` are the
+    method's. An object (``method="triposr"``) keeps its density field for
+    ``mesh.to_bytes("field.npy")``; ``resolution`` and ``keep_largest`` as for
+    :meth:`BatchProcessor.run`. :class:`NoForegroundError` when the image holds no object.
 
     Raises the matching :class:`OrfeasError` subclass when the image cannot be used (e.g.
     :class:`UnsupportedFormatError`, a ``ValueError``), :class:`CancelledError` when ``cancel``
@@ -242,6 +273,9 @@ def image_to_mesh(
         max_triangles=max_triangles,
         on_progress=on_progress,
         cancel=cancel,
+        method=method,
+        resolution=resolution,
+        keep_largest=keep_largest,
     )
 
 
@@ -282,8 +316,10 @@ __all__ = [
     "JobResult",
     "Mesh",
     "MeshingError",
+    "NoForegroundError",
     "OrfeasError",
     "UnsupportedFormatError",
+    "WeightsInvalidError",
     "WeightsNotFoundError",
     "__version__",
     "collect_paths",

@@ -30,11 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="convert images (files or directories) into mesh files")
     gen.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories of images")
     gen.add_argument("-o", "--out", dest="out_dir", required=True, metavar="OUT_DIR", help="output directory (created if missing)")
-    gen.add_argument("-f", "--format", default="stl", help="comma-separated: stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy")
+    gen.add_argument("-f", "--format", default="stl", help="comma-separated: stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy, field.npy")
     gen.add_argument("-q", "--quality", default="medium", help="low, medium or high")
     gen.add_argument("--slots", type=int, default=4, help="jobs processed at once")
-    gen.add_argument("--depth", default="auto", help="auto, relief, inflate or depth-anything")
-    gen.add_argument("--weights", default=None, metavar="PATH", help="model weights (file or directory) for depth-anything")
+    gen.add_argument("--method", default=None, help="auto, relief, inflate, depth-anything (2.5D reliefs) or triposr (a full 3D object)")
+    gen.add_argument("--depth", default=None, help="alias of --method for auto, relief, inflate or depth-anything")
+    gen.add_argument("--weights", default=None, metavar="PATH", help="weights (file or directory) for the chosen method")
     gen.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     gen.add_argument("--width-mm", type=float, default=100.0, help="model width in millimetres")
     gen.add_argument("--depth-mm", type=float, default=20.0, help="relief height above the base, millimetres")
@@ -42,18 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--surface", action="store_true", help="write the open front surface instead of a closed solid")
     gen.add_argument("--max-error", type=float, default=None, help="meshing tolerance, fraction of the relief height")
     gen.add_argument("--max-triangles", type=int, default=None, help="triangle budget")
+    gen.add_argument("--resolution", type=int, default=None, metavar="N", help="marching-cubes grid of objects (low 128, medium 192, high 256)")
+    gen.add_argument("--keep-largest", action="store_true", help="keep only an object's largest connected part")
     gen.add_argument("-r", "--recursive", action="store_true", help="descend into subdirectories")
     gen.add_argument("--json", action="store_true", help="print one JSON summary on stdout at the end")
     return parser
 
 
-def summary(results: Sequence[JobResult], requested_depth: str, seconds: float) -> Dict[str, Any]:
-    """The ``--json`` document of ``orfeas generate``."""
+def summary(results: Sequence[JobResult], requested: str, seconds: float) -> Dict[str, Any]:
+    """The ``--json`` document of ``orfeas generate``; ``requested`` (the method asked for) stands
+    in for ``method`` and ``depth`` of jobs that stopped before the shape was made."""
     jobs: List[Dict[str, Any]] = []
     for r in results:
         job = r.to_dict()
         del job["job_id"]
-        job["depth"] = r.depth or requested_depth
+        job["depth"] = r.depth or requested
+        job["method"] = r.method or requested
         jobs.append(job)
     return {
         "jobs": jobs,
@@ -69,6 +74,8 @@ def _progress_line(event: Dict[str, Any]) -> None:
     name = event["event"]
     if name == "generation_complete":
         print(f"done  {event['input']}: {event['triangles']} triangles, {event['seconds']:.2f} s", file=sys.stderr)
+        for warning in event.get("warnings", []):
+            print(f"      warning: {event['input']}: {warning}", file=sys.stderr)
     elif name == "generation_error":
         print(f"error {event['input']}: {event['error']}", file=sys.stderr)
     elif name == "generation_cancelled":
@@ -82,7 +89,9 @@ def generate(args: argparse.Namespace) -> int:
         print("error: no images found in the given inputs", file=sys.stderr)
         return EXIT_USAGE
     try:
-        processor = BatchProcessor(slots=args.slots, device=args.device, depth=args.depth, weights=args.weights)
+        processor = BatchProcessor(
+            slots=args.slots, device=args.device, method=args.method, depth=args.depth, weights=args.weights
+        )
         results = processor.run(
             [str(p) for p in inputs],
             args.out_dir,
@@ -95,12 +104,14 @@ def generate(args: argparse.Namespace) -> int:
             solid=not args.surface,
             max_error=args.max_error,
             max_triangles=args.max_triangles,
+            resolution=args.resolution,
+            keep_largest=args.keep_largest,
         )
     except OrfeasError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     seconds = time.perf_counter() - started
-    doc = summary(results, args.depth, seconds)
+    doc = summary(results, processor.method, seconds)
     if args.json:
         print(json.dumps(doc))
     print(

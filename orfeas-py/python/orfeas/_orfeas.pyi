@@ -47,7 +47,13 @@ class JobResult:
     @property
     def depth(self) -> Optional[str]: ...
     @property
+    def method(self) -> Optional[str]: ...
+    @property
     def mask(self) -> Optional[str]: ...
+    @property
+    def resolution(self) -> Optional[int]: ...
+    @property
+    def warnings(self) -> List[str]: ...
     @property
     def triangles(self) -> int: ...
     @property
@@ -75,9 +81,15 @@ class Mesh:
     @property
     def depth(self) -> str: ...
     @property
+    def method(self) -> str: ...
+    @property
+    def resolution(self) -> Optional[int]: ...
+    @property
+    def warnings(self) -> List[str]: ...
+    @property
     def mask(self) -> str: ...
     @property
-    def max_error(self) -> float: ...
+    def max_error(self) -> Optional[float]: ...
     @property
     def bounds(self) -> Optional[Tuple[Tuple[float, float, float], Tuple[float, float, float]]]: ...
     def to_bytes(self, format: str = "stl") -> bytes: ...
@@ -90,14 +102,17 @@ class BatchProcessor:
         cls,
         slots: int = 4,
         device: str = "auto",
-        depth: str = "auto",
+        depth: Optional[str] = None,
         weights: Optional[Union[str, os.PathLike[str]]] = None,
         threads: Optional[int] = None,
+        method: Optional[str] = None,
     ) -> BatchProcessor: ...
     @property
     def slots(self) -> int: ...
     @property
     def device(self) -> str: ...
+    @property
+    def method(self) -> str: ...
     @property
     def depth(self) -> str: ...
     @property
@@ -119,12 +134,14 @@ class BatchProcessor:
         max_error: Optional[float] = None,
         max_triangles: Optional[int] = None,
         cancel: Optional[CancelToken] = None,
+        resolution: Optional[int] = None,
+        keep_largest: bool = False,
     ) -> List[JobResult]: ...
 
 def image_to_mesh(
     image: Any,
     quality: str = "medium",
-    depth: str = "auto",
+    depth: Optional[str] = None,
     weights: Optional[str] = None,
     device: str = "auto",
     width_mm: float = 100.0,
@@ -135,6 +152,9 @@ def image_to_mesh(
     max_triangles: Optional[int] = None,
     on_progress: Optional[Callable[[Dict[str, Any]], Any]] = None,
     cancel: Optional[CancelToken] = None,
+    method: Optional[str] = None,
+    resolution: Optional[int] = None,
+    keep_largest: bool = False,
 ) -> Mesh: ...
 def estimate_depth(
     image: Any,

@@ -2,7 +2,8 @@
 
 Every class derives from :class:`OrfeasError` and carries ``.code`` (``"ERR_..."``), the same
 code the CLI's ``--json`` report, the HTTP server and the Node package use. Classes for bad
-input also derive from :class:`ValueError`; those for files and weights from :class:`OSError`.
+input (including an image without a foreground and unusable weight files) also derive from
+:class:`ValueError`; those for files and missing weights from :class:`OSError`.
 """
 
 from __future__ import annotations
@@ -65,9 +66,24 @@ class ExportError(OrfeasError):
 
 
 class WeightsNotFoundError(OrfeasError, OSError):
-    """Depth Anything weights were asked for but are not available."""
+    """Model weights (Depth Anything, TripoSR) were asked for but are not available; the
+    message says how to get them."""
 
     code = "ERR_WEIGHTS_NOT_FOUND"
+
+
+class WeightsInvalidError(OrfeasError, ValueError):
+    """Model weights were found but cannot be used (unreadable, truncated, or not matching
+    their configuration); the message names the file and the first bad tensor."""
+
+    code = "ERR_WEIGHTS_INVALID"
+
+
+class NoForegroundError(OrfeasError, ValueError):
+    """The image holds no object to reconstruct (fully transparent, or nothing could be told
+    apart from the background)."""
+
+    code = "ERR_NO_FOREGROUND"
 
 
 class DeviceError(OrfeasError):
@@ -106,6 +122,8 @@ ERRORS_BY_CODE: Dict[str, Type[OrfeasError]] = {
         MeshingError,
         ExportError,
         WeightsNotFoundError,
+        WeightsInvalidError,
+        NoForegroundError,
         DeviceError,
         FeatureDisabledError,
         CancelledError,
@@ -137,8 +155,10 @@ __all__ = [
     "InvalidInputError",
     "IoError",
     "MeshingError",
+    "NoForegroundError",
     "OrfeasError",
     "UnsupportedFormatError",
+    "WeightsInvalidError",
     "WeightsNotFoundError",
     "error_from_code",
 ]

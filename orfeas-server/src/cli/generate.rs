@@ -18,7 +18,12 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(args: GenerateArgs) -> ExitCode {
     let started = Instant::now();
-    let settings = args.shape.settings(&args.format, args.quality);
+    let method = match args.method.method() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    let mut settings = args.shape.settings(&args.format, args.quality);
+    settings.method = Some(method);
     if let Err(e) = settings.validate() {
         return usage_error(e);
     }
@@ -35,9 +40,9 @@ pub fn run(args: GenerateArgs) -> ExitCode {
     }
     let config = BatchConfig {
         slots: args.slots,
-        depth: args.depth,
+        method,
         device: args.device,
-        weights: args.weights.clone(),
+        weights: args.method.weights.clone(),
         ..BatchConfig::default()
     };
     let processor = match BatchProcessor::new(config) {
@@ -76,7 +81,7 @@ pub fn run(args: GenerateArgs) -> ExitCode {
 
     let complete = summary::count(&results, JobStatus::Complete);
     if args.json {
-        let doc = summary::to_json(&results, args.depth.as_str(), seconds);
+        let doc = summary::to_json(&results, method.as_str(), seconds);
         #[allow(clippy::print_stdout)] // stdout carries exactly this document
         {
             println!("{doc}");

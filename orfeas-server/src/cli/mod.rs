@@ -11,7 +11,7 @@ mod summary;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use orfeas_core::{DepthMethod, Device, GenerateSettings, MeshFormat, Quality};
+use orfeas_core::{DepthMethod, Device, GenerateSettings, MeshFormat, Method, Quality};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,9 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Convert images (files or directories) into mesh files.
     Generate(GenerateArgs),
-    /// Download model weights (Depth Anything V2) into the Hugging Face cache.
+    /// Download model weights (Depth Anything V2, TripoSR) into the Hugging Face cache.
     FetchModel {
-        /// depth-anything-v2-small (Apache-2.0), -base or -large (CC-BY-NC-4.0).
+        /// depth-anything-v2-small (Apache-2.0), -base or -large (CC-BY-NC-4.0), or triposr
+        /// (MIT, about 1.7 GB).
         #[arg(long, default_value = "depth-anything-v2-small")]
         model: String,
     },
@@ -64,13 +65,9 @@ pub struct GenerateArgs {
     /// Jobs processed at once.
     #[arg(long, default_value_t = 4)]
     pub slots: usize,
-    /// Depth estimator: auto, relief, inflate or depth-anything.
-    #[arg(long, default_value = "auto", value_parser = parse_from_str::<DepthMethod>)]
-    pub depth: DepthMethod,
-    /// Model weights (file or directory) for depth-anything.
-    #[arg(long, value_name = "PATH")]
-    pub weights: Option<PathBuf>,
-    /// Where the depth model runs: auto, cpu, cuda or cuda:N.
+    #[command(flatten)]
+    pub method: MethodArgs,
+    /// Where the model runs: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = parse_from_str::<Device>)]
     pub device: Device,
     #[command(flatten)]
@@ -97,13 +94,11 @@ pub struct ServeArgs {
     /// Jobs processed at once.
     #[arg(long, default_value_t = 4)]
     pub slots: usize,
-    /// Depth estimator for every job: auto, relief, inflate or depth-anything.
-    #[arg(long, default_value = "auto", value_parser = parse_from_str::<DepthMethod>)]
-    pub depth: DepthMethod,
-    /// Model weights (file or directory) for depth-anything.
-    #[arg(long, value_name = "PATH")]
-    pub weights: Option<PathBuf>,
-    /// Where the depth model runs: auto, cpu, cuda or cuda:N.
+    /// The method of requests that name none (any method whose weights are found can be
+    /// asked for per request).
+    #[command(flatten)]
+    pub method: MethodArgs,
+    /// Where the models run: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = parse_from_str::<Device>)]
     pub device: Device,
     /// Default formats when a request names none.
@@ -124,6 +119,29 @@ pub struct ServeArgs {
     /// Most files in one batch.
     #[arg(long, default_value_t = 100)]
     pub max_files: usize,
+}
+
+/// How the shape is made, and where that method's weights are.
+#[derive(Debug, Clone, Args)]
+pub struct MethodArgs {
+    /// auto, relief, inflate, depth-anything (2.5D reliefs) or triposr (a full 3D object).
+    #[arg(long, value_parser = parse_from_str::<Method>)]
+    pub method: Option<Method>,
+    /// Alias of --method for the 2.5D estimators: auto, relief, inflate or depth-anything.
+    #[arg(long, value_parser = parse_from_str::<DepthMethod>)]
+    pub depth: Option<DepthMethod>,
+    /// Weights for the chosen method: for depth-anything (and auto) a transformers directory or
+    /// the authors' .pth; for triposr a directory with config.yaml + model.ckpt (or
+    /// model.safetensors).
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+}
+
+impl MethodArgs {
+    /// `--method`, or `--depth`, or both when they agree; `auto` when neither is given.
+    pub fn method(&self) -> Result<Method, orfeas_core::OrfeasError> {
+        Method::from_pair(self.method, self.depth)
+    }
 }
 
 fn parse_from_str<T: std::str::FromStr<Err = orfeas_core::OrfeasError>>(
@@ -170,6 +188,13 @@ pub struct ShapeArgs {
     /// Triangle budget (overrides the preset).
     #[arg(long)]
     pub max_triangles: Option<usize>,
+    /// Marching-cubes grid of full 3D objects (triposr; overrides the preset: low 128,
+    /// medium 192, high 256).
+    #[arg(long, value_name = "N")]
+    pub resolution: Option<usize>,
+    /// Keep only the largest connected part of an object (triposr), dropping floating bits.
+    #[arg(long)]
+    pub keep_largest: bool,
 }
 
 impl ShapeArgs {
@@ -189,6 +214,9 @@ impl ShapeArgs {
             depth_mm: self.depth_mm,
             base_mm: self.base_mm,
             solid: !self.surface,
+            method: None,
+            resolution: self.resolution,
+            keep_largest: self.keep_largest,
         }
     }
 }

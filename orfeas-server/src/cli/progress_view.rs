@@ -135,6 +135,7 @@ impl ProgressSink for View {
                 triangles,
                 seconds,
                 depth,
+                warnings,
                 ..
             } => {
                 let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
@@ -147,6 +148,9 @@ impl ProgressSink for View {
                     self.total,
                     files.join(", ")
                 ));
+                for warning in warnings {
+                    self.line(format!("        warning: {input}: {warning}"));
+                }
                 if let Some(b) = &self.bars {
                     b.release(job_id);
                     b.overall.inc(1);

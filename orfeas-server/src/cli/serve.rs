@@ -12,8 +12,18 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 pub fn run(args: ServeArgs) -> ExitCode {
+    let method = match args.method.method() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let defaults = args.shape.settings(&args.format, args.quality);
-    if let Err(e) = defaults.validate() {
+    if let Err(e) = defaults
+        .validate()
+        .and_then(|()| defaults.check_method(method))
+    {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
@@ -21,9 +31,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     config.defaults = defaults;
     config.batch = BatchConfig {
         slots: args.slots,
-        depth: args.depth,
+        method,
+        all_methods: true,
         device: args.device,
-        weights: args.weights.clone(),
+        weights: args.method.weights.clone(),
         ..BatchConfig::default()
     };
     config.limits = UploadLimits {
@@ -73,11 +84,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let local: Option<SocketAddr> = listener.local_addr().ok();
         let shown = local.map_or(addr.clone(), |a| a.to_string());
         eprintln!(
-            "orfeas serve: http://{shown}/ (data in {}, {} slots, device {}, depth {})",
+            "orfeas serve: http://{shown}/ (data in {}, {} slots, device {}, method {}; can run {})",
             state.data_dir().display(),
             state.processor().slots(),
             state.processor().device(),
-            state.processor().config().depth
+            state.processor().config().method,
+            state
+                .processor()
+                .available_methods()
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         match orfeas_server::serve(listener, state, shutdown_signal()).await {
             Ok(()) => {

@@ -4,7 +4,9 @@ use orfeas_core::{JobResult, JobStatus};
 use serde_json::{json, Value};
 
 /// One JSON document describing every job, in input order.
-pub fn to_json(results: &[JobResult], requested_depth: &str, seconds: f64) -> Value {
+/// `requested` (the method asked for) stands in for `method` and `depth` of jobs that stopped
+/// before the shape was made.
+pub fn to_json(results: &[JobResult], requested: &str, seconds: f64) -> Value {
     let jobs: Vec<Value> = results
         .iter()
         .map(|r| {
@@ -14,8 +16,11 @@ pub fn to_json(results: &[JobResult], requested_depth: &str, seconds: f64) -> Va
                 "status": r.status,
                 "error": r.error,
                 "code": r.code,
-                "depth": r.depth.unwrap_or(requested_depth),
+                "depth": r.depth.unwrap_or(requested),
+                "method": r.method.unwrap_or(requested),
                 "mask": r.mask,
+                "resolution": r.resolution,
+                "warnings": r.warnings,
                 "triangles": r.triangles,
                 "watertight": r.watertight,
                 "seconds": r.seconds,

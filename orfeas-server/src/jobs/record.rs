@@ -57,9 +57,19 @@ pub struct JobRecord {
     /// Stable code of the error (`ERR_…`).
     pub code: Option<String>,
     pub triangles: usize,
-    /// The depth estimator that ran.
+    /// The depth estimator that ran (`triposr` for objects).
     pub depth: Option<String>,
+    /// How the shape is made: the method asked for until the job completes, then the one that
+    /// ran (`auto` becomes the estimator it chose). Absent in job lists of older servers.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Where the foreground came from (`alpha`, `border`, `none`), once known.
+    #[serde(default)]
+    pub mask: Option<String>,
     pub watertight: bool,
+    /// What the user should know about the result (e.g. an object cut off by the frame).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Seconds the job spent in a slot.
     pub seconds: Option<f64>,
     /// Requested output formats and quality, for display.
@@ -128,7 +138,10 @@ pub struct JobView {
     pub code: Option<String>,
     pub triangles: usize,
     pub depth: Option<String>,
+    pub method: Option<String>,
+    pub mask: Option<String>,
     pub watertight: bool,
+    pub warnings: Vec<String>,
     pub seconds: Option<f64>,
     pub formats: Vec<String>,
     pub quality: String,
@@ -153,7 +166,10 @@ impl JobRecord {
             code: self.code.clone(),
             triangles: self.triangles,
             depth: self.depth.clone(),
+            method: self.method.clone(),
+            mask: self.mask.clone(),
             watertight: self.watertight,
+            warnings: self.warnings.clone(),
             seconds: self.seconds,
             formats: self.formats.clone(),
             quality: self.quality.clone(),

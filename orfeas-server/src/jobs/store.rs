@@ -287,7 +287,10 @@ impl JobStore {
                         outputs,
                         triangles,
                         depth,
+                        method,
+                        mask,
                         watertight,
+                        warnings,
                         seconds,
                         ..
                     } => {
@@ -307,7 +310,12 @@ impl JobStore {
                             .collect();
                         job.triangles = *triangles;
                         job.depth = Some(depth.clone());
+                        job.method = Some(method.clone());
+                        job.mask = mask
+                            .and_then(|m| serde_json::to_value(m).ok())
+                            .and_then(|v| v.as_str().map(str::to_owned));
                         job.watertight = *watertight;
+                        job.warnings = warnings.clone();
                         job.seconds = Some(*seconds);
                         job.finished_at = Some(now);
                         finished = true;

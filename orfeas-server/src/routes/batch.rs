@@ -49,9 +49,12 @@ pub async fn batch_generate(
     let request = crate::form::parse(
         &received.fields,
         &state.config().defaults,
-        processor.config().depth,
+        processor.config().method,
         processor.slots(),
     )?;
+    processor
+        .check_available(request.method)
+        .map_err(ApiError::from)?;
 
     let image_limits = processor.config().limits;
     let staged = received.files;
@@ -112,7 +115,10 @@ pub async fn batch_generate(
                 code: None,
                 triangles: 0,
                 depth: None,
+                method: Some(request.method.as_str().to_owned()),
+                mask: None,
                 watertight: false,
+                warnings: Vec::new(),
                 seconds: None,
                 formats: formats.clone(),
                 quality: settings.quality.as_str().into(),

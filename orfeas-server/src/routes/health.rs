@@ -13,7 +13,15 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "device": processor.device().to_string(),
         "slots": processor.slots(),
-        "depth": processor.config().depth.as_str(),
+        // The default method (`depth` is its old name, kept for 2.5D-only clients).
+        "method": processor.config().method.as_str(),
+        "depth": processor.config().method.as_str(),
+        // What a request may ask for: the methods whose weights this server loaded.
+        "methods": processor
+            .available_methods()
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>(),
         "limits": {
             "max_file_bytes": state.config().limits.max_file_bytes,
             "max_request_bytes": state.config().limits.max_request_bytes,

@@ -148,6 +148,20 @@ describe('Batch Studio in Chromium', () => {
     assert.ok(await page.evaluate(() => window.__wsEvents.includes('snapshot')), 'the server sent a snapshot first');
   });
 
+  it('offers the full 3D object, disabled with the reason when the server has no TripoSR weights', async () => {
+    const health = await (await fetch(`${baseUrl}/api/health`)).json();
+    assert.ok(Array.isArray(health.methods) && health.methods.includes('relief'), JSON.stringify(health));
+    const option = page.locator('[data-testid="method-select"] option[value="triposr"]');
+    assert.equal(await option.count(), 1);
+    assert.equal((await option.innerText()).trim(), 'Full 3D object');
+    const runnable = health.methods.includes('triposr');
+    assert.equal(await option.isDisabled(), !runnable, `methods ${health.methods}`);
+    if (!runnable) {
+      assert.match(await option.getAttribute('title'), /TripoSR weights/);
+      assert.match(await page.locator('[data-testid="method-hint"]').innerText(), /fetch-model --model triposr/);
+    }
+  });
+
   it('refuses a non-image visibly and lets a file be removed before the start', async () => {
     const text = path.join(work, 'notes.txt');
     writeFileSync(text, 'not an image\n');
@@ -316,6 +330,83 @@ describe('Batch Studio in Chromium', () => {
     // Live events flow again on the new connection.
     const batch = await startBatch([IMAGES[1]], { formats: ['glb'], quality: 'low' });
     assert.deepEqual(await waitForCards(batch.job_ids, ['complete', 'error', 'cancelled']), ['complete']);
+  });
+
+  it('makes a full 3D object on a server with TripoSR weights and shows it, coloured, all the way round', { skip: externalUrl ? 'ORFEAS_STUDIO_URL: not our server' : false }, async () => {
+    const objectPort = await freePort();
+    const tiny = path.join(repo, 'orfeas-core', 'tests', 'fixtures', 'triposr');
+    const objects = await startServer({
+      bin, port: objectPort, dataDir: path.join(work, 'data-objects'), logFile: path.join(artifacts, 'studio-server.log'),
+      extraArgs: ['--slots', '2', '--method', 'triposr', '--weights', path.join(tiny, 'tiny'), '--resolution', '48'],
+    });
+    try {
+      await page.goto(objects.url);
+      await page.waitForSelector('[data-testid="connection"][data-state="open"]', { timeout: 15_000 });
+      await page.waitForSelector('#server-info[data-ready="true"]');
+      const option = page.locator('[data-testid="method-select"] option[value="triposr"]');
+      assert.equal(await option.isDisabled(), false, 'this server can run TripoSR');
+      await page.selectOption('[data-testid="method-select"]', 'triposr');
+      assert.ok(await page.locator('[data-testid="depth-mm"]').isDisabled(), 'relief height is not an object setting');
+      const batch = await startBatch([path.join(tiny, 'input.png')], { formats: ['glb'], quality: 'low' });
+      const [id] = batch.job_ids;
+      assert.deepEqual(await waitForCards([id], ['complete', 'error', 'cancelled']), ['complete'],
+        await card(id).innerText());
+      assert.match(await card(id).locator('[data-testid="job-stage"]').innerText(), /full 3D object/);
+      const events = await page.evaluate(() => window.__wsEvents);
+      assert.ok(events.includes('generation_complete'));
+
+      await card(id).locator('[data-testid="preview-button"]').click();
+      await page.waitForFunction((jobId) => {
+        const p = document.querySelector('[data-testid="preview"]');
+        return p.dataset.jobId === jobId && ['ready', 'error'].includes(p.dataset.state);
+      }, id, { timeout: 30_000 });
+      const preview = page.locator('[data-testid="preview"]');
+      assert.equal(await preview.getAttribute('data-state'), 'ready', await preview.innerText());
+      assert.equal(await preview.getAttribute('data-kind'), 'object');
+      assert.equal(await preview.getAttribute('data-vertex-colors'), 'true', 'COLOR_0 reaches the material');
+      await page.waitForTimeout(300);
+      const picture = () => page.evaluate(() => {
+        const canvas = document.querySelector('[data-testid="preview"] canvas');
+        const copy = document.createElement('canvas');
+        copy.width = 64;
+        copy.height = 64;
+        const ctx = copy.getContext('2d');
+        ctx.drawImage(canvas, 0, 0, 64, 64);
+        const data = ctx.getImageData(0, 0, 64, 64).data;
+        let painted = 0;
+        const shades = new Set();
+        for (let i = 0; i < data.length; i += 4) {
+          if (data[i + 3] > 200) {
+            painted += 1;
+            shades.add(((data[i] >> 3) << 10) | ((data[i + 1] >> 3) << 5) | (data[i + 2] >> 3));
+          }
+        }
+        return { painted: painted / (64 * 64), shades: shades.size, pixels: Array.from(data) };
+      });
+      const front = await picture();
+      assert.ok(front.painted > 0.05, `nothing drawn: ${front.painted}`);
+      assert.ok(front.shades >= 8, `the object is one flat colour: ${front.shades} shades`);
+      // Drag across the viewport: the object turns (round the vertical axis, then over the top).
+      const box = await page.locator('#viewport').boundingBox();
+      const cx = box.x + box.width / 2;
+      const cy = box.y + box.height / 2;
+      const differs = (a, b) => a.pixels.reduce((n, v, i) => n + (Math.abs(v - b.pixels[i]) > 24 ? 1 : 0), 0) / a.pixels.length;
+      let last = front;
+      for (const [dx, dy] of [[box.width * 0.45, 0], [box.width * 0.45, 0], [0, box.height * 0.45]]) {
+        await page.mouse.move(cx, cy);
+        await page.mouse.down();
+        await page.mouse.move(cx + dx, cy + dy, { steps: 12 });
+        await page.mouse.up();
+        await page.waitForTimeout(400);
+        const now = await picture();
+        assert.ok(differs(last, now) > 0.01, 'the picture changed as the object turned');
+        assert.ok(now.painted > 0.02, 'the object stays in view');
+        last = now;
+      }
+      await page.screenshot({ path: path.join(artifacts, 'studio-object.png'), fullPage: true });
+    } finally {
+      await objects.stop();
+    }
   });
 
   it('made no request off this machine and raised no page errors', () => {

@@ -7,6 +7,8 @@ mod batch;
 mod cancel;
 mod download;
 mod limits;
+mod methods;
+mod objects;
 mod restart;
 mod routes;
 mod traversal;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use orfeas_core::{BatchConfig, DepthMethod, Device};
+use orfeas_core::{BatchConfig, Device, Method};
 use orfeas_server::{AppState, ServerConfig};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
@@ -35,7 +35,7 @@ impl Server {
         let mut config = ServerConfig::new(data_dir);
         config.batch = BatchConfig {
             slots: 2,
-            depth: DepthMethod::Relief,
+            method: Method::Relief,
             device: Device::Cpu,
             threads: Some(2),
             ..BatchConfig::default()
