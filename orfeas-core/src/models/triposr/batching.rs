@@ -52,8 +52,9 @@ struct State {
     leader_active: bool,
     /// Members of the running batch and the fraction of it done.
     progress: HashMap<u64, f32>,
-    /// Results not yet collected by their member.
-    done: HashMap<u64, Result<SceneCode>>,
+    /// Results not yet collected by their member, with the batch's last progress fraction (a
+    /// member that slept through the final updates still reports them before it returns).
+    done: HashMap<u64, (Result<SceneCode>, f32)>,
     /// Members of the running batch that stopped waiting (cancelled): their results are dropped.
     abandoned: HashSet<u64>,
     stats: BatchStats,
@@ -101,11 +102,20 @@ impl JobBatcher {
         self.changed.notify_all();
         let mut reported = 0f32;
         loop {
-            if let Some(result) = state.done.remove(&ticket) {
+            if let Some((result, fraction)) = state.done.remove(&ticket) {
+                drop(state);
+                if result.is_ok() && fraction > reported {
+                    on_progress(fraction);
+                }
                 return result;
             }
             if !state.leader_active {
-                state = self.lead(state, forward, ticket, on_progress);
+                state = self.lead(state, forward, ticket, &mut |fraction| {
+                    if fraction > reported {
+                        reported = fraction;
+                        on_progress(fraction);
+                    }
+                });
                 continue;
             }
             if cancel.is_cancelled() {
@@ -158,7 +168,7 @@ impl JobBatcher {
         for request in cancelled {
             state
                 .done
-                .insert(request.ticket, Err(OrfeasError::Cancelled));
+                .insert(request.ticket, (Err(OrfeasError::Cancelled), 0.0));
         }
         if members.is_empty() {
             state.leader_active = false;
@@ -181,7 +191,7 @@ impl JobBatcher {
         state.stats.batch_sizes.push(members.len());
         let mut outcome = outcome.map(Vec::into_iter);
         for member in &members {
-            state.progress.remove(&member.ticket);
+            let fraction = state.progress.remove(&member.ticket).unwrap_or(0.0);
             let result = match &mut outcome {
                 Ok(codes) => codes.next().ok_or_else(|| {
                     OrfeasError::Internal("triposr: a batch returned too few scene codes".into())
@@ -189,7 +199,7 @@ impl JobBatcher {
                 Err(e) => Err(shared_error(e)),
             };
             if !state.abandoned.remove(&member.ticket) {
-                state.done.insert(member.ticket, result);
+                state.done.insert(member.ticket, (result, fraction));
             }
         }
         state.leader_active = false;
