@@ -43,7 +43,6 @@ import os
 import platform
 import sys
 import time
-import types
 from pathlib import Path
 
 import einops
@@ -54,41 +53,12 @@ import torch
 import trimesh
 from PIL import Image
 
-ISO_LEVEL = 25.0  # extract_mesh's threshold
-CHUNK_SIZE = 8192  # run.py's default --chunk-size
-FOREGROUND_RATIO = 0.85  # run.py's default --foreground-ratio
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from tsr_authors import CHUNK_SIZE, ISO_LEVEL, grid_density, import_tsr, run_py_preprocess  # noqa: E402
 
 
-def import_tsr(repo: Path) -> types.SimpleNamespace:
-    """Import the authors' package from a checkout, with stand-ins for the imports it cannot use."""
-
-    def not_available(*_args, **_kwargs):
-        raise RuntimeError("a stand-in module was called")
-
-    def stand_in_attribute(attr: str):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return not_available
-
-    for name in ("rembg", "imageio", "torchmcubes"):
-        stand_in = types.ModuleType(name)
-        stand_in.__getattr__ = stand_in_attribute
-        sys.modules[name] = stand_in
-    sys.path.insert(0, str(repo))
-    import tsr.models.tokenizers.image as image_tokenizer_module
-    import tsr.system
-    import tsr.utils
-
-    return types.SimpleNamespace(TSR=tsr.system.TSR, utils=tsr.utils, image_tokenizer_module=image_tokenizer_module)
 
 
-def run_py_preprocess(tsr, path: Path) -> Image.Image:
-    """run.py's preprocessing of an image with real alpha (its rembg step passes it through)."""
-    image = tsr.utils.remove_background(Image.open(path), None)
-    image = tsr.utils.resize_foreground(image, FOREGROUND_RATIO)
-    pixels = np.array(image).astype(np.float32) / 255.0
-    pixels = pixels[:, :, :3] * pixels[:, :, 3:4] + (1 - pixels[:, :, 3:4]) * 0.5
-    return Image.fromarray((pixels * 255.0).astype(np.uint8))
 
 
 class Stopwatch:
@@ -139,21 +109,15 @@ def main() -> None:
     radius = model.renderer.cfg.radius
     resolution = args.resolution
 
-    image = clock.time("preprocess", lambda: run_py_preprocess(tsr, args.image))
+    image = clock.time("preprocess", lambda: run_py_preprocess(tsr, Image.open(args.image)))
     with torch.no_grad():
         scene_codes = clock.time("model", lambda: model([image], device="cpu"))
         scene_code = scene_codes[0]
 
-        def field():
-            model.set_marching_cubes_resolution(resolution)
-            helper = model.isosurface_helper
-            positions = tsr.utils.scale_tensor(helper.grid_vertices, helper.points_range, (-radius, radius))
-            return model.renderer.query_triplane(model.decoder, positions, scene_code)["density_act"]
-
-        density = clock.time("field", field)
+        density = clock.time("field", lambda: grid_density(model, tsr, scene_code, resolution))
 
         def surface():
-            level = (density - ISO_LEVEL).view(resolution, resolution, resolution)
+            level = density - ISO_LEVEL
             vertices, faces, _normals, _values = skimage.measure.marching_cubes(level.numpy(), 0.0)
             v_pos = torch.from_numpy(vertices.astype(np.float32)) / (resolution - 1.0)
             v_pos = tsr.utils.scale_tensor(v_pos, model.isosurface_helper.points_range, (-radius, radius))
@@ -174,7 +138,7 @@ def main() -> None:
         cond_image = model.image_processor(image, model.cfg.cond_image_size)[0]
         np.save(args.dump / "cond_image.npy", cond_image.numpy().astype(np.float32))
         np.save(args.dump / "scene_codes.npy", scene_codes.numpy().astype(np.float32))
-        field_values = density.view(resolution, resolution, resolution).numpy().astype(np.float32)
+        field_values = density.numpy().astype(np.float32)
         np.save(args.dump / "field.npy", field_values)
 
     report = {

@@ -37,8 +37,6 @@ Needs torch, numpy, pillow, omegaconf, einops and transformers 4.35.0.
 import argparse
 import json
 import math
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -47,53 +45,16 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image
 
-ISO_LEVEL = 25.0  # extract_mesh's threshold
+from tsr_authors import CHUNK_SIZE, ISO_LEVEL, grid_density, import_tsr, run_py_preprocess
+
 GRID_RESOLUTION = 256  # run.py's default --mc-resolution
-CHUNK_SIZE = 8192  # run.py's default --chunk-size
-FOREGROUND_RATIO = 0.85  # run.py's default --foreground-ratio
 DENSITY_SHARE = 0.10  # the share of the grid above ISO_LEVEL that the density bias aims at
 DENSITY_GAIN = 8.0  # the scale of the decoder's density row (see the module docstring)
 
-PUBLISHED_CONFIG_YAML = """\
-cond_image_size: 512
-
-image_tokenizer_cls: tsr.models.tokenizers.image.DINOSingleImageTokenizer
-image_tokenizer:
-  pretrained_model_name_or_path: "facebook/dino-vitb16"
-
-tokenizer_cls: tsr.models.tokenizers.triplane.Triplane1DTokenizer
-tokenizer:
-  plane_size: 32
-  num_channels: 1024
-
-backbone_cls: tsr.models.transformer.transformer_1d.Transformer1D
-backbone:
-  in_channels: ${tokenizer.num_channels}
-  num_attention_heads: 16
-  attention_head_dim: 64
-  num_layers: 16
-  cross_attention_dim: 768
-
-post_processor_cls: tsr.models.network_utils.TriplaneUpsampleNetwork
-post_processor:
-  in_channels: 1024
-  out_channels: 40
-
-decoder_cls: tsr.models.network_utils.NeRFMLP
-decoder:
-  in_channels: 120 # 3 * 40
-  n_neurons: 64
-  n_hidden_layers: 9
-  activation: silu
-
-renderer_cls: tsr.models.nerf_renderer.TriplaneNeRFRenderer
-renderer:
-  radius: 0.87 # slightly larger than 0.5 * sqrt(3)
-  feature_reduction: concat
-  density_activation: exp
-  density_bias: -1.0
-  num_samples_per_ray: 128
-"""
+# The published config.yaml, byte for byte (the Rust benchmark and tests read the same file).
+PUBLISHED_CONFIG_YAML = (
+    Path(__file__).resolve().parent.parent / "orfeas-core/src/models/triposr/published_config.yaml"
+).read_text()
 
 # facebook/dino-vitb16's config.json (the values TripoSR's image tokenizer reads).
 DINO_VITB16_CONFIG = {
@@ -116,27 +77,6 @@ DINO_VITB16_CONFIG = {
 }
 
 
-def import_tsr(repo: Path) -> types.SimpleNamespace:
-    """Import the authors' package from a checkout, with stand-ins for the imports it cannot use."""
-
-    def not_available(*_args, **_kwargs):
-        raise RuntimeError("a stand-in module was called")
-
-    def stand_in_attribute(attr: str):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return not_available
-
-    for name in ("rembg", "imageio", "torchmcubes"):
-        stand_in = types.ModuleType(name)
-        stand_in.__getattr__ = stand_in_attribute
-        sys.modules[name] = stand_in
-    sys.path.insert(0, str(repo))
-    import tsr.models.tokenizers.image as image_tokenizer_module
-    import tsr.system
-    import tsr.utils
-
-    return types.SimpleNamespace(TSR=tsr.system.TSR, utils=tsr.utils, image_tokenizer_module=image_tokenizer_module)
 
 
 def test_image(size: int = 512) -> Image.Image:
@@ -161,13 +101,6 @@ def test_image(size: int = 512) -> Image.Image:
     return Image.fromarray(np.round(rgba * 255).astype(np.uint8), mode="RGBA")
 
 
-def run_py_preprocess(tsr, image: Image.Image) -> Image.Image:
-    """run.py's preprocessing of an image with real alpha (its rembg step passes it through)."""
-    image = tsr.utils.remove_background(image, None)
-    image = tsr.utils.resize_foreground(image, FOREGROUND_RATIO)
-    pixels = np.array(image).astype(np.float32) / 255.0
-    pixels = pixels[:, :, :3] * pixels[:, :, 3:4] + (1 - pixels[:, :, 3:4]) * 0.5
-    return Image.fromarray((pixels * 255.0).astype(np.uint8))
 
 
 def perturb_constant_parameters(model, generator: torch.Generator) -> None:
@@ -195,11 +128,7 @@ def smooth_field(model, generator: torch.Generator) -> None:
 
 def grid_log_density(model, tsr, scene_code: torch.Tensor) -> torch.Tensor:
     """log(density_act) on extract_mesh's R^3 grid, queried in run.py's chunks."""
-    model.set_marching_cubes_resolution(GRID_RESOLUTION)
-    helper = model.isosurface_helper
-    radius = model.renderer.cfg.radius
-    positions = tsr.utils.scale_tensor(helper.grid_vertices, helper.points_range, (-radius, radius))
-    return torch.log(model.renderer.query_triplane(model.decoder, positions, scene_code)["density_act"]).flatten()
+    return torch.log(grid_density(model, tsr, scene_code, GRID_RESOLUTION)).flatten()
 
 
 def main() -> None:

@@ -37,7 +37,6 @@ pub(crate) use field::{FieldMlp, FieldQuery, Hidden, Output, Reduction, Triplane
 pub(crate) use geglu::GegluDense;
 pub(crate) use layer_norm::LayerNorm;
 pub(crate) use linear::Linear;
-pub(crate) use sgemm::PackedB;
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
 pub(crate) fn contiguous_f32<'a>(

@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{
     conv2d, layer_norm, linear, linear_b, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
 };
 
 use super::config::Dinov2Config;
 use super::resample;
-use crate::kernels;
+use crate::kernels::{self, Dense};
 
 /// Interpolated position-embedding tables kept per model (each `(1 + h*w) × C` floats).
 const POS_CACHE_LIMIT: usize = 16;
@@ -196,66 +196,6 @@ impl Attention {
 /// The CPU kernels in [`kernels`] take contiguous f32 CPU tensors.
 fn fused_cpu_path(t: &Tensor) -> bool {
     kernels::applies_to(t) && t.is_contiguous()
-}
-
-/// A linear layer whose epilogue (GELU or a residual add) runs fused into the matrix product on
-/// the CPU ([`kernels::Linear`]) and as separate tensor ops elsewhere.
-#[derive(Debug)]
-enum Dense {
-    /// f32 on the CPU: `Wᵀ` packed once for the kernel, the bias on the host (zeros when the
-    /// layer has none). The weight tensor is not kept: one copy of the weights, not two.
-    Packed {
-        weight: kernels::PackedB,
-        bias: Vec<f32>,
-    },
-    /// Other devices and dtypes: candle's layer.
-    Tensors(Linear),
-}
-
-impl Dense {
-    fn new(layer: Linear) -> Result<Self> {
-        let w = layer.weight();
-        if !(w.device().is_cpu() && w.dtype() == DType::F32) {
-            return Ok(Self::Tensors(layer));
-        }
-        let (n, k) = w.dims2()?;
-        let mut weight = kernels::PackedB::default();
-        weight.pack_columns(k, n, &w.flatten_all()?.to_vec1()?, k);
-        let bias = match layer.bias() {
-            Some(b) => b.to_vec1()?,
-            None => vec![0.0; n],
-        };
-        Ok(Self::Packed { weight, bias })
-    }
-
-    /// `x Wᵀ + b`, then exact GELU when `gelu`, then `+ residual` when given.
-    fn forward(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Tensor> {
-        let unpacked;
-        let layer = match self {
-            Self::Packed { weight, bias } if kernels::applies_to(x) => {
-                let op = kernels::Linear { weight, bias, gelu };
-                let x = x.contiguous()?;
-                return match residual {
-                    Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, &op),
-                    None => x.apply_op1_no_bwd(&op),
-                };
-            }
-            // Only when the kernels are switched off (tests of the generic path).
-            Self::Packed { weight, bias } => {
-                let w =
-                    Tensor::from_vec(weight.transposed(), (weight.n(), weight.k()), x.device())?;
-                unpacked = Linear::new(w, Some(Tensor::new(bias.as_slice(), x.device())?));
-                &unpacked
-            }
-            Self::Tensors(layer) => layer,
-        };
-        let y = layer.forward(x)?;
-        let y = if gelu { y.gelu_erf()? } else { y };
-        match residual {
-            Some(r) => y + r,
-            None => Ok(y),
-        }
-    }
 }
 
 /// `diag(scale) · (x Wᵀ + b)` as one linear layer: LayerScale multiplies the output features of

@@ -8,10 +8,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 use super::backbone::Transformer1D;
-use super::config::{
-    BackboneConfig, DecoderConfig, FeatureReduction, FeedForwardKind, FieldActivation,
-    MlpActivation, RendererConfig, TriplaneTokenizerConfig, UpsampleConfig,
-};
+use super::config::TripoSrConfig;
 use super::decoder::{internal, FieldDecoder};
 use super::scene::{DensityGrid, SceneCode};
 use super::triplane::{TriplaneTokenizer, TriplaneUpsample};
@@ -43,13 +40,14 @@ impl RandomParts {
     pub fn published(with_backbone: bool) -> crate::Result<Self> {
         let dev = Device::Cpu;
         let vb = VarBuilder::from_backend(Box::new(Random), DType::F32, dev.clone());
-        let Published {
+        let TripoSrConfig {
             tokenizer,
             backbone,
-            upsample,
+            post_processor: upsample,
             decoder,
             renderer,
-        } = Published::new();
+            ..
+        } = TripoSrConfig::published();
         let build = || -> candle_core::Result<Self> {
             let model = if with_backbone {
                 Some(SceneModel {
@@ -145,55 +143,6 @@ impl RandomParts {
     }
 }
 
-/// The published `config.yaml`'s parts (`stabilityai/TripoSR`).
-pub(super) struct Published {
-    pub tokenizer: TriplaneTokenizerConfig,
-    pub backbone: BackboneConfig,
-    pub upsample: UpsampleConfig,
-    pub decoder: DecoderConfig,
-    pub renderer: RendererConfig,
-}
-
-impl Published {
-    pub(super) fn new() -> Self {
-        Self {
-            tokenizer: TriplaneTokenizerConfig {
-                plane_size: 32,
-                num_channels: 1024,
-            },
-            backbone: BackboneConfig {
-                in_channels: 1024,
-                num_attention_heads: 16,
-                attention_head_dim: 64,
-                num_layers: 16,
-                norm_num_groups: 32,
-                cross_attention_dim: Some(IMAGE_TOKENS.1),
-                attention_bias: false,
-                activation_fn: FeedForwardKind::Geglu,
-                norm_elementwise_affine: true,
-            },
-            upsample: UpsampleConfig {
-                in_channels: 1024,
-                out_channels: 40,
-            },
-            decoder: DecoderConfig {
-                in_channels: 120,
-                n_neurons: 64,
-                n_hidden_layers: 9,
-                activation: MlpActivation::Silu,
-                bias: true,
-            },
-            renderer: RendererConfig {
-                radius: 0.87,
-                feature_reduction: FeatureReduction::Concat,
-                density_activation: FieldActivation::Exp,
-                density_bias: -1.0,
-                color_activation: FieldActivation::Sigmoid,
-            },
-        }
-    }
-}
-
 /// Random values of the scale each tensor has after PyTorch's initialisation: matrices
 /// uniform in ±1/√fan_in, norm weights near 1, biases and embeddings small.
 struct Random;
@@ -263,13 +212,13 @@ mod full_size {
     #[ignore]
     fn full_size_model_and_field_match_the_authors_code() {
         let (vb, reference) = inputs();
-        let cfg = Published::new();
+        let cfg = TripoSrConfig::published();
         let dev = Device::Cpu;
         let tokenizer =
             TriplaneTokenizer::new(&cfg.tokenizer, vb.pp("tokenizer")).expect("tokenizer");
         let backbone = Transformer1D::new(&cfg.backbone, vb.pp("backbone")).expect("backbone");
         let upsample =
-            TriplaneUpsample::new(&cfg.upsample, vb.pp("post_processor")).expect("upsample");
+            TriplaneUpsample::new(&cfg.post_processor, vb.pp("post_processor")).expect("upsample");
         let decoder = FieldDecoder::new(&cfg.decoder, &cfg.renderer, vb.pp("decoder"), &dev)
             .expect("decoder");
         let image_tokens = &reference["image_tokens"];

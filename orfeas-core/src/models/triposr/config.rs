@@ -195,7 +195,17 @@ const CLASSES: [(&str, &str); 6] = [
 /// The published tokenizer, whose configuration is known without the network.
 pub const DINO_VITB16: &str = "facebook/dino-vitb16";
 
+/// The published `stabilityai/TripoSR` `config.yaml`, byte for byte.
+const PUBLISHED_CONFIG_YAML: &str = include_str!("published_config.yaml");
+
 impl TripoSrConfig {
+    /// The published configuration, known without the network (its ViT is
+    /// `facebook/dino-vitb16`): the shapes benchmarks and full-size checks build.
+    pub fn published() -> Self {
+        Self::from_yaml(PUBLISHED_CONFIG_YAML, Path::new("."))
+            .unwrap_or_else(|_| unreachable!("the published config.yaml is valid"))
+    }
+
     /// Reads `config.yaml` (the published file or one in its layout), resolves its OmegaConf
     /// interpolations, checks the class names and applies the dataclass defaults.
     ///

@@ -114,13 +114,7 @@ mod tests {
     use crate::kernels::with_kernels_disabled;
 
     fn tiny() -> FieldDecoder {
-        FieldDecoder::new(
-            &fixture::decoder(),
-            &fixture::renderer(),
-            fixture::weights().pp("decoder"),
-            &Device::Cpu,
-        )
-        .expect("decoder")
+        fixture::field_decoder()
     }
 
     fn scene_code() -> SceneCode {

@@ -14,7 +14,8 @@ use super::config::{
     MlpActivation, RendererConfig, TriplaneTokenizerConfig, UpsampleConfig,
 };
 
-fn dir() -> PathBuf {
+/// The fixture folder, `tests/fixtures/triposr`.
+pub(super) fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/triposr")
 }
 
@@ -30,6 +31,24 @@ pub(super) fn weights() -> VarBuilder<'static> {
 pub(super) fn reference() -> HashMap<String, Tensor> {
     candle_core::safetensors::load(dir().join("reference.safetensors"), &Device::Cpu)
         .expect("reference.safetensors")
+}
+
+/// One tensor of `reference.safetensors`.
+pub(super) fn reference_tensor(name: &str) -> Tensor {
+    reference()
+        .remove(name)
+        .unwrap_or_else(|| panic!("{name} is not in reference.safetensors"))
+}
+
+/// The tiny model's field decoder, on the CPU.
+pub(super) fn field_decoder() -> super::decoder::FieldDecoder {
+    super::decoder::FieldDecoder::new(
+        &decoder(),
+        &renderer(),
+        weights().pp("decoder"),
+        &Device::Cpu,
+    )
+    .expect("decoder")
 }
 
 pub(super) fn tokenizer() -> TriplaneTokenizerConfig {

@@ -1,41 +1,19 @@
 //! The parts of the model that are not public (the ViT, the checkpoint check) against the
 //! fixture in `tests/fixtures/triposr` (tiny random weights and the authors' outputs).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::{FeatureReduction, FieldActivation, MlpActivation, TripoSrConfig, VitConfig};
 use super::vit::DinoVit;
-use super::{normalised_pixels, weights, CondImage};
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/triposr")
-}
-
-fn reference(name: &str) -> Tensor {
-    let mut all =
-        candle_core::safetensors::load(fixture().join("reference.safetensors"), &Device::Cpu)
-            .expect("reference tensors");
-    all.remove(name).expect("tensor in reference.safetensors")
-}
-
-/// Max abs error over max abs reference value.
-fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
-    assert_eq!(got.dims(), want.dims(), "shapes differ");
-    let max = |t: Tensor| {
-        t.abs()
-            .and_then(|t| t.max_all())
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("max")
-    };
-    max((got - want).expect("diff")) / max(want.clone())
-}
+use super::{fixture, normalised_pixels, weights, CondImage};
 
 #[test]
 fn the_tiny_config_parses_with_defaults_and_its_vit_directory() {
-    let cfg = TripoSrConfig::from_file(&fixture().join("tiny/config.yaml")).expect("tiny config");
+    let cfg =
+        TripoSrConfig::from_file(&fixture::dir().join("tiny/config.yaml")).expect("tiny config");
     assert_eq!(cfg.cond_image_size, 48);
     assert_eq!(cfg.backbone.in_channels, 64, "${{tokenizer.num_channels}}");
     assert_eq!(cfg.backbone.norm_num_groups, 32, "Transformer1D's default");
@@ -72,11 +50,11 @@ fn the_tiny_config_parses_with_defaults_and_its_vit_directory() {
 /// on the reference conditioning image gives the reference tokens.
 #[test]
 fn vit_tokens_match_transformers_4_35() {
-    let cfg = TripoSrConfig::from_file(&fixture().join("tiny/config.yaml")).expect("config");
-    let tensors = weights::load(&fixture().join("tiny/model.ckpt"), &cfg).expect("weights");
+    let cfg = TripoSrConfig::from_file(&fixture::dir().join("tiny/config.yaml")).expect("config");
+    let tensors = weights::load(&fixture::dir().join("tiny/model.ckpt"), &cfg).expect("weights");
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     let vit = DinoVit::new(&cfg.vit, vb.pp("image_tokenizer").pp("model")).expect("vit");
-    let cond = reference("cond_image");
+    let cond = fixture::reference_tensor("cond_image");
     let image = CondImage {
         size: 48,
         rgb: cond.flatten_all().and_then(|t| t.to_vec1()).expect("rgb"),
@@ -87,7 +65,7 @@ fn vit_tokens_match_transformers_4_35() {
         x = vit.layer(i, &x).expect("layer");
     }
     let tokens = vit.finish(&x).expect("layernorm");
-    let err = relative_error(&tokens, &reference("image_tokens"));
+    let err = fixture::relative_error(&tokens, &fixture::reference_tensor("image_tokens"));
     eprintln!("image_tokens (CPU kernels): relative error {err:.2e}");
     assert!(err <= 1e-4, "image_tokens: {err}");
     // The generic tensor ops, which CUDA runs.
@@ -99,21 +77,22 @@ fn vit_tokens_match_transformers_4_35() {
         vit.finish(&x)
     })
     .expect("generic path");
-    let err = relative_error(&generic, &reference("image_tokens"));
+    let err = fixture::relative_error(&generic, &fixture::reference_tensor("image_tokens"));
     eprintln!("image_tokens (tensor ops): relative error {err:.2e}");
     assert!(err <= 1e-4, "image_tokens, generic: {err}");
 }
 
 fn tiny_config() -> TripoSrConfig {
-    TripoSrConfig::from_file(&fixture().join("tiny/config.yaml")).expect("config")
+    TripoSrConfig::from_file(&fixture::dir().join("tiny/config.yaml")).expect("config")
 }
 
 /// The pickle and the safetensors file hold the same tensors, and both load.
 #[test]
 fn ckpt_and_safetensors_load_identically() {
     let cfg = tiny_config();
-    let a = weights::load(&fixture().join("tiny/model.ckpt"), &cfg).expect("ckpt");
-    let b = weights::load(&fixture().join("tiny/model.safetensors"), &cfg).expect("safetensors");
+    let a = weights::load(&fixture::dir().join("tiny/model.ckpt"), &cfg).expect("ckpt");
+    let b =
+        weights::load(&fixture::dir().join("tiny/model.safetensors"), &cfg).expect("safetensors");
     assert_eq!(a.len(), 95, "97 tensors less the unused pooler");
     for (name, t) in &a {
         let u = &b[name];
@@ -142,8 +121,8 @@ fn refusal(file: &Path) -> String {
 #[test]
 fn damaged_files_are_refused_with_the_file_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ckpt = std::fs::read(fixture().join("tiny/model.ckpt")).expect("ckpt");
-    let st = std::fs::read(fixture().join("tiny/model.safetensors")).expect("safetensors");
+    let ckpt = std::fs::read(fixture::dir().join("tiny/model.ckpt")).expect("ckpt");
+    let st = std::fs::read(fixture::dir().join("tiny/model.safetensors")).expect("safetensors");
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).expect("write");
@@ -171,7 +150,7 @@ fn damaged_files_are_refused_with_the_file_named() {
 fn mismatched_checkpoints_name_the_first_bad_tensor() {
     let dir = tempfile::tempdir().expect("tempdir");
     let all =
-        candle_core::safetensors::load(fixture().join("tiny/model.safetensors"), &Device::Cpu)
+        candle_core::safetensors::load(fixture::dir().join("tiny/model.safetensors"), &Device::Cpu)
             .expect("tensors");
     let write = |edit: &dyn Fn(&mut std::collections::HashMap<String, Tensor>)| {
         let mut t = all.clone();
@@ -231,7 +210,7 @@ fn mismatched_checkpoints_name_the_first_bad_tensor() {
 /// The backbone alone on the reference image tokens (`Transformer1D` of the authors).
 #[test]
 fn backbone_tokens_match_the_authors_transformer1d() {
-    let fixture_dir = fixture().join("tiny");
+    let fixture_dir = fixture::dir().join("tiny");
     let model = super::TripoSr::load(
         &crate::models::TripoSrWeights {
             config: fixture_dir.join("config.yaml"),
@@ -240,7 +219,7 @@ fn backbone_tokens_match_the_authors_transformer1d() {
         crate::Device::Cpu,
     )
     .expect("tiny loads");
-    let image_tokens = reference("image_tokens");
+    let image_tokens = fixture::reference_tensor("image_tokens");
     let tokens = model.tokenizer.tokens(1).expect("tokens");
     let mut hidden = model.backbone.project_in(&tokens).expect("in");
     for i in 0..model.backbone.num_layers() {
@@ -250,7 +229,7 @@ fn backbone_tokens_match_the_authors_transformer1d() {
             .expect("block");
     }
     let out = model.backbone.project_out(&hidden, &tokens).expect("out");
-    let err = relative_error(&out, &reference("backbone_tokens"));
+    let err = fixture::relative_error(&out, &fixture::reference_tensor("backbone_tokens"));
     eprintln!("backbone_tokens: relative error {err:.2e}");
     assert!(err <= 1e-4, "backbone_tokens: {err}");
 }
