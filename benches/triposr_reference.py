@@ -54,7 +54,7 @@ import trimesh
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from tsr_authors import CHUNK_SIZE, ISO_LEVEL, grid_density, import_tsr, run_py_preprocess  # noqa: E402
+from tsr_authors import CHUNK_SIZE, ISO_LEVEL, grid_density, import_tsr, run_py_preprocess, serve_local_vit_config  # noqa: E402
 
 
 
@@ -93,9 +93,7 @@ def main() -> None:
     load_before = os.getloadavg()
     tsr = import_tsr(args.triposr_repo.resolve())
     weights_dir = args.weights_dir.resolve()
-    tsr.image_tokenizer_module.hf_hub_download = lambda repo_id, filename, **_: str(
-        weights_dir / repo_id.split("/")[-1] / filename
-    )
+    serve_local_vit_config(tsr, weights_dir)
     clock = Stopwatch()
 
     def load():

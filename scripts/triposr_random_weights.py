@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image
 
-from tsr_authors import CHUNK_SIZE, ISO_LEVEL, grid_density, import_tsr, run_py_preprocess
+from tsr_authors import CHUNK_SIZE, ISO_LEVEL, grid_density, import_tsr, run_py_preprocess, serve_local_vit_config
 
 GRID_RESOLUTION = 256  # run.py's default --mc-resolution
 DENSITY_SHARE = 0.10  # the share of the grid above ISO_LEVEL that the density bias aims at
@@ -144,9 +144,7 @@ def main() -> None:
     (out / "dino-vitb16").mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(PUBLISHED_CONFIG_YAML)
     (out / "dino-vitb16" / "config.json").write_text(json.dumps(DINO_VITB16_CONFIG, indent=2) + "\n")
-    tsr.image_tokenizer_module.hf_hub_download = lambda repo_id, filename, **_: str(
-        out / repo_id.split("/")[-1] / filename
-    )
+    serve_local_vit_config(tsr, out)
     test_image().save(out / "test_image.png")
 
     cfg = OmegaConf.load(out / "config.yaml")

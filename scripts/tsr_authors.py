@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+from einops import rearrange
 from PIL import Image
 
 ISO_LEVEL = 25.0  # extract_mesh's threshold
@@ -59,3 +60,23 @@ def grid_density(model, tsr, scene_code, resolution: int):
     positions = tsr.utils.scale_tensor(helper.grid_vertices, helper.points_range, (-radius, radius))
     density = model.renderer.query_triplane(model.decoder, positions, scene_code)["density_act"]
     return density.reshape(resolution, resolution, resolution)
+
+
+def forward_steps(model, rgb_cond) -> dict:
+    """TSR.forward after its image processor, one step at a time (rgb_cond: [B, S, S, 3])."""
+    images = rearrange(rgb_cond[:, None], "B Nv H W C -> B Nv C H W", Nv=1)
+    image_tokens = rearrange(model.image_tokenizer(images), "B Nv C Nt -> B (Nv Nt) C", Nv=1)
+    backbone_tokens = model.backbone(model.tokenizer(rgb_cond.shape[0]), encoder_hidden_states=image_tokens)
+    scene_codes = model.post_processor(model.tokenizer.detokenize(backbone_tokens))
+    return {"image_tokens": image_tokens, "backbone_tokens": backbone_tokens, "scene_codes": scene_codes}
+
+
+def serve_local_vit_config(tsr, config_dir: Path) -> None:
+    """Make DINOSingleImageTokenizer read `<config_dir>/<name>/config.json` instead of the hub,
+    where `<name>` is the last part of its `pretrained_model_name_or_path` (`facebook/dino-vitb16`
+    is read from `<config_dir>/dino-vitb16/`)."""
+
+    def local_download(repo_id: str, filename: str, **_kwargs) -> str:
+        return str(config_dir / repo_id.split("/")[-1] / filename)
+
+    tsr.image_tokenizer_module.hf_hub_download = local_download

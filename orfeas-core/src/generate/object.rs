@@ -11,6 +11,7 @@
 //! facing +Z, towards a default viewer.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{Progress, ShapeGenerator};
 use crate::cancel::CancelToken;
@@ -83,20 +84,37 @@ impl ShapeGenerator for ObjectGenerator {
         tracing::info!(input = %name, mask = ?mask, "generating an object");
 
         progress.stage(Stage::ShapeGeneration);
+        let clock = Instant::now();
         let code = self.model.scene_code(&cond, cancel, &mut |f| {
             progress.within(Stage::ShapeGeneration, f)
         })?;
 
+        let model_s = clock.elapsed().as_secs_f64();
         progress.stage(Stage::Meshing);
         let resolution = settings.effective_preset().resolution;
+        let clock = Instant::now();
         let field = self
             .model
             .density_grid(&code, resolution, cancel, &mut |f| {
                 progress.within(Stage::Meshing, f * FIELD_END)
             })?;
+        let field_s = clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
         let surface = self.surface(&field, settings.keep_largest, &name, cancel)?;
+        let surface_s = clock.elapsed().as_secs_f64();
         progress.within(Stage::Meshing, SURFACE_END);
+        let clock = Instant::now();
         let colors = self.colors(&code, &field, &surface, cancel, progress)?;
+        // Where an object's time goes, for users tuning --resolution and for the benchmark.
+        tracing::debug!(
+            input = %name,
+            model_s,
+            field_s,
+            surface_s,
+            color_s = clock.elapsed().as_secs_f64(),
+            resolution,
+            "object stages"
+        );
         let mesh = Mesh {
             positions: to_print_frame(&surface.positions, &field, settings.width_mm),
             triangles: surface.triangles,

@@ -184,7 +184,7 @@ impl SimpleBackend for Random {
 /// where `DIR` holds `model.ckpt` (scripts/triposr_random_weights.py) and a
 /// `reference.safetensors` of the same tensors as the tiny fixture's (`image_tokens`,
 /// `backbone_tokens`, `scene_codes`, `points`, `density_act`, `color`, `field`) computed by the
-/// authors' code from those weights.
+/// authors' code from those weights (`scripts/triposr_full_size_reference.py` writes both).
 #[cfg(test)]
 mod full_size {
     use std::path::PathBuf;
@@ -279,5 +279,57 @@ mod full_size {
                 assert!(err <= 1e-4, "{name} ({path}): {err}");
             }
         }
+    }
+
+    /// The whole model through its public API, from the PNG: run.py's conditioning image and the
+    /// scene code (the ViT included, which the test above takes from the reference).
+    #[test]
+    #[ignore]
+    fn full_size_conditioning_and_scene_code_match_the_authors_code() {
+        let (_, reference) = inputs();
+        let dir = PathBuf::from(std::env::var_os("ORFEAS_TRIPOSR_FULL").expect("DIR"));
+        let png = image::open(dir.join("test_image.png"))
+            .expect("test_image.png")
+            .to_rgba8();
+        let (w, h) = png.dimensions();
+        let alpha: Vec<u8> = png.pixels().map(|p| p[3]).collect();
+        let cond = super::super::conditioning_image(
+            png.as_raw(),
+            w,
+            h,
+            &alpha,
+            super::super::FOREGROUND_RATIO,
+            512,
+        )
+        .expect("conditioning image");
+        let want = reference["cond_image"]
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("cond_image");
+        let worst = cond
+            .rgb
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("full size cond_image: max abs error {worst:.2e}");
+        assert!(worst <= 1e-6, "cond_image: {worst}");
+
+        let model = super::super::TripoSr::load(
+            &crate::models::TripoSrWeights {
+                config: dir.join("config.yaml"),
+                weights: dir.join("model.ckpt"),
+            },
+            crate::Device::Cpu,
+        )
+        .expect("load");
+        let code = model
+            .scene_code(&cond, &CancelToken::new(), &mut |_| {})
+            .expect("scene code");
+        let got = Tensor::from_vec(code.values, reference["scene_codes"].shape(), &Device::Cpu)
+            .expect("code");
+        let err = relative_error(&got, &reference["scene_codes"]);
+        eprintln!("full size scene_codes (from the PNG): relative error {err:.2e}");
+        assert!(err <= 1e-4, "scene_codes: {err}");
     }
 }
