@@ -369,6 +369,15 @@ fn bad_weights_are_refused_by_load() {
     assert!(load("model.ckpt", &ckpt[..ckpt.len() * 9 / 10]).contains("damaged or cut short"));
     assert!(load("model.ckpt", b"<html>404 Not Found</html>").contains("not a readable PyTorch"));
     assert!(load("model.ckpt", &[]).contains("empty"));
+    // Damaged in the middle (tensor data): the zip's checksum of that tensor fails when the
+    // model reads it, and the tensor is named.
+    let mut damaged = ckpt.clone();
+    let middle = damaged.len() / 2;
+    for b in &mut damaged[middle..middle + 16] {
+        *b = !*b;
+    }
+    let msg = load("model.ckpt", &damaged);
+    assert!(msg.contains("cannot read tensor"), "{msg}");
 
     let tensors =
         candle_core::safetensors::load(fixture().join("tiny/model.safetensors"), &Device::Cpu)

@@ -24,7 +24,7 @@ impl Dense {
         }
         let (n, k) = w.dims2()?;
         let mut weight = PackedB::default();
-        weight.pack_columns(k, n, &w.flatten_all()?.to_vec1()?, k);
+        super::with_host_values(w, |values| weight.pack_columns(k, n, values, k))?;
         let bias = match layer.bias() {
             Some(b) => b.to_vec1()?,
             None => vec![0.0; n],

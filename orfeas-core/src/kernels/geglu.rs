@@ -197,7 +197,8 @@ impl GegluDense {
             Some(b) => b.to_vec1()?,
             None => vec![0.0; n2],
         };
-        let weight = PackedGeglu::new(&w.flatten_all()?.to_vec1()?, &bias, k, n2 / 2)?;
+        let weight =
+            super::with_host_values(w, |values| PackedGeglu::new(values, &bias, k, n2 / 2))??;
         Ok(Self::Packed(weight))
     }
 

@@ -38,6 +38,20 @@ pub(crate) use geglu::GegluDense;
 pub(crate) use layer_norm::LayerNorm;
 pub(crate) use linear::Linear;
 
+/// `f` on the values of an f32 CPU tensor (the weights, when a layer packs them): borrowed
+/// when the tensor is contiguous, so packing a 1.7 GB model does not first copy every weight
+/// into fresh pages; copied otherwise.
+pub(crate) fn with_host_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    if t.dtype() == DType::F32 && t.is_contiguous() {
+        let (storage, layout) = t.storage_and_layout();
+        if let candle_core::Storage::Cpu(cpu) = &*storage {
+            let start = layout.start_offset();
+            return Ok(f(&cpu.as_slice::<f32>()?[start..start + t.elem_count()]));
+        }
+    }
+    Ok(f(&t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?))
+}
+
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
 pub(crate) fn contiguous_f32<'a>(
     op: &str,

@@ -39,7 +39,6 @@ pub use preprocess::conditioning_image;
 pub use scene::{CondImage, DensityGrid, SceneCode, FOREGROUND_RATIO, ISO_LEVEL};
 
 use candle_core::DType;
-use candle_nn::VarBuilder;
 
 use self::backbone::Transformer1D;
 use self::batching::JobBatcher;
@@ -118,9 +117,8 @@ impl TripoSr {
     /// bad tensor), and builds the model on `device` (`Auto`: CUDA when built in and present).
     pub fn load(location: &TripoSrWeights, device: crate::Device) -> Result<Self> {
         let config = TripoSrConfig::from_file(&location.config)?;
-        let tensors = weights::load(&location.weights, &config)?;
         let device = device.resolve()?.candle_device()?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let vb = weights::var_builder(&location.weights, &config, &device)?;
         let build = |e: candle_core::Error| OrfeasError::WeightsInvalid {
             path: location.weights.clone(),
             detail: format!("the model cannot be built from it: {}", root(&e)),
