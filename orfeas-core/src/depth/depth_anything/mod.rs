@@ -7,7 +7,7 @@
 //!   `model.safetensors`) or the authors' (`depth_anything_v2_vits.pth`, via `original`).
 //! - [`preprocess`]: RGB8 → normalised tensor as the reference image processor does it, and
 //!   depth back to the image size.
-//! - [`crate::kernels`] (shared with TripoSR): the CPU's fused kernels for attention, linear layers, convolutions and resampling
+//! - `crate::kernels` (shared with TripoSR): the CPU's fused kernels for attention, linear layers, convolutions and resampling
 //!   (other devices run the same function as candle tensor ops).
 //!
 //! Weights: `depth-anything/Depth-Anything-V2-Small-hf` (Apache-2.0); Base and Large load the

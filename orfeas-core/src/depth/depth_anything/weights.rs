@@ -1,6 +1,6 @@
 //! Loading a checkpoint: the transformers layout (`config.json` + `model.safetensors`, as in
 //! `depth-anything/Depth-Anything-V2-Small-hf` and -Base-hf, -Large-hf) or the authors' layout
-//! (`depth_anything_v2_vits.pth` or `.safetensors`, see [`super::original`]). Where the files
+//! (`depth_anything_v2_vits.pth` or `.safetensors`, see `original.rs`). Where the files
 //! are is decided by [`crate::models::weights_at`]; the layout by the tensor names.
 //!
 //! Files are read into memory rather than memory-mapped: mapping is `unsafe` in candle (the file

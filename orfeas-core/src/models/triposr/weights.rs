@@ -9,7 +9,7 @@
 //! time, when the model asks for it ([`var_builder`]): each layer packs its tensor for the CPU
 //! kernels and drops it before the next is read, so the file is never in memory beside the
 //! packed model, and the allocator reuses one tensor's pages for the next (fresh pages cost the
-//! kernel a zeroing each: reading everything first made loading take three times as long).
+//! kernel a zeroing each: reading everything first made loading take nearly twice as long).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -215,8 +215,9 @@ pub(crate) fn load(file: &Path, config: &TripoSrConfig) -> Result<HashMap<String
     Ok(tensors)
 }
 
-/// The checkpoint `file`, checked against `config` as [`load`] checks it, as a `VarBuilder`
-/// that reads each tensor (as f32, onto `device`) when the model asks for it.
+/// The checkpoint `file`, its names and shapes checked against `config` before any data is
+/// read, as a `VarBuilder` that reads each tensor (as f32, onto `device`) when the model asks
+/// for it.
 pub(crate) fn var_builder(
     file: &Path,
     config: &TripoSrConfig,
