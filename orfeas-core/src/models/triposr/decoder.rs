@@ -496,7 +496,12 @@ mod tests {
     fn fused_kernel_matches_the_tensor_ops_on_random_planes() {
         let decoder = tiny();
         let dev = Device::Cpu;
-        let planes = Tensor::randn(0f32, 1.0, (3, 8, 7, 7), &dev).expect("planes");
+        // Deterministic pseudo-random planes in about ±1.7 (unseeded ones made the test's
+        // margin depend on the draw).
+        let values: Vec<f32> = (0..3 * 8 * 7 * 7)
+            .map(|i| ((i as f32 * 12.9898).sin() * 43_758.547).fract() * 3.4 - 1.7)
+            .collect();
+        let planes = Tensor::from_vec(values, (3, 8, 7, 7), &dev).expect("planes");
         let code = scene_code(&planes);
         let mut points: Vec<[f32; 3]> = (0..1000)
             .map(|i| {
@@ -522,7 +527,10 @@ mod tests {
             &t(fused_color.concat(), (n, 3)),
             &t(generic_color.concat(), (n, 3)),
         );
-        assert!(d < 1e-5 && c < 1e-5, "density {d}, colour {c}");
+        eprintln!("fused vs tensor ops: density {d:.2e}, colour {c:.2e}");
+        // The measure, 1e-4: `exp` turns the two summation orders' rounding in the
+        // pre-activation into relative density errors of ~1e-5 (a wrong kernel gives ~1).
+        assert!(d < 1e-4 && c < 1e-4, "density {d}, colour {c}");
     }
 
     #[test]
