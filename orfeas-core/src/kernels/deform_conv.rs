@@ -1,0 +1,879 @@
+//! Modulated deformable convolution (DCNv2) as torchvision's `deform_conv2d` computes it, for
+//! BiRefNet's ASPP-deformable blocks: one offset group, one weight group, a mask.
+//!
+//! torchvision's semantics (`csrc/ops/cpu/deform_conv2d_kernel.cpp`): tap `t = i · k + j` of
+//! output pixel `(oy, ox)` samples the input at `y = oy · stride − pad + i · dilation + Δy`,
+//! `x = ox · stride − pad + j · dilation + Δx`, where `Δy` is offset channel `2t` and `Δx`
+//! channel `2t + 1`; bilinearly, as zero when `y ≤ −1`, `y ≥ H`, `x ≤ −1` or `x ≥ W`, and
+//! otherwise from the four neighbours, each outside the image counting as zero. The sample,
+//! times the mask of that tap and pixel, is entry `(c · k² + t, pixel)` of the im2col matrix,
+//! which the `[C_out, C_in, k, k]` weight multiplies; then the bias.
+//!
+//! candle has no such op. The generic path builds it from gathers (what CUDA and half
+//! precision run): it materialises the four neighbours of every sample, `4 · B · OH · OW · k²`
+//! rows of `C_in`, then their weighted sum and the permutes around the product. On the CPU
+//! (f32) one fused kernel replaces that: each task takes a strip of output rows, computes the
+//! strip's sampling points once (four in-image neighbour indices and bilinear weights with the
+//! mask folded in, per tap and pixel), writes the sampled im2col rows straight into a reused
+//! per-thread packed matrix, and accumulates `weight · columns` into the output, as the plain
+//! convolution kernel (`conv.rs`) does.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::sgemm::{self, PackedB};
+use super::{applies_to, contiguous_f32, unwritten, with_host_values, Unfilled};
+
+/// Output pixels per task (whole output rows, at least one), as for the plain convolution: the
+/// strip's packed columns stay near L2 while every output channel runs over them, and a
+/// 64 × 64 map still gives 16 tasks.
+const PIXELS_PER_TASK: usize = 256;
+
+/// Upper bound on the elements of the generic path's gathered neighbours per chunk of output
+/// rows (64 MB of f32): a 256-channel 3×3 layer on a 128 × 128 map would otherwise gather
+/// 151 M values at once.
+const CHUNK_ELEMENTS: usize = 16 << 20;
+
+/// Padding, stride and dilation, the same in both directions, as BiRefNet passes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeformGeometry {
+    pub padding: usize,
+    pub stride: usize,
+    pub dilation: usize,
+}
+
+#[cfg_attr(not(test), allow(dead_code))] // until the BiRefNet port (issue 15) calls it
+impl DeformGeometry {
+    /// BiRefNet's geometry: stride 1, dilation 1 (and padding `k / 2`).
+    pub(crate) fn padding(padding: usize) -> Self {
+        Self {
+            padding,
+            stride: 1,
+            dilation: 1,
+        }
+    }
+}
+
+/// `torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask)`
+/// for `input = [B, C_in, H, W]`, `offset = [B, 2·k², OH, OW]`, `mask = [B, k², OH, OW]`,
+/// `weight = [C_out, C_in, k, k]`, `bias = [C_out]`; the result is `[B, C_out, OH, OW]`.
+///
+/// Any device and dtype; the fused kernel on the CPU in f32. Sampling positions are computed in
+/// f32 whatever the dtype: in bf16 a coordinate near 64 would only be resolved to half a pixel.
+/// Shapes that torchvision would reject (or that need groups) are an error, not a panic.
+#[cfg_attr(not(test), allow(dead_code))] // until the BiRefNet port (issue 15) calls it
+pub(crate) fn deform_conv2d(
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    geometry: DeformGeometry,
+) -> Result<Tensor> {
+    let d = Dims::new(
+        input.dims(),
+        offset.dims(),
+        mask.dims(),
+        weight.dims(),
+        bias.map(Tensor::dims),
+        geometry,
+    )?;
+    for (name, t) in [("offset", offset), ("mask", mask), ("weight", weight)]
+        .into_iter()
+        .chain(bias.map(|b| ("bias", b)))
+    {
+        if t.dtype() != input.dtype() || !t.device().same_device(input.device()) {
+            bail!(
+                "deform_conv2d: {name} is {:?} on {:?}, input {:?} on {:?}",
+                t.dtype(),
+                t.device().location(),
+                input.dtype(),
+                input.device().location()
+            )
+        }
+    }
+    if d.batch == 0 {
+        return Tensor::zeros((0, d.c_out, d.oh, d.ow), input.dtype(), input.device());
+    }
+    if applies_to(input) {
+        let (input, offset, mask) = (
+            input.contiguous()?,
+            offset.contiguous()?,
+            mask.contiguous()?,
+        );
+        let run = |weight: &[f32], bias: Option<&[f32]>| {
+            let op = Fused {
+                weight,
+                bias,
+                dims: d,
+                geometry,
+            };
+            input.apply_op3_no_bwd(&offset, &mask, &op)
+        };
+        return with_host_values(weight, |weight| match bias {
+            Some(bias) => with_host_values(bias, |bias| run(weight, Some(bias)))?,
+            None => run(weight, None),
+        })?;
+    }
+    generic(
+        input,
+        offset,
+        mask,
+        weight,
+        bias,
+        d,
+        geometry,
+        CHUNK_ELEMENTS,
+    )
+}
+
+/// The sizes of one call, checked against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dims {
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    /// Input size.
+    h: usize,
+    w: usize,
+    kernel: usize,
+    /// Output size.
+    oh: usize,
+    ow: usize,
+}
+
+impl Dims {
+    fn new(
+        input: &[usize],
+        offset: &[usize],
+        mask: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+        g: DeformGeometry,
+    ) -> Result<Self> {
+        let fail = |why: String| -> Result<Self> {
+            bail!(
+                "deform_conv2d: input {input:?}, offset {offset:?}, mask {mask:?}, weight \
+                 {weight:?}, bias {bias:?}, {g:?}: {why}"
+            )
+        };
+        let (&[batch, c_in, h, w], &[c_out, c_in_w, kh, kw]) = (input, weight) else {
+            return fail("input and weight must be 4-d".into());
+        };
+        if kh != kw || kh == 0 {
+            return fail(format!("kernel {kh}×{kw}: square kernels only"));
+        }
+        if c_in_w != c_in {
+            return fail(format!(
+                "the weight takes {c_in_w} channels, the input has {c_in} (one weight group only)"
+            ));
+        }
+        if c_in == 0 || c_out == 0 {
+            return fail("no channels".into());
+        }
+        if g.stride == 0 || g.dilation == 0 {
+            return fail("stride and dilation must be at least 1".into());
+        }
+        let span = g.dilation * (kh - 1) + 1;
+        if h + 2 * g.padding < span || w + 2 * g.padding < span {
+            return fail(format!(
+                "the {span}-pixel kernel span exceeds the padded input"
+            ));
+        }
+        let (oh, ow) = (
+            (h + 2 * g.padding - span) / g.stride + 1,
+            (w + 2 * g.padding - span) / g.stride + 1,
+        );
+        let taps = kh * kh;
+        if offset != [batch, 2 * taps, oh, ow] {
+            return fail(format!(
+                "offset must be [{batch}, {}, {oh}, {ow}] (one offset group)",
+                2 * taps
+            ));
+        }
+        if mask != [batch, taps, oh, ow] {
+            return fail(format!("mask must be [{batch}, {taps}, {oh}, {ow}]"));
+        }
+        if bias.is_some_and(|b| b != [c_out]) {
+            return fail(format!("bias must be [{c_out}]"));
+        }
+        // Both paths index pixels with u32 (the generic one across the whole batch).
+        if batch
+            .checked_mul(h * w)
+            .is_none_or(|n| n > u32::MAX as usize)
+        {
+            return fail("more than 2³² input pixels".into());
+        }
+        Ok(Self {
+            batch,
+            c_in,
+            c_out,
+            h,
+            w,
+            kernel: kh,
+            oh,
+            ow,
+        })
+    }
+
+    fn taps(&self) -> usize {
+        self.kernel * self.kernel
+    }
+
+    /// Output pixels per image.
+    fn plane(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// The tensor-op path (any device and dtype). The gathered rows are whole channel vectors of a
+/// channels-last copy of the input, in (image, pixel, tap) order, so their weighted sum is
+/// already the im2col matrix transposed, `[B · OH · OW, k² · C_in]`, and no permute of that
+/// (largest) tensor is needed: the small weight is permuted to `[k² · C_in, C_out]` instead.
+#[allow(clippy::too_many_arguments)]
+fn generic(
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    d: Dims,
+    g: DeformGeometry,
+    chunk_elements: usize,
+) -> Result<Tensor> {
+    let (dev, dtype) = (input.device(), input.dtype());
+    let (taps, plane, k) = (d.taps(), d.plane(), d.kernel);
+    // [B, P, T] (pixel-major, tap-minor), f32.
+    let offset = offset
+        .to_dtype(DType::F32)?
+        .reshape((d.batch, taps, 2, plane))?;
+    let per_pixel = |t: Tensor| t.squeeze(2)?.transpose(1, 2);
+    let dy = per_pixel(offset.narrow(2, 0, 1)?)?;
+    let dx = per_pixel(offset.narrow(2, 1, 1)?)?;
+    let mask = mask
+        .to_dtype(DType::F32)?
+        .reshape((d.batch, taps, plane))?
+        .transpose(1, 2)?;
+    // The undeformed positions, integers as torchvision computes them before adding the offset.
+    let (mut base_y, mut base_x) = (Vec::with_capacity(plane * taps), Vec::new());
+    for oy in 0..d.oh {
+        for ox in 0..d.ow {
+            for t in 0..taps {
+                let at =
+                    |o: usize, i: usize| (o * g.stride + i * g.dilation) as f32 - g.padding as f32;
+                base_y.push(at(oy, t / k));
+                base_x.push(at(ox, t % k));
+            }
+        }
+    }
+    let y = Tensor::from_vec(base_y, (1, plane, taps), dev)?.broadcast_add(&dy)?;
+    let x = Tensor::from_vec(base_x, (1, plane, taps), dev)?.broadcast_add(&dx)?;
+    let (h, w) = (d.h as f32, d.w as f32);
+    let inside = y
+        .gt(-1f32)?
+        .mul(&y.lt(h)?)?
+        .mul(&x.gt(-1f32)?)?
+        .mul(&x.lt(w)?)?;
+    let scale = mask.mul(&inside.to_dtype(DType::F32)?)?;
+    let (y0, x0) = (y.floor()?, x.floor()?);
+    let (ly, lx) = ((&y - &y0)?, (&x - &x0)?);
+    let (hy, hx) = (ly.affine(-1.0, 1.0)?, lx.affine(-1.0, 1.0)?);
+    let (y1, x1) = (y0.affine(1.0, 1.0)?, x0.affine(1.0, 1.0)?);
+    // 1 where a neighbour coordinate is inside `0..n` (u8), and the coordinate clamped there
+    // (u32) so that every gathered index is valid; the weight zeroes what the clamp moved.
+    let in_range = |v: &Tensor, n: usize| v.ge(0f32)?.mul(&v.le((n - 1) as f32)?);
+    let clamped = |v: &Tensor, n: usize| v.clamp(0f32, (n - 1) as f32)?.to_dtype(DType::U32);
+    let image_start: Vec<u32> = (0..d.batch).map(|b| (b * d.h * d.w) as u32).collect();
+    let image_start = Tensor::from_vec(image_start, (d.batch, 1, 1), dev)?;
+    let (mut indexes, mut weights) = (Vec::with_capacity(4), Vec::with_capacity(4));
+    for (ry, wy) in [(&y0, &hy), (&y1, &ly)] {
+        for (rx, wx) in [(&x0, &hx), (&x1, &lx)] {
+            let valid = in_range(ry, d.h)?.mul(&in_range(rx, d.w)?)?;
+            weights.push(wy.mul(wx)?.mul(&valid.to_dtype(DType::F32)?)?.mul(&scale)?);
+            let index = clamped(ry, d.h)?.affine(d.w as f64, 0.0)?;
+            indexes.push(index.add(&clamped(rx, d.w)?)?.broadcast_add(&image_start)?);
+        }
+    }
+    // [B, P, T, 4]
+    let indexes = Tensor::stack(&indexes, 3)?;
+    let weights = Tensor::stack(&weights, 3)?.to_dtype(dtype)?;
+    let pixels = input
+        .permute((0, 2, 3, 1))?
+        .reshape((d.batch * d.h * d.w, d.c_in))?;
+    // Row `t · C_in + c` is tap `t` of channel `c`, as in the gathered columns.
+    let weight = weight
+        .reshape((d.c_out, d.c_in, taps))?
+        .permute((2, 1, 0))?
+        .reshape((taps * d.c_in, d.c_out))?;
+    let rows_per_chunk = (chunk_elements / (d.batch * d.ow * taps * 4 * d.c_in)).clamp(1, d.oh);
+    let mut chunks = Vec::with_capacity(d.oh.div_ceil(rows_per_chunk));
+    for first in (0..d.oh).step_by(rows_per_chunk) {
+        let len = rows_per_chunk.min(d.oh - first) * d.ow;
+        let samples = d.batch * len * taps;
+        let index = indexes.narrow(1, first * d.ow, len)?.flatten_all()?;
+        let weight_of = weights
+            .narrow(1, first * d.ow, len)?
+            .reshape((samples, 4, 1))?;
+        let columns = pixels
+            .index_select(&index, 0)?
+            .reshape((samples, 4, d.c_in))?
+            .broadcast_mul(&weight_of)?
+            .sum(1)?
+            .reshape((d.batch * len, taps * d.c_in))?;
+        chunks.push(columns.matmul(&weight)?.reshape((d.batch, len, d.c_out))?);
+    }
+    let out = Tensor::cat(&chunks, 1)?
+        .transpose(1, 2)?
+        .reshape((d.batch, d.c_out, d.oh, d.ow))?;
+    match bias {
+        Some(bias) => out.broadcast_add(&bias.reshape((1, d.c_out, 1, 1))?),
+        None => Ok(out),
+    }
+}
+
+/// One bilinear sample: the four neighbours' indices in the channel plane and their weights,
+/// the mask folded in; a neighbour outside the image has weight 0 (and index 0, so that every
+/// load stays in bounds).
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    at: [u32; 4],
+    weight: [f32; 4],
+}
+
+/// Per-thread buffers, reused from strip to strip.
+#[derive(Default)]
+struct Buffers {
+    /// The strip's samples, tap-major: `samples[t · pixels + p]`.
+    samples: Vec<Sample>,
+    /// One im2col row of the strip.
+    row: Vec<f32>,
+    /// The strip's im2col matrix (`C_in · k² × pixels`), packed for the product.
+    packed: PackedB,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+/// The fused CPU kernel on `(input, offset, mask)`, contiguous f32; the weight
+/// (`[C_out, C_in · k²]` row-major, the PyTorch layout) and bias are borrowed host values.
+#[derive(Debug, Clone, Copy)]
+struct Fused<'a> {
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    dims: Dims,
+    geometry: DeformGeometry,
+}
+
+impl CustomOp3 for Fused<'_> {
+    fn name(&self) -> &'static str {
+        "orfeas-deform-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        os: &CpuStorage,
+        ol: &Layout,
+        ms: &CpuStorage,
+        ml: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims;
+        let (taps, plane) = (d.taps(), d.plane());
+        if xl.dims() != [d.batch, d.c_in, d.h, d.w]
+            || ol.dims() != [d.batch, 2 * taps, d.oh, d.ow]
+            || ml.dims() != [d.batch, taps, d.oh, d.ow]
+            || self.weight.len() != d.c_out * d.c_in * taps
+            || self.bias.is_some_and(|b| b.len() != d.c_out)
+        {
+            bail!(
+                "deform_conv2d kernel: input {:?}, offset {:?}, mask {:?}, {} weights, for {d:?}",
+                xl.shape(),
+                ol.shape(),
+                ml.shape(),
+                self.weight.len()
+            )
+        }
+        let slice = |s, l| contiguous_f32("deform_conv2d", s, l);
+        let (x, offset, mask) = (slice(xs, xl)?, slice(os, ol)?, slice(ms, ml)?);
+        let mut out = Unfilled::new(d.batch * d.c_out * plane);
+        let rows_per_task = (PIXELS_PER_TASK / d.ow).clamp(1, d.oh);
+        let strips = d.oh.div_ceil(rows_per_task);
+        let out_ptr = out.shared();
+        let image = d.c_in * d.h * d.w;
+        (0..d.batch * strips).into_par_iter().for_each(|task| {
+            let (b, strip) = (task / strips, task % strips);
+            let rows = strip * rows_per_task..((strip + 1) * rows_per_task).min(d.oh);
+            let inputs = (
+                &x[b * image..(b + 1) * image],
+                &offset[b * 2 * taps * plane..(b + 1) * 2 * taps * plane],
+                &mask[b * taps * plane..(b + 1) * taps * plane],
+            );
+            // Tasks write disjoint row ranges of their own image; `out` outlives the loop.
+            let out = out_ptr.at(b * d.c_out * plane);
+            BUFFERS.with_borrow_mut(|buffers| self.strip(inputs, out, rows, buffers));
+        });
+        // SAFETY: the strips cover every output row of every image, and each strip writes all
+        // `c_out` planes of its rows (the bias first, or the product without accumulating).
+        let out = unsafe { out.into_filled() };
+        Ok((CpuStorage::F32(out), (d.batch, d.c_out, d.oh, d.ow).into()))
+    }
+}
+
+impl Fused<'_> {
+    /// Output rows `rows` of one image (`x`, `offset`, `mask` are that image's), all output
+    /// channels, into `out` (the image's `[C_out, OH, OW]` base).
+    fn strip(
+        &self,
+        (x, offset, mask): (&[f32], &[f32], &[f32]),
+        out: *mut f32,
+        rows: Range<usize>,
+        buffers: &mut Buffers,
+    ) {
+        let d = self.dims;
+        let (taps, plane, pixels) = (d.taps(), d.plane(), rows.len() * d.ow);
+        let depth = d.c_in * taps;
+        let Buffers {
+            samples,
+            row,
+            packed,
+        } = buffers;
+        self.samples(offset, mask, rows.clone(), samples);
+        packed.reset(depth, pixels);
+        row.resize(pixels, 0.0);
+        let hw = d.h * d.w;
+        for (c, channel) in x.chunks_exact(hw).enumerate() {
+            for (t, samples) in samples.chunks_exact(pixels).enumerate() {
+                for (v, s) in row.iter_mut().zip(samples) {
+                    let at = s.at.map(|i| i as usize);
+                    *v = s.weight[0] * channel[at[0]]
+                        + s.weight[1] * channel[at[1]]
+                        + s.weight[2] * channel[at[2]]
+                        + s.weight[3] * channel[at[3]];
+                }
+                packed.write_row(c * taps + t, 0, row);
+            }
+        }
+        let out = out.wrapping_add(rows.start * d.ow);
+        // SAFETY: this task's output block is rows `rows` of each of the `c_out` planes of its
+        // image (`out` is that image's base, plane stride `plane`); the weight is
+        // `c_out × depth` (checked in `cpu_fwd`).
+        unsafe {
+            if let Some(bias) = self.bias {
+                for (c, &b) in bias.iter().enumerate() {
+                    unwritten(out.add(c * plane), pixels).fill(MaybeUninit::new(b));
+                }
+            }
+            // out[c, p] (+)= Σ_k weight[c, k] · columns[k, p].
+            sgemm::gemm(
+                d.c_out,
+                self.weight.as_ptr(),
+                depth,
+                packed,
+                out,
+                plane,
+                self.bias.is_some(),
+            );
+        }
+    }
+
+    /// The samples of output rows `rows`, tap-major, into `samples`.
+    fn samples(&self, offset: &[f32], mask: &[f32], rows: Range<usize>, samples: &mut Vec<Sample>) {
+        let (d, g) = (self.dims, self.geometry);
+        let plane = d.plane();
+        samples.clear();
+        for t in 0..d.taps() {
+            let (i, j) = (t / d.kernel, t % d.kernel);
+            let dy = &offset[2 * t * plane..(2 * t + 1) * plane];
+            let dx = &offset[(2 * t + 1) * plane..(2 * t + 2) * plane];
+            let mask = &mask[t * plane..(t + 1) * plane];
+            for oy in rows.clone() {
+                // Integers, as torchvision computes them before adding the offset.
+                let y = (oy * g.stride + i * g.dilation) as f32 - g.padding as f32;
+                for ox in 0..d.ow {
+                    let x = (ox * g.stride + j * g.dilation) as f32 - g.padding as f32;
+                    let p = oy * d.ow + ox;
+                    samples.push(sample(d, y + dy[p], x + dx[p], mask[p]));
+                }
+            }
+        }
+    }
+}
+
+/// torchvision's `bilinear_interpolate` at `(y, x)`, times `mask`, as weights of the four
+/// neighbours. A NaN position samples zero (torchvision's behaviour there is undefined).
+fn sample(d: Dims, y: f32, x: f32, mask: f32) -> Sample {
+    let mut s = Sample::default();
+    let inside = y > -1.0 && y < d.h as f32 && x > -1.0 && x < d.w as f32;
+    if !inside {
+        return s;
+    }
+    let (y0, x0) = (y.floor(), x.floor());
+    let (ly, lx) = (y - y0, x - x0);
+    let (hy, hx) = (1.0 - ly, 1.0 - lx);
+    // In -1..=h-1 and -1..=w-1 now.
+    let (y0, x0) = (y0 as isize, x0 as isize);
+    for (n, (dy, dx)) in [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
+        let (yn, xn) = (y0 + dy, x0 + dx);
+        if (0..d.h as isize).contains(&yn) && (0..d.w as isize).contains(&xn) {
+            s.at[n] = (yn as usize * d.w + xn as usize) as u32;
+            s.weight[n] = mask * [hy, ly][dy as usize] * [hx, lx][dx as usize];
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    use candle_core::Device;
+
+    use super::super::with_kernels_disabled;
+    use super::*;
+    // Through the re-export, as the models call it.
+    use crate::kernels::{deform_conv2d, DeformGeometry};
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/deform_conv/reference.safetensors"
+    );
+
+    /// max |got − want| / max |want|.
+    fn relative_error(got: &Tensor, want: &Tensor) -> f32 {
+        assert_eq!(got.dims(), want.dims(), "shapes differ");
+        let max = |t: &Tensor| {
+            t.abs()
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.max(0))
+                .and_then(|t| t.to_scalar::<f32>())
+                .expect("max")
+        };
+        max(&(got - want).expect("difference")) / max(want)
+    }
+
+    struct Case {
+        input: Tensor,
+        offset: Tensor,
+        mask: Tensor,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        geometry: DeformGeometry,
+    }
+
+    impl Case {
+        fn run(&self) -> Result<Tensor> {
+            deform_conv2d(
+                &self.input,
+                &self.offset,
+                &self.mask,
+                &self.weight,
+                self.bias.as_ref(),
+                self.geometry,
+            )
+        }
+
+        fn kernel_and_generic(&self) -> (Tensor, Tensor) {
+            let kernel = self.run().expect("kernel");
+            let generic = with_kernels_disabled(|| self.run()).expect("generic");
+            (kernel, generic)
+        }
+
+        /// Offsets of `scale` pixels (many samples land outside the image), masks
+        /// `2 · sigmoid(N(0, 1))` as BiRefNet's modulator makes them.
+        #[allow(clippy::too_many_arguments)]
+        fn random(
+            (batch, c_in, c_out, h, w): (usize, usize, usize, usize, usize),
+            kernel: usize,
+            geometry: DeformGeometry,
+            scale: f32,
+            with_bias: bool,
+        ) -> Self {
+            let dev = Device::Cpu;
+            let span = geometry.dilation * (kernel - 1) + 1;
+            let out = |n: usize| (n + 2 * geometry.padding - span) / geometry.stride + 1;
+            let (oh, ow, taps) = (out(h), out(w), kernel * kernel);
+            let randn =
+                |shape: &[usize], std: f32| Tensor::randn(0f32, std, shape, &dev).expect("randn");
+            let mask = candle_nn::ops::sigmoid(&randn(&[batch, taps, oh, ow], 1.0))
+                .and_then(|m| m.affine(2.0, 0.0))
+                .expect("mask");
+            Self {
+                input: randn(&[batch, c_in, h, w], 1.0),
+                offset: randn(&[batch, 2 * taps, oh, ow], scale),
+                mask,
+                weight: randn(
+                    &[c_out, c_in, kernel, kernel],
+                    1.0 / ((c_in * taps) as f32).sqrt(),
+                ),
+                bias: with_bias.then(|| randn(&[c_out], 1.0)),
+                geometry,
+            }
+        }
+    }
+
+    fn fixture() -> (Vec<String>, HashMap<String, Tensor>) {
+        let tensors = candle_core::safetensors::load(FIXTURE, &Device::Cpu).expect("fixture");
+        let mut names: Vec<String> = tensors
+            .keys()
+            .filter_map(|k| k.strip_suffix("/output").map(str::to_owned))
+            .collect();
+        names.sort();
+        (names, tensors)
+    }
+
+    fn fixture_case(name: &str, t: &HashMap<String, Tensor>) -> (Case, Tensor) {
+        let get = |key: &str| t.get(&format!("{name}/{key}")).cloned();
+        let tensor = |key: &str| get(key).unwrap_or_else(|| panic!("{name}/{key}"));
+        let geometry = tensor("geometry").to_vec1::<f32>().expect("geometry");
+        let case = Case {
+            input: tensor("input"),
+            offset: tensor("offset"),
+            mask: tensor("mask"),
+            weight: tensor("weight"),
+            bias: get("bias"),
+            geometry: DeformGeometry {
+                padding: geometry[0] as usize,
+                stride: geometry[1] as usize,
+                dilation: geometry[2] as usize,
+            },
+        };
+        (case, tensor("output"))
+    }
+
+    /// torchvision's own output (tests/fixtures/deform_conv/make_fixture.py): 1×1, 3×3 and 7×7
+    /// kernels, one and two images, non-square maps, offsets of several pixels.
+    #[test]
+    fn both_paths_match_torchvision() {
+        let (names, tensors) = fixture();
+        assert_eq!(names, ["k1", "k3", "k3_s2_d2", "k7"], "the fixture's cases");
+        for name in &names {
+            let (case, want) = fixture_case(name, &tensors);
+            let (kernel, generic) = case.kernel_and_generic();
+            for (path, got) in [("kernel", kernel), ("generic", generic)] {
+                let err = relative_error(&got, &want);
+                eprintln!("deform_conv2d {name} ({path}): relative error {err:.2e}");
+                assert!(err <= 1e-5, "{name} ({path}): {err}");
+            }
+        }
+    }
+
+    /// The two paths on shapes the fixture does not reach: several strips per image with a
+    /// partial last one, a product deeper than one sgemm pass with edge tiles, no bias,
+    /// non-contiguous inputs, and the generic path cut into several row chunks.
+    #[test]
+    fn the_kernel_and_the_generic_path_agree() {
+        let geometry = DeformGeometry::padding;
+        for (sizes, kernel, geometry, scale, bias) in [
+            ((2, 50, 13, 9, 40), 3, geometry(1), 2.0, true),
+            ((1, 7, 20, 5, 300), 1, geometry(0), 3.0, false),
+            ((3, 4, 6, 17, 11), 5, geometry(2), 5.0, true),
+            (
+                (2, 3, 5, 16, 12),
+                3,
+                DeformGeometry {
+                    padding: 0,
+                    stride: 3,
+                    dilation: 3,
+                },
+                1.5,
+                false,
+            ),
+        ] {
+            let case = Case::random(sizes, kernel, geometry, scale, bias);
+            let (kernel_out, generic) = case.kernel_and_generic();
+            let err = relative_error(&kernel_out, &generic);
+            assert!(err <= 1e-5, "{sizes:?}, k {kernel}, {geometry:?}: {err}");
+            let d = Dims::new(
+                case.input.dims(),
+                case.offset.dims(),
+                case.mask.dims(),
+                case.weight.dims(),
+                case.bias.as_ref().map(Tensor::dims),
+                geometry,
+            )
+            .expect("dims");
+            let chunked = generic_path(&case, d, 1).expect("one row per chunk");
+            let err = relative_error(&chunked, &generic);
+            assert!(err <= 1e-6, "{sizes:?} chunked: {err}");
+        }
+        // Transposed views in, the same numbers out.
+        let case = Case::random((2, 6, 5, 10, 10), 3, geometry(1), 2.0, true);
+        let want = case.run().expect("contiguous");
+        let transposed = |t: &Tensor| {
+            t.transpose(2, 3)
+                .and_then(|t| t.contiguous())
+                .and_then(|t| t.transpose(2, 3))
+                .expect("view")
+        };
+        let views = Case {
+            input: transposed(&case.input),
+            offset: transposed(&case.offset),
+            mask: transposed(&case.mask),
+            weight: transposed(&case.weight),
+            bias: case.bias.clone(),
+            geometry: case.geometry,
+        };
+        assert!(!views.input.is_contiguous());
+        let (kernel_out, generic) = views.kernel_and_generic();
+        assert!(relative_error(&kernel_out, &want) <= 1e-6);
+        assert!(relative_error(&generic, &want) <= 1e-5);
+    }
+
+    fn generic_path(case: &Case, d: Dims, chunk_elements: usize) -> Result<Tensor> {
+        generic(
+            &case.input,
+            &case.offset,
+            &case.mask,
+            &case.weight,
+            case.bias.as_ref(),
+            d,
+            case.geometry,
+            chunk_elements,
+        )
+    }
+
+    /// What CUDA would run in half precision: the same function, to half precision's accuracy.
+    #[test]
+    fn the_generic_path_runs_in_half_precision() {
+        let case = Case::random((2, 8, 6, 9, 12), 3, DeformGeometry::padding(1), 3.0, true);
+        let want = case.run().expect("f32");
+        for dtype in [DType::F16, DType::BF16] {
+            let half = |t: &Tensor| t.to_dtype(dtype).expect("half");
+            let got = Case {
+                input: half(&case.input),
+                offset: half(&case.offset),
+                mask: half(&case.mask),
+                weight: half(&case.weight),
+                bias: case.bias.as_ref().map(half),
+                geometry: case.geometry,
+            }
+            .run()
+            .and_then(|t| t.to_dtype(DType::F32))
+            .expect("half precision");
+            let err = relative_error(&got, &want);
+            assert!(err <= 0.05, "{dtype:?}: {err}");
+        }
+    }
+
+    /// Shapes torchvision rejects, and groups (which this op does not do), are errors that say
+    /// what is wrong, on both paths.
+    #[test]
+    fn wrong_shapes_are_errors() {
+        let case = Case::random((2, 4, 3, 6, 7), 3, DeformGeometry::padding(1), 1.0, true);
+        let dev = Device::Cpu;
+        let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &dev).expect("zeros");
+        let with = |f: &dyn Fn(&mut Case)| {
+            let mut c = Case {
+                input: case.input.clone(),
+                offset: case.offset.clone(),
+                mask: case.mask.clone(),
+                weight: case.weight.clone(),
+                bias: case.bias.clone(),
+                geometry: case.geometry,
+            };
+            f(&mut c);
+            c
+        };
+        let bad: Vec<(&str, Case)> = vec![
+            ("3-d input", with(&|c| c.input = zeros(&[4, 6, 7]))),
+            ("input channels", with(&|c| c.input = zeros(&[2, 5, 6, 7]))),
+            (
+                "rectangular kernel",
+                with(&|c| c.weight = zeros(&[3, 4, 3, 1])),
+            ),
+            ("offset groups", with(&|c| c.offset = zeros(&[2, 36, 6, 7]))),
+            ("offset size", with(&|c| c.offset = zeros(&[2, 18, 7, 6]))),
+            ("offset batch", with(&|c| c.offset = zeros(&[1, 18, 6, 7]))),
+            ("mask taps", with(&|c| c.mask = zeros(&[2, 18, 6, 7]))),
+            ("mask batch", with(&|c| c.mask = zeros(&[3, 9, 6, 7]))),
+            ("bias", with(&|c| c.bias = Some(zeros(&[4])))),
+            ("stride 0", with(&|c| c.geometry.stride = 0)),
+            ("too small", with(&|c| c.input = zeros(&[2, 4, 1, 7]))),
+            (
+                "dtype",
+                with(&|c| c.mask = c.mask.to_dtype(DType::F16).expect("f16")),
+            ),
+        ];
+        for (what, c) in &bad {
+            for (path, result) in [
+                ("kernel", c.run()),
+                ("generic", with_kernels_disabled(|| c.run())),
+            ] {
+                let err = result.expect_err(what).to_string();
+                assert!(err.contains("deform_conv2d"), "{what} ({path}): {err}");
+            }
+        }
+        // No images: an empty result, as torchvision gives.
+        let empty = with(&|c| {
+            c.input = zeros(&[0, 4, 6, 7]);
+            c.offset = zeros(&[0, 18, 6, 7]);
+            c.mask = zeros(&[0, 9, 6, 7]);
+        });
+        assert_eq!(empty.run().expect("empty").dims(), [0, 3, 6, 7]);
+        // The kernel's own check, should a caller hand it tensors that disagree with its sizes.
+        let d = Dims::new(
+            case.input.dims(),
+            case.offset.dims(),
+            case.mask.dims(),
+            case.weight.dims(),
+            None,
+            case.geometry,
+        )
+        .expect("dims");
+        let weights = vec![0f32; 5];
+        let op = Fused {
+            weight: &weights,
+            bias: None,
+            dims: d,
+            geometry: case.geometry,
+        };
+        let err = case
+            .input
+            .apply_op3_no_bwd(&case.offset, &case.mask, &op)
+            .expect_err("short weight")
+            .to_string();
+        assert!(err.contains("deform_conv2d kernel"), "{err}");
+    }
+
+    /// BiRefNet-sized: 256 → 256 channels, 3×3, on a 64 × 64 map. Timings only (`cargo test
+    /// -p orfeas-core --release deform_conv_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn deform_conv_timing() {
+        let case = Case::random(
+            (1, 256, 256, 64, 64),
+            3,
+            DeformGeometry::padding(1),
+            2.0,
+            true,
+        );
+        let time = |f: &dyn Fn() -> Tensor| {
+            let _ = f();
+            let runs = 5;
+            let start = Instant::now();
+            for _ in 0..runs {
+                let _ = f();
+            }
+            start.elapsed().as_secs_f64() / f64::from(runs)
+        };
+        let kernel = time(&|| case.run().expect("kernel"));
+        let generic = time(&|| with_kernels_disabled(|| case.run()).expect("generic"));
+        let (a, b) = case.kernel_and_generic();
+        eprintln!(
+            "deform_conv2d 1×256×64×64 → 256, 3×3, {} threads: kernel {:.1} ms, generic {:.1} ms \
+             ({:.1}×); relative difference {:.1e}",
+            rayon::current_num_threads(),
+            kernel * 1e3,
+            generic * 1e3,
+            generic / kernel,
+            relative_error(&a, &b)
+        );
+    }
+}
