@@ -12,17 +12,18 @@
 //! candle has no such op. The generic path builds it from gathers (what CUDA and half
 //! precision run): it materialises the four neighbours of every sample, `4 · B · OH · OW · k²`
 //! rows of `C_in`, then their weighted sum and a product; 14× slower than the fused kernel on
-//! the CPU for a 256-channel 3×3 layer on a 64 × 64 map. On the CPU (f32) that kernel samples a
-//! channels-last copy of the input, so each sample is the weighted sum of four contiguous
-//! channel vectors (vectorised), not four scalar gathers per channel: with the copy, the weight
-//! packing and the output transpose, ~7 ms of one core's time where sampling the channel planes
-//! took 14 ms (256 channels, 3×3, 64 × 64). Those channel vectors are a row of the transposed
-//! im2col matrix, which is then the product's `A` as is, against the weight transposed and
-//! packed once per call. Each task takes a strip of output pixels,
-//! writes its rows into a reused per-thread buffer, multiplies, and transposes the
-//! `pixels × C_out` product into the output planes with the bias (`k² · C_in / C_out` times
-//! less data than transposing the columns would be). The whole kernel then costs ~1.2× the
-//! plain 3×3 convolution of the same size.
+//! the CPU for a 256-channel 3×3 layer on a 64 × 64 map.
+//!
+//! The fused kernel (CPU, f32) samples a channels-last copy of the input, so that each sample
+//! is the weighted sum of four contiguous channel vectors (vectorised), not four scalar gathers
+//! per channel: with the copy, the weight packing and the output transpose that costs ~7 ms of
+//! one core where sampling the channel planes took 14 ms (256 channels, 3×3, 64 × 64). Those
+//! channel vectors are a row of the transposed im2col matrix, which is then the product's `A`
+//! as is, against the weight transposed and packed once per call. Each task takes a strip of
+//! output pixels, writes its rows into a reused per-thread buffer, multiplies, and transposes
+//! the `pixels × C_out` product into the output planes with the bias (`k² · C_in / C_out`
+//! times less data than transposing the columns). The kernel then takes ~1.2× the time of the
+//! plain 3×3 convolution kernel of the same size.
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -34,8 +35,8 @@ use super::sgemm::{self, PackedB};
 use super::{applies_to, contiguous_f32, with_host_values, Isa, Unfilled};
 
 /// Output pixels per task: with 256 the strip's columns (256 × 9 · C_in floats, 2.4 MB for
-/// 256 channels) stay near L2 while every output channel's weights run over them, and a
-/// 64 × 64 map still gives 16 tasks.
+/// 256 channels) stay in L2 (4 MB here) while every output channel's weights run over them,
+/// and a 64 × 64 map still gives 16 tasks.
 const PIXELS_PER_TASK: usize = 256;
 
 /// At most this many column values per task (4 MB): deep products (many channels, 7×7) take
@@ -190,15 +191,17 @@ impl Dims {
         if g.stride == 0 || g.dilation == 0 {
             return fail("stride and dilation must be at least 1".into());
         }
-        let span = g.dilation * (kh - 1) + 1;
-        if h + 2 * g.padding < span || w + 2 * g.padding < span {
+        // Saturating: absurd sizes are an error below, not an overflow.
+        let span = g.dilation.saturating_mul(kh - 1).saturating_add(1);
+        let padded = |n: usize| n.saturating_add(g.padding.saturating_mul(2));
+        if padded(h) < span || padded(w) < span {
             return fail(format!(
                 "the {span}-pixel kernel span exceeds the padded input"
             ));
         }
         let (oh, ow) = (
-            (h + 2 * g.padding - span) / g.stride + 1,
-            (w + 2 * g.padding - span) / g.stride + 1,
+            (padded(h) - span) / g.stride + 1,
+            (padded(w) - span) / g.stride + 1,
         );
         let taps = kh * kh;
         if offset != [batch, 2 * taps, oh, ow] {
@@ -214,8 +217,8 @@ impl Dims {
             return fail(format!("bias must be [{c_out}]"));
         }
         // Both paths index pixels with u32 (the generic one across the whole batch).
-        if batch
-            .checked_mul(h * w)
+        if h.checked_mul(w)
+            .and_then(|hw| hw.checked_mul(batch))
             .is_none_or(|n| n > u32::MAX as usize)
         {
             return fail("more than 2³² input pixels".into());
@@ -271,7 +274,10 @@ fn generic(
         .reshape((d.batch, taps, plane))?
         .transpose(1, 2)?;
     // The undeformed positions, integers as torchvision computes them before adding the offset.
-    let (mut base_y, mut base_x) = (Vec::with_capacity(plane * taps), Vec::new());
+    let (mut base_y, mut base_x) = (
+        Vec::with_capacity(plane * taps),
+        Vec::with_capacity(plane * taps),
+    );
     for oy in 0..d.oh {
         for ox in 0..d.ow {
             for t in 0..taps {
@@ -913,7 +919,8 @@ mod tests {
     fn the_generic_path_runs_in_half_precision() {
         let case = Case::random((2, 8, 6, 9, 12), 3, DeformGeometry::padding(1), 3.0, true);
         let want = case.run().expect("f32");
-        for dtype in [DType::F16, DType::BF16] {
+        // Products and sums in half precision: a few units of its epsilon (2⁻¹⁰, 2⁻⁷).
+        for (dtype, tolerance) in [(DType::F16, 5e-3), (DType::BF16, 5e-2)] {
             let half = |t: &Tensor| t.to_dtype(dtype).expect("half");
             let got = Case {
                 input: half(&case.input),
@@ -927,7 +934,8 @@ mod tests {
             .and_then(|t| t.to_dtype(DType::F32))
             .expect("half precision");
             let err = relative_error(&got, &want);
-            assert!(err <= 0.05, "{dtype:?}: {err}");
+            eprintln!("deform_conv2d generic path in {dtype:?}: relative error {err:.2e}");
+            assert!(err <= tolerance, "{dtype:?}: {err}");
         }
     }
 
