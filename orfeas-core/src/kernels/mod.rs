@@ -13,6 +13,8 @@
 mod attention;
 #[allow(unsafe_code)]
 mod conv;
+#[allow(unsafe_code)]
+mod deform_conv;
 mod dense;
 #[allow(unsafe_code)]
 mod field;
@@ -32,6 +34,8 @@ use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
 
 pub(crate) use attention::{CrossAttention, FusedAttention};
 pub(crate) use conv::Conv;
+#[cfg_attr(not(test), allow(unused_imports))] // until the BiRefNet port (issue 15) calls it
+pub(crate) use deform_conv::{deform_conv2d, DeformGeometry};
 pub(crate) use dense::Dense;
 pub(crate) use field::{FieldMlp, FieldQuery, Hidden, Output, Reduction, Triplanes};
 pub(crate) use geglu::GegluDense;
