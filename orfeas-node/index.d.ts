@@ -112,8 +112,9 @@ export declare class BatchProcessor {
   /**
    * Starts the slot threads. Throws `ERR_INVALID_INPUT` for bad options, `ERR_DEVICE` or
    * `ERR_FEATURE_DISABLED` for an unusable device, `ERR_WEIGHTS_NOT_FOUND` when the method
-   * (`depth-anything`, `triposr`) has no weights, `ERR_WEIGHTS_INVALID` when they cannot be
-   * used. Loading model weights happens here, once.
+   * (`depth-anything`, `triposr`) has no weights (or `segmenterWeights` holds none),
+   * `ERR_WEIGHTS_INVALID` when they cannot be used. Loading model weights happens here,
+   * once: BiRefNet too, from `segmenterWeights` or the Hugging Face cache.
    */
   constructor(options?: ProcessorOptions)
   /** Number of slots. */
@@ -126,12 +127,18 @@ export declare class BatchProcessor {
   get device(): string
   /** The requested method (`auto`, `relief`, `inflate`, `depth-anything`, `triposr`). */
   get method(): string
+  /**
+   * The `background` values `run` can use with what is loaded (`birefnet` only when BiRefNet
+   * is loaded).
+   */
+  get backgrounds(): Array<string>
   /** GPU telemetry plus this processor's slots and queue, like the server's `/api/gpu-stats`. */
   gpuStats(): GpuStats
   /**
    * Converts every input and resolves with one result per input, in input order. A job
    * that fails (or is cancelled) is reported in its result; the promise rejects only for
-   * bad arguments, or with `ERR_CANCELLED` when `signal` is already aborted.
+   * bad arguments (`ERR_WEIGHTS_NOT_FOUND` for `background: 'birefnet'` without BiRefNet),
+   * or with `ERR_CANCELLED` when `signal` is already aborted.
    */
   run(inputs: Array<string | Uint8Array>, options: RunOptions): Promise<JobResult[]>
 }
@@ -139,7 +146,7 @@ export declare class BatchProcessor {
 /**
  * A generated model: an indexed triangle mesh in millimetres (+z up, counter-clockwise
  * seen from outside); a relief carries the image as its colour texture, an object vertex
- * colours.
+ * colours; both keep the foreground mask (`toBuffer('mask.png')`).
  */
 export declare class Mesh {
   /** Vertex positions, `x, y, z` per vertex (a new copy on every read). */
@@ -155,7 +162,7 @@ export declare class Mesh {
   get depth(): string
   /** How the shape was made (`relief`, `inflate`, `depth-anything` or `triposr`). */
   get method(): string
-  /** Where the foreground came from (`alpha`, `border` or `none`). */
+  /** Where the foreground came from (`alpha`, `border`, `birefnet` or `none`). */
   get mask(): string
   /** The marching-cubes grid of an object; `null` for a relief. */
   get resolution(): number | null
@@ -167,9 +174,9 @@ export declare class Mesh {
   get watertight(): boolean
   /**
    * The file bytes of `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, and
-   * `depth16`, `depth.npy` for a relief or `field.npy` for an object). Runs on the calling
-   * thread: a medium-quality mesh takes milliseconds. OBJ gives the `.obj` part only (no
-   * material or texture files).
+   * `depth16`, `depth.npy` for a relief or `field.npy` for an object; `mask.png`, `mask.npy`
+   * for either). Runs on the calling thread: a medium-quality mesh takes milliseconds. OBJ
+   * gives the `.obj` part only (no material or texture files).
    */
   toBuffer(format: string): Buffer
 }
@@ -245,7 +252,10 @@ export interface JobResult {
   depth: string
   /** How the shape was made, or the requested method when the job stopped before. */
   method: string
-  /** Where the foreground mask came from, `null` when the job stopped before masking. */
+  /**
+   * Where the foreground mask came from (`alpha`, `border`, `birefnet` or `none`), `null`
+   * when the job stopped before masking.
+   */
   mask: string | null
   /** The marching-cubes grid of an object, `null` for a relief. */
   resolution: number | null
@@ -286,6 +296,16 @@ export interface MeshOptions {
   resolution?: number
   /** Keep only an object's largest connected part (default `false`). */
   keepLargest?: boolean
+  /**
+   * Where the foreground mask comes from, as in `RunOptions.background` (default `auto`).
+   * `estimateDepth` never loads BiRefNet: there `birefnet` is `ERR_WEIGHTS_NOT_FOUND`.
+   */
+  background?: string
+  /**
+   * BiRefNet's weights (file or directory) for `background`; default: the Hugging Face
+   * cache.
+   */
+  segmenterWeights?: string
   /** Cancels the work at its next check; the promise rejects with `ERR_CANCELLED`. */
   signal?: AbortSignal
 }
@@ -319,6 +339,11 @@ export interface ProcessorOptions {
   weights?: string
   /** CPU threads shared by all slots (default: every core). */
   threads?: number
+  /**
+   * BiRefNet's `model.safetensors` (the file or its directory), for `background: 'birefnet'`
+   * (and `auto`); default: the Hugging Face cache (`orfeas fetch-model --model birefnet-lite`).
+   */
+  segmenterWeights?: string
 }
 
 /** Options of `BatchProcessor.run`. */
@@ -327,7 +352,8 @@ export interface RunOptions {
   outDir: string
   /**
    * Output formats: `stl` (default), `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
-   * `depth.npy` (reliefs), `field.npy` (objects).
+   * `depth.npy` (reliefs), `field.npy` (objects), `mask.png`, `mask.npy` (the foreground
+   * mask; asked for alone, only the masking stage runs).
    */
   formats?: Array<string>
   /** `low`, `medium` (default) or `high`. */
@@ -348,6 +374,13 @@ export interface RunOptions {
   resolution?: number
   /** Keep only an object's largest connected part (default `false`: keep everything). */
   keepLargest?: boolean
+  /**
+   * Where the foreground mask comes from: `auto` (default: the alpha channel when real,
+   * else BiRefNet when loaded, else the border estimate), `alpha`, `border`, `birefnet`
+   * (`ERR_WEIGHTS_NOT_FOUND` unless BiRefNet is loaded) or `none`. Results say which ran
+   * (`mask`).
+   */
+  background?: string
   /** Called on the main thread with every progress event (never blocks the workers). */
   onProgress?: (event: ProgressEvent) => void
   /** Cancels the batch: queued jobs are skipped, running jobs stop at their next check. */

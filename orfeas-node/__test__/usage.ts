@@ -75,6 +75,14 @@ async function main(): Promise<void> {
   const grid: number | null = toy.resolution
   void [colors, grid, toy.method, toy.mask, toy.warnings, objects.method]
 
+  const cutouts = new BatchProcessor({ segmenterWeights: 'BiRefNet_lite' })
+  const backgrounds: string[] = cutouts.backgrounds
+  const [cutout] = await cutouts.run(['a.png'], { outDir: 'out', formats: ['mask.png', 'mask.npy'], background: 'birefnet' })
+  const source: string | null = cutout.mask
+  const masked: Mesh = await imageToMesh('a.png', { background: 'border', segmenterWeights: 'BiRefNet_lite' })
+  const maskPng: Buffer = masked.toBuffer('mask.png')
+  void [backgrounds, source, maskPng, masked.mask]
+
   const mesh: Mesh = await imageToMesh('a.png', { quality: 'low', depth: 'inflate', signal: controller.signal })
   const vertices: Float32Array = mesh.vertices
   const faces: Uint32Array = mesh.faces

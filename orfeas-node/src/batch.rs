@@ -48,7 +48,8 @@ pub struct JobResult {
     pub depth: String,
     /// How the shape was made, or the requested method when the job stopped before.
     pub method: String,
-    /// Where the foreground mask came from, `null` when the job stopped before masking.
+    /// Where the foreground mask came from (`alpha`, `border`, `birefnet` or `none`), `null`
+    /// when the job stopped before masking.
     pub mask: Either<String, Null>,
     /// The marching-cubes grid of an object, `null` for a relief.
     pub resolution: Either<u32, Null>,
@@ -115,8 +116,9 @@ pub struct BatchProcessor {
 impl BatchProcessor {
     /// Starts the slot threads. Throws `ERR_INVALID_INPUT` for bad options, `ERR_DEVICE` or
     /// `ERR_FEATURE_DISABLED` for an unusable device, `ERR_WEIGHTS_NOT_FOUND` when the method
-    /// (`depth-anything`, `triposr`) has no weights, `ERR_WEIGHTS_INVALID` when they cannot be
-    /// used. Loading model weights happens here, once.
+    /// (`depth-anything`, `triposr`) has no weights (or `segmenterWeights` holds none),
+    /// `ERR_WEIGHTS_INVALID` when they cannot be used. Loading model weights happens here,
+    /// once: BiRefNet too, from `segmenterWeights` or the Hugging Face cache.
     #[napi(constructor, ts_args_type = "options?: ProcessorOptions")]
     pub fn new(options: Option<Unknown<'_>>) -> napi::Result<Self, String> {
         let options: ProcessorOptions = match &options {
@@ -160,6 +162,17 @@ impl BatchProcessor {
         self.inner.config().method.as_str().to_owned()
     }
 
+    /// The `background` values `run` can use with what is loaded (`birefnet` only when BiRefNet
+    /// is loaded).
+    #[napi(getter)]
+    pub fn backgrounds(&self) -> Vec<String> {
+        self.inner
+            .available_backgrounds()
+            .into_iter()
+            .map(|b| b.as_str().to_owned())
+            .collect()
+    }
+
     /// GPU telemetry plus this processor's slots and queue, like the server's `/api/gpu-stats`.
     #[napi]
     pub fn gpu_stats(&self) -> GpuStats {
@@ -174,7 +187,8 @@ impl BatchProcessor {
 
     /// Converts every input and resolves with one result per input, in input order. A job
     /// that fails (or is cancelled) is reported in its result; the promise rejects only for
-    /// bad arguments, or with `ERR_CANCELLED` when `signal` is already aborted.
+    /// bad arguments (`ERR_WEIGHTS_NOT_FOUND` for `background: 'birefnet'` without BiRefNet),
+    /// or with `ERR_CANCELLED` when `signal` is already aborted.
     #[napi(
         ts_args_type = "inputs: Array<string | Uint8Array>, options: RunOptions",
         ts_return_type = "Promise<JobResult[]>"
@@ -201,6 +215,10 @@ impl BatchProcessor {
     ) -> CodedResult<Object<'env>> {
         let options: RunOptions<'_> = parse_object(options, "options")?;
         let settings = options.settings()?;
+        // A background no job could use rejects the call, before any job (as a bad format does).
+        self.inner
+            .check_background(settings.background)
+            .map_err(|e| from_core(&e))?;
         if options.out_dir.is_empty() {
             return Err(invalid_argument(
                 "options.outDir",

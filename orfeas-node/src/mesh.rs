@@ -14,7 +14,7 @@ use crate::single::SingleImage;
 
 /// A generated model: an indexed triangle mesh in millimetres (+z up, counter-clockwise
 /// seen from outside); a relief carries the image as its colour texture, an object vertex
-/// colours.
+/// colours; both keep the foreground mask (`toBuffer('mask.png')`).
 #[napi]
 #[derive(Debug)]
 pub struct Mesh {
@@ -74,7 +74,7 @@ impl Mesh {
         self.model.report.method.to_owned()
     }
 
-    /// Where the foreground came from (`alpha`, `border` or `none`).
+    /// Where the foreground came from (`alpha`, `border`, `birefnet` or `none`).
     #[napi(getter)]
     pub fn mask(&self) -> String {
         serde_json::to_value(self.model.report.mask)
@@ -111,9 +111,9 @@ impl Mesh {
     }
 
     /// The file bytes of `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, and
-    /// `depth16`, `depth.npy` for a relief or `field.npy` for an object). Runs on the calling
-    /// thread: a medium-quality mesh takes milliseconds. OBJ gives the `.obj` part only (no
-    /// material or texture files).
+    /// `depth16`, `depth.npy` for a relief or `field.npy` for an object; `mask.png`, `mask.npy`
+    /// for either). Runs on the calling thread: a medium-quality mesh takes milliseconds. OBJ
+    /// gives the `.obj` part only (no material or texture files).
     #[napi]
     pub fn to_buffer(&self, format: String) -> napi::Result<Buffer, String> {
         let format = format.parse::<MeshFormat>().map_err(|e| from_core(&e))?;

@@ -7,7 +7,7 @@
 use napi::bindgen_prelude::Object;
 use napi_derive::napi;
 use orfeas_core::{
-    BatchConfig, DepthMethod, Device, GenerateSettings, MeshFormat, Method, Quality,
+    Background, BatchConfig, DepthMethod, Device, GenerateSettings, MeshFormat, Method, Quality,
 };
 
 use crate::errors::{from_core, invalid_argument, CodedResult};
@@ -30,6 +30,9 @@ pub struct ProcessorOptions {
     pub weights: Option<String>,
     /// CPU threads shared by all slots (default: every core).
     pub threads: Option<u32>,
+    /// BiRefNet's `model.safetensors` (the file or its directory), for `background: 'birefnet'`
+    /// (and `auto`); default: the Hugging Face cache (`orfeas fetch-model --model birefnet-lite`).
+    pub segmenter_weights: Option<String>,
 }
 
 impl ProcessorOptions {
@@ -43,6 +46,7 @@ impl ProcessorOptions {
         }
         config.method = parse_method(self.method.as_deref(), self.depth.as_deref())?;
         config.weights = self.weights.as_ref().map(Into::into);
+        config.segmenter_weights = self.segmenter_weights.as_ref().map(Into::into);
         if let Some(threads) = self.threads {
             if threads == 0 {
                 return Err(invalid_argument("threads", "must be at least 1"));
@@ -59,7 +63,8 @@ pub struct RunOptions<'a> {
     /// Where the files go (created if missing). Required.
     pub out_dir: String,
     /// Output formats: `stl` (default), `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
-    /// `depth.npy` (reliefs), `field.npy` (objects).
+    /// `depth.npy` (reliefs), `field.npy` (objects), `mask.png`, `mask.npy` (the foreground
+    /// mask; asked for alone, only the masking stage runs).
     pub formats: Option<Vec<String>>,
     /// `low`, `medium` (default) or `high`.
     pub quality: Option<String>,
@@ -79,6 +84,11 @@ pub struct RunOptions<'a> {
     pub resolution: Option<u32>,
     /// Keep only an object's largest connected part (default `false`: keep everything).
     pub keep_largest: Option<bool>,
+    /// Where the foreground mask comes from: `auto` (default: the alpha channel when real,
+    /// else BiRefNet when loaded, else the border estimate), `alpha`, `border`, `birefnet`
+    /// (`ERR_WEIGHTS_NOT_FOUND` unless BiRefNet is loaded) or `none`. Results say which ran
+    /// (`mask`).
+    pub background: Option<String>,
     /// Called on the main thread with every progress event (never blocks the workers).
     #[napi(ts_type = "(event: ProgressEvent) => void")]
     pub on_progress: Option<crate::progress::ProgressCallback<'a>>,
@@ -99,6 +109,7 @@ impl RunOptions<'_> {
             max_triangles: self.max_triangles,
             resolution: self.resolution,
             keep_largest: self.keep_largest,
+            background: self.background.clone(),
         };
         let mut settings = shape.settings()?;
         if let Some(formats) = &self.formats {
@@ -137,6 +148,12 @@ pub struct MeshOptions<'a> {
     pub resolution: Option<u32>,
     /// Keep only an object's largest connected part (default `false`).
     pub keep_largest: Option<bool>,
+    /// Where the foreground mask comes from, as in `RunOptions.background` (default `auto`).
+    /// `estimateDepth` never loads BiRefNet: there `birefnet` is `ERR_WEIGHTS_NOT_FOUND`.
+    pub background: Option<String>,
+    /// BiRefNet's weights (file or directory) for `background`; default: the Hugging Face
+    /// cache.
+    pub segmenter_weights: Option<String>,
     /// Cancels the work at its next check; the promise rejects with `ERR_CANCELLED`.
     #[napi(ts_type = "AbortSignal")]
     pub signal: Option<Object<'a>>,
@@ -154,6 +171,7 @@ impl MeshOptions<'_> {
             max_triangles: self.max_triangles,
             resolution: self.resolution,
             keep_largest: self.keep_largest,
+            background: self.background.clone(),
         };
         let settings = shape.settings()?;
         settings.validate().map_err(|e| from_core(&e))?;
@@ -176,6 +194,7 @@ struct ShapeOptions {
     max_triangles: Option<u32>,
     resolution: Option<u32>,
     keep_largest: Option<bool>,
+    background: Option<String>,
 }
 
 impl ShapeOptions {
@@ -200,6 +219,9 @@ impl ShapeOptions {
         s.max_triangles = self.max_triangles.map(|v| v as usize);
         s.resolution = self.resolution.map(|v| v as usize);
         s.keep_largest = self.keep_largest.unwrap_or(false);
+        if let Some(b) = &self.background {
+            s.background = b.parse::<Background>().map_err(|e| from_core(&e))?;
+        }
         Ok(s)
     }
 }

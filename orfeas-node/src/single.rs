@@ -20,6 +20,7 @@ pub struct SingleImage {
     pub settings: GenerateSettings,
     method: Method,
     weights: Option<String>,
+    segmenter_weights: Option<String>,
     pub cancel: CancelToken,
     pub limits: ImageLimits,
 }
@@ -37,11 +38,20 @@ impl SingleImage {
             None => None,
         };
         let source = to_source(input, "input", "buffer")?;
-        let (mut settings, method, weights) = match &options {
-            Some(o) => (o.settings()?, o.method()?, o.weights.clone()),
-            None => (GenerateSettings::default(), Method::default(), None),
+        let (mut settings, method, weights, segmenter_weights) = match &options {
+            Some(o) => (
+                o.settings()?,
+                o.method()?,
+                o.weights.clone(),
+                o.segmenter_weights.clone(),
+            ),
+            None => (GenerateSettings::default(), Method::default(), None, None),
         };
-        // An object keeps its density field, so that `toBuffer('field.npy')` works.
+        // The model keeps its mask, so that `toBuffer('mask.png')` / `'mask.npy'` work, and an
+        // object its density field, for `toBuffer('field.npy')`.
+        settings
+            .formats
+            .extend([MeshFormat::MaskPng, MeshFormat::MaskNpy]);
         if method.is_object() {
             settings.formats.push(MeshFormat::FieldNpy);
         }
@@ -58,13 +68,15 @@ impl SingleImage {
             settings,
             method,
             weights,
+            segmenter_weights,
             cancel,
             limits: ImageLimits::default(),
         })
     }
 
-    /// Loads the method's model (its weights when asked for or found), on the worker
-    /// thread: it can take seconds.
+    /// Loads the method's model (its weights when asked for or found) and BiRefNet as
+    /// `background` needs it (`birefnet` without weights fails here, before the image is
+    /// read), on the worker thread: it can take seconds.
     pub fn shape_setup(&self) -> CodedResult<ShapeSetup> {
         ShapeSetup::resolve_on(
             self.method,
@@ -73,6 +85,13 @@ impl SingleImage {
             orfeas_core::Device::Cpu,
             1,
         )
+        .and_then(|setup| {
+            setup.with_segmenter(
+                self.settings.background,
+                self.segmenter_weights.as_deref().map(std::path::Path::new),
+                orfeas_core::Device::Cpu,
+            )
+        })
         .map_err(|e| from_core(&e))
     }
 

@@ -24,7 +24,7 @@ type Point = (f32, f32, f32);
 
 /// A generated model: a triangle mesh in millimetres (+z up, counter-clockwise outside); a
 /// relief carries the working image as its texture and the estimator's height map, an object
-/// its vertex colours and density field.
+/// its vertex colours and density field; both keep the foreground mask (`mask.png`, `mask.npy`).
 ///
 /// `vertices`, `faces`, `uvs` and `colors` are read-only numpy arrays, copied from the Rust
 /// mesh once on first access and then shared.
@@ -136,7 +136,7 @@ impl PyMesh {
         self.model.report.warnings.clone()
     }
 
-    /// Where the foreground mask came from (`alpha`, `border` or `none`).
+    /// Where the foreground mask came from (`alpha`, `border`, `birefnet` or `none`).
     #[getter]
     fn mask(&self) -> String {
         serde_json::to_value(self.model.report.mask)
@@ -161,7 +161,8 @@ impl PyMesh {
     }
 
     /// The file in `format` (`stl`, `stl-ascii`, `obj`, `glb`, `ply`, `3mf`, `depth16`,
-    /// `depth.npy` for a relief, `field.npy` for an object) as bytes. OBJ gives the `.obj` part only (use `save` for `.mtl` + texture).
+    /// `depth.npy` for a relief, `field.npy` for an object, `mask.png` / `mask.npy` for either)
+    /// as bytes. OBJ gives the `.obj` part only (use `save` for `.mtl` + texture).
     #[pyo3(signature = (format="stl"))]
     fn to_bytes<'py>(&self, py: Python<'py>, format: &str) -> PyResult<Bound<'py, PyBytes>> {
         let format: MeshFormat = parse(format)?;
@@ -274,7 +275,7 @@ fn split_target(path: &Path, format: Option<&str>) -> PyResult<(PathBuf, String,
 /// Turns one image (path, bytes, numpy array) into a `Mesh` without writing files. The GIL is
 /// released while it runs; Ctrl-C or `cancel` stops it (`CancelledError` / `KeyboardInterrupt`).
 #[pyfunction]
-#[pyo3(signature = (image, quality="medium", depth=None, weights=None, device="auto", width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, on_progress=None, cancel=None, method=None, resolution=None, keep_largest=false))]
+#[pyo3(signature = (image, quality="medium", depth=None, weights=None, device="auto", width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, on_progress=None, cancel=None, method=None, resolution=None, keep_largest=false, background="auto", segmenter_weights=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn image_to_mesh(
     py: Python<'_>,
@@ -294,6 +295,8 @@ pub(crate) fn image_to_mesh(
     method: Option<&str>,
     resolution: Option<usize>,
     keep_largest: bool,
+    background: &str,
+    segmenter_weights: Option<PathBuf>,
 ) -> PyResult<PyMesh> {
     let shape = ShapeArgs {
         quality: quality.to_owned(),
@@ -305,14 +308,15 @@ pub(crate) fn image_to_mesh(
         max_triangles,
         resolution,
         keep_largest,
+        background: background.to_owned(),
     };
     let method = parse_method(method, depth)?;
-    // An object keeps its density field, so that `to_bytes("field.npy")` works on the Mesh.
-    let formats = if method.is_object() {
-        vec![MeshFormat::Stl, MeshFormat::FieldNpy]
-    } else {
-        vec![MeshFormat::Stl]
-    };
+    // The model keeps its mask (and an object its density field), so that `to_bytes("mask.png")`
+    // (and `to_bytes("field.npy")`) work on the Mesh.
+    let mut formats = vec![MeshFormat::Stl, MeshFormat::MaskPng, MeshFormat::MaskNpy];
+    if method.is_object() {
+        formats.push(MeshFormat::FieldNpy);
+    }
     let mut settings = shape.settings(formats)?;
     settings.method = Some(method);
     settings.validate().py_err()?;
@@ -323,8 +327,11 @@ pub(crate) fn image_to_mesh(
     let model = run_on_worker(py, &token, on_progress.as_ref(), move |sink| {
         let source = source.into_source()?;
         // The device is opened (and the weights loaded) on the worker: both can take seconds.
-        let setup =
-            ShapeSetup::resolve_on(method, weights.as_deref(), false, device.resolve()?, 1)?;
+        // BiRefNet is loaded as `background` needs it: `birefnet` without weights fails here,
+        // before the image is read.
+        let device = device.resolve()?;
+        let setup = ShapeSetup::resolve_on(method, weights.as_deref(), false, device, 1)?
+            .with_segmenter(settings.background, segmenter_weights.as_deref(), device)?;
         let input = source.name();
         let mut on_stage = |stage: Stage, progress: f32| {
             sink.emit(&ProgressEvent::GenerationProgress {

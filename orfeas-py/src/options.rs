@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use orfeas_core::{DepthMethod, GenerateSettings, MeshFormat, Method, OrfeasError};
+use orfeas_core::{Background, DepthMethod, GenerateSettings, MeshFormat, Method, OrfeasError};
 use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
@@ -30,6 +30,8 @@ pub(crate) struct ShapeArgs {
     pub max_triangles: Option<usize>,
     pub resolution: Option<usize>,
     pub keep_largest: bool,
+    /// `auto`, `alpha`, `border`, `birefnet` or `none`.
+    pub background: String,
 }
 
 impl ShapeArgs {
@@ -47,6 +49,7 @@ impl ShapeArgs {
             method: None,
             resolution: self.resolution,
             keep_largest: self.keep_largest,
+            background: parse::<Background>(&self.background)?,
         };
         settings.validate().py_err()?;
         Ok(settings)

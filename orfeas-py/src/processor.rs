@@ -16,7 +16,9 @@ use crate::source::{extract, PendingSource};
 use crate::worker::run_on_worker;
 
 /// Runs batches of jobs on `slots` concurrent slots; the method's model (Depth Anything or
-/// TripoSR, if it needs one) is loaded once here and shared by every batch. Thread-safe: several threads may call `run` at once.
+/// TripoSR, if it needs one) and the background remover (BiRefNet, from `segmenter_weights` or
+/// the Hugging Face cache) are loaded once here and shared by every batch. Thread-safe:
+/// several threads may call `run` at once.
 #[pyclass(module = "orfeas._orfeas", name = "BatchProcessor", frozen)]
 #[derive(Debug)]
 pub(crate) struct PyBatchProcessor {
@@ -26,7 +28,8 @@ pub(crate) struct PyBatchProcessor {
 #[pymethods]
 impl PyBatchProcessor {
     #[new]
-    #[pyo3(signature = (slots=4, device="auto", depth=None, weights=None, threads=None, method=None))]
+    #[pyo3(signature = (slots=4, device="auto", depth=None, weights=None, threads=None, method=None, segmenter_weights=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         slots: usize,
@@ -35,13 +38,17 @@ impl PyBatchProcessor {
         weights: Option<PathBuf>,
         threads: Option<usize>,
         method: Option<&str>,
+        segmenter_weights: Option<PathBuf>,
     ) -> PyResult<Self> {
+        // `background` stays `auto`: BiRefNet is loaded when `segmenter_weights` names it (which
+        // must then load) or its weights are cached, and each `run` picks its own background.
         let config = BatchConfig {
             slots,
             device: parse(device)?,
             method: parse_method(method, depth)?,
             weights,
             threads,
+            segmenter_weights,
             ..BatchConfig::default()
         };
         // Loading weights can take seconds: without the GIL.
@@ -75,6 +82,16 @@ impl PyBatchProcessor {
         self.method()
     }
 
+    /// The backgrounds `run` can use with what is loaded (`birefnet` only with BiRefNet).
+    #[getter]
+    fn backgrounds(&self) -> Vec<&'static str> {
+        self.inner
+            .available_backgrounds()
+            .into_iter()
+            .map(|b| b.as_str())
+            .collect()
+    }
+
     /// Slots running a job right now.
     #[getter]
     fn busy_slots(&self) -> usize {
@@ -101,9 +118,9 @@ impl PyBatchProcessor {
 
     /// Converts every input into files under `out_dir`; returns one `JobResult` per input, in
     /// input order. A failing input fails its own job only. Raises for arguments no job could
-    /// use (unknown format or quality, out-of-range sizes), and `KeyboardInterrupt` after
-    /// cancelling the batch on Ctrl-C.
-    #[pyo3(signature = (inputs, out_dir, formats, quality="medium", on_progress=None, width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, cancel=None, resolution=None, keep_largest=false))]
+    /// use (unknown format, quality or background, out-of-range sizes; `background="birefnet"`
+    /// without BiRefNet loaded), and `KeyboardInterrupt` after cancelling the batch on Ctrl-C.
+    #[pyo3(signature = (inputs, out_dir, formats, quality="medium", on_progress=None, width_mm=100.0, depth_mm=20.0, base_mm=2.0, solid=true, max_error=None, max_triangles=None, cancel=None, resolution=None, keep_largest=false, background="auto"))]
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
@@ -122,6 +139,7 @@ impl PyBatchProcessor {
         cancel: Option<PyRef<'_, PyCancelToken>>,
         resolution: Option<usize>,
         keep_largest: bool,
+        background: &str,
     ) -> PyResult<Vec<PyJobResult>> {
         let shape = ShapeArgs {
             quality: quality.to_owned(),
@@ -133,8 +151,11 @@ impl PyBatchProcessor {
             max_triangles,
             resolution,
             keep_largest,
+            background: background.to_owned(),
         };
         let settings = shape.settings(parse_formats(&formats)?)?;
+        // A background no job could use fails the call, before any job (as a bad format does).
+        self.inner.check_background(settings.background).py_err()?;
         let sources: Vec<PendingSource> = inputs
             .iter()
             .enumerate()

@@ -33,4 +33,4 @@ def test_processor_gpu_stats_adds_slots_and_queue() -> None:
 
 def test_version_and_formats() -> None:
     assert orfeas.__version__.count(".") == 2
-    assert orfeas.formats() == ["stl", "stl-ascii", "obj", "glb", "ply", "3mf", "depth16", "depth.npy", "field.npy"]
+    assert orfeas.formats() == ["stl", "stl-ascii", "obj", "glb", "ply", "3mf", "depth16", "depth.npy", "field.npy", "mask.png", "mask.npy"]

@@ -64,6 +64,9 @@ class BatchProcessor:
     method's weights, a file or directory (Depth Anything: transformers layout or the authors'
     ``.pth``; TripoSR: ``config.yaml`` + ``model.ckpt``); else the Hugging Face cache is
     searched. ``threads``: CPU threads shared by all slots (default: every core).
+    ``segmenter_weights``: BiRefNet's ``model.safetensors`` (the file or its directory) for
+    ``background="birefnet"`` (and ``"auto"``); else the Hugging Face cache is searched
+    (``orfeas fetch-model --model birefnet-lite``). :attr:`backgrounds` says what can run.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class BatchProcessor:
         weights: Optional[PathLike] = None,
         threads: Optional[int] = None,
         method: Optional[str] = None,
+        segmenter_weights: Optional[PathLike] = None,
     ) -> None:
         self._native = _orfeas.BatchProcessor(
             slots=slots,
@@ -82,6 +86,7 @@ class BatchProcessor:
             weights=None if weights is None else os.fspath(weights),
             threads=threads,
             method=method,
+            segmenter_weights=None if segmenter_weights is None else os.fspath(segmenter_weights),
         )
 
     @property
@@ -103,6 +108,12 @@ class BatchProcessor:
     def depth(self) -> str:
         """The requested method under its 2.5D name (the same value as :attr:`method`)."""
         return self._native.depth
+
+    @property
+    def backgrounds(self) -> List[str]:
+        """The ``background=`` values :meth:`run` can use here (``birefnet`` only when BiRefNet
+        is loaded)."""
+        return self._native.backgrounds
 
     @property
     def busy_slots(self) -> int:
@@ -135,6 +146,7 @@ class BatchProcessor:
         cancel: Optional[CancelToken] = None,
         resolution: Optional[int] = None,
         keep_largest: bool = False,
+        background: str = "auto",
     ) -> List[JobResult]:
         """Converts every input into ``<out_dir>/<stem>.<ext>`` files; one :class:`JobResult` per
         image, in input order. A bad image fails its own job only.
@@ -150,6 +162,12 @@ class BatchProcessor:
         medium 192, high 256); ``keep_largest`` keeps only an object's largest part.
         Raises :class:`InvalidInputError` for arguments no job could use (also formats the
         method cannot make: ``depth16``/``depth.npy`` of an object, ``field.npy`` of a relief).
+        ``background``: where the foreground mask comes from: ``auto`` (the alpha channel when
+        real, else BiRefNet when loaded, else the border estimate), ``alpha``, ``border``,
+        ``birefnet`` (:class:`WeightsNotFoundError` when BiRefNet is not loaded) or ``none``;
+        each result's ``mask`` says which ran. ``formats=["mask.png"]`` (and/or ``mask.npy``)
+        alone only runs the masking stage: ``<stem>.mask.png`` is 8-bit gray at the image's
+        size, 255 = subject.
         """
         return self._native.run(
             normalise_inputs(inputs, recursive),
@@ -166,6 +184,7 @@ class BatchProcessor:
             cancel=cancel,
             resolution=resolution,
             keep_largest=keep_largest,
+            background=background,
         )
 
     async def run_async(
@@ -185,6 +204,7 @@ class BatchProcessor:
         cancel: Optional[CancelToken] = None,
         resolution: Optional[int] = None,
         keep_largest: bool = False,
+        background: str = "auto",
     ) -> List[JobResult]:
         """:meth:`run` for asyncio: runs in the loop's default executor, delivers ``on_progress``
         on the event loop (``loop.call_soon_threadsafe``), and cancelling the awaiting task
@@ -216,6 +236,7 @@ class BatchProcessor:
                 cancel=token,
                 resolution=resolution,
                 keep_largest=keep_largest,
+                background=background,
             ),
         )
         try:
@@ -247,6 +268,8 @@ def image_to_mesh(
     method: Optional[str] = None,
     resolution: Optional[int] = None,
     keep_largest: bool = False,
+    background: str = "auto",
+    segmenter_weights: Optional[PathLike] = None,
 ) -> Mesh:
     """One image (path, bytes, numpy array, PIL image) to a :class:`Mesh`, without writing files.
 
@@ -254,6 +277,10 @@ def image_to_mesh(
     method's. An object (``method="triposr"``) keeps its density field for
     ``mesh.to_bytes("field.npy")``; ``resolution`` and ``keep_largest`` as for
     :meth:`BatchProcessor.run`. :class:`NoForegroundError` when the image holds no object.
+    ``background`` as for :meth:`BatchProcessor.run` (``mesh.mask`` says which source ran),
+    ``segmenter_weights`` as for :class:`BatchProcessor`; ``birefnet`` without BiRefNet's
+    weights raises :class:`WeightsNotFoundError` before the image is read. The mesh keeps its
+    mask: ``mesh.to_bytes("mask.png")`` / ``"mask.npy"``.
 
     Raises the matching :class:`OrfeasError` subclass when the image cannot be used (e.g.
     :class:`UnsupportedFormatError`, a ``ValueError``), :class:`CancelledError` when ``cancel``
@@ -276,6 +303,8 @@ def image_to_mesh(
         method=method,
         resolution=resolution,
         keep_largest=keep_largest,
+        background=background,
+        segmenter_weights=None if segmenter_weights is None else os.fspath(segmenter_weights),
     )
 
 

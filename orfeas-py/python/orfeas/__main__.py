@@ -30,12 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="convert images (files or directories) into mesh files")
     gen.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories of images")
     gen.add_argument("-o", "--out", dest="out_dir", required=True, metavar="OUT_DIR", help="output directory (created if missing)")
-    gen.add_argument("-f", "--format", default="stl", help="comma-separated: stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy, field.npy")
+    gen.add_argument("-f", "--format", default="stl", help="comma-separated: stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy, field.npy, mask.png, mask.npy")
     gen.add_argument("-q", "--quality", default="medium", help="low, medium or high")
     gen.add_argument("--slots", type=int, default=4, help="jobs processed at once")
     gen.add_argument("--method", default=None, help="auto, relief, inflate, depth-anything (2.5D reliefs) or triposr (a full 3D object)")
     gen.add_argument("--depth", default=None, help="alias of --method for auto, relief, inflate or depth-anything")
     gen.add_argument("--weights", default=None, metavar="PATH", help="weights (file or directory) for the chosen method")
+    gen.add_argument("--background", default="auto", help="foreground mask: auto, alpha, border, birefnet or none")
+    gen.add_argument("--segmenter-weights", default=None, metavar="DIR", help="BiRefNet weights (model.safetensors or its directory) for --background")
     gen.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     gen.add_argument("--width-mm", type=float, default=100.0, help="model width in millimetres")
     gen.add_argument("--depth-mm", type=float, default=20.0, help="relief height above the base, millimetres")
@@ -90,7 +92,8 @@ def generate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         processor = BatchProcessor(
-            slots=args.slots, device=args.device, method=args.method, depth=args.depth, weights=args.weights
+            slots=args.slots, device=args.device, method=args.method, depth=args.depth, weights=args.weights,
+            segmenter_weights=args.segmenter_weights,
         )
         results = processor.run(
             [str(p) for p in inputs],
@@ -106,6 +109,7 @@ def generate(args: argparse.Namespace) -> int:
             max_triangles=args.max_triangles,
             resolution=args.resolution,
             keep_largest=args.keep_largest,
+            background=args.background,
         )
     except OrfeasError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -106,6 +106,7 @@ class BatchProcessor:
         weights: Optional[Union[str, os.PathLike[str]]] = None,
         threads: Optional[int] = None,
         method: Optional[str] = None,
+        segmenter_weights: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> BatchProcessor: ...
     @property
     def slots(self) -> int: ...
@@ -115,6 +116,8 @@ class BatchProcessor:
     def method(self) -> str: ...
     @property
     def depth(self) -> str: ...
+    @property
+    def backgrounds(self) -> List[str]: ...
     @property
     def busy_slots(self) -> int: ...
     @property
@@ -136,6 +139,7 @@ class BatchProcessor:
         cancel: Optional[CancelToken] = None,
         resolution: Optional[int] = None,
         keep_largest: bool = False,
+        background: str = "auto",
     ) -> List[JobResult]: ...
 
 def image_to_mesh(
@@ -155,6 +159,8 @@ def image_to_mesh(
     method: Optional[str] = None,
     resolution: Optional[int] = None,
     keep_largest: bool = False,
+    background: str = "auto",
+    segmenter_weights: Optional[str] = None,
 ) -> Mesh: ...
 def estimate_depth(
     image: Any,
