@@ -6,6 +6,7 @@
 //! the file; nothing here panics on any input.
 
 mod jpeg;
+pub(crate) mod pil_resize;
 
 use std::io::{Cursor, Read};
 use std::path::PathBuf;
