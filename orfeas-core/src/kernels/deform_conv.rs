@@ -59,7 +59,6 @@ pub(crate) struct DeformGeometry {
     pub dilation: usize,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // until the BiRefNet port (issue 15) calls it
 impl DeformGeometry {
     /// BiRefNet's geometry: stride 1, dilation 1 (and padding `k / 2`).
     pub(crate) fn padding(padding: usize) -> Self {
@@ -78,7 +77,6 @@ impl DeformGeometry {
 /// Any device and dtype; the fused kernel on the CPU in f32. Sampling positions are computed in
 /// f32 whatever the dtype: in bf16 a coordinate near 64 would only be resolved to half a pixel.
 /// Shapes that torchvision would reject (or that need groups) are an error, not a panic.
-#[cfg_attr(not(test), allow(dead_code))] // until the BiRefNet port (issue 15) calls it
 pub(crate) fn deform_conv2d(
     input: &Tensor,
     offset: &Tensor,
