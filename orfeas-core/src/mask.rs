@@ -24,6 +24,8 @@ pub enum MaskSource {
     Alpha,
     /// Background estimated from the image border.
     Border,
+    /// Background removed by the learned remover (BiRefNet).
+    Birefnet,
     /// No foreground found: the whole image.
     None,
 }
@@ -108,23 +110,25 @@ pub fn estimate_mask(image: &LoadedImage) -> Mask {
     if image.gray16 {
         return Mask::full(image.width, image.height);
     }
-    match border_mask(image, w, h) {
-        Some(data) => {
-            let mask = Mask {
-                width: image.width,
-                height: image.height,
-                data,
-                source: MaskSource::Border,
-            };
-            let c = mask.coverage();
-            if (MIN_COVERAGE..=MAX_COVERAGE).contains(&c) {
-                mask
-            } else {
-                Mask::full(image.width, image.height)
-            }
-        }
-        None => Mask::full(image.width, image.height),
+    estimate_border(image).unwrap_or_else(|| Mask::full(image.width, image.height))
+}
+
+/// The foreground left when the backdrop seen at the image border is taken away; `None` when
+/// the border is no near-uniform backdrop or leaves an implausible share of the image.
+pub fn estimate_border(image: &LoadedImage) -> Option<Mask> {
+    let (w, h) = (image.width as usize, image.height as usize);
+    if w == 0 || h == 0 || image.rgba.len() != w * h * 4 {
+        return None;
     }
+    let mask = Mask {
+        width: image.width,
+        height: image.height,
+        data: border_mask(image, w, h)?,
+        source: MaskSource::Border,
+    };
+    (MIN_COVERAGE..=MAX_COVERAGE)
+        .contains(&mask.coverage())
+        .then_some(mask)
 }
 
 /// Foreground from the border backdrop, or `None` when the border is not a uniform backdrop.

@@ -276,6 +276,8 @@ pub struct GenerateSettings {
     /// Keep only the largest connected part of an object's surface, dropping small floating
     /// fragments (`triposr` only). Off by default: everything is kept, as the reference does.
     pub keep_largest: bool,
+    /// Where the foreground mask comes from (`--background`).
+    pub background: crate::foreground::Background,
 }
 
 impl Default for GenerateSettings {
@@ -292,6 +294,7 @@ impl Default for GenerateSettings {
             method: None,
             resolution: None,
             keep_largest: false,
+            background: crate::foreground::Background::Auto,
         }
     }
 }

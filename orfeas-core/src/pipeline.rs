@@ -10,6 +10,8 @@ use crate::cancel::CancelToken;
 use crate::depth::HeightMap;
 use crate::error::{OrfeasError, Result};
 use crate::export::{self, ExportInput, MeshFormat, OutputFile};
+use crate::foreground::{Background, Foreground, MaskingSetup, Segmenter};
+use crate::generate::cutout::CutoutGenerator;
 use crate::generate::object::ObjectGenerator;
 use crate::generate::relief::ReliefGenerator;
 use crate::generate::{Progress, ShapeGenerator};
@@ -46,6 +48,8 @@ pub struct ModelReport {
 pub enum ShapeReport {
     Relief(ReliefReport),
     Object(ObjectReport),
+    /// Only the mask was asked for: no shape was made.
+    Cutout,
 }
 
 /// The relief path's meshing figures.
@@ -72,7 +76,7 @@ impl ModelReport {
     pub fn relief(&self) -> Option<&ReliefReport> {
         match &self.shape {
             ShapeReport::Relief(r) => Some(r),
-            ShapeReport::Object(_) => None,
+            ShapeReport::Object(_) | ShapeReport::Cutout => None,
         }
     }
 
@@ -80,7 +84,7 @@ impl ModelReport {
     pub fn object(&self) -> Option<&ObjectReport> {
         match &self.shape {
             ShapeReport::Object(o) => Some(o),
-            ShapeReport::Relief(_) => None,
+            ShapeReport::Relief(_) | ShapeReport::Cutout => None,
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct Model {
     pub raw_depth: Option<HeightMap>,
     /// An object's density field, kept when `field.npy` was asked for.
     pub field: Option<DensityGrid>,
+    /// The foreground mask at the input's original size, kept when a mask format was asked for.
+    pub mask: Option<Foreground>,
     /// The input's size before downscaling, for depth maps at the original resolution.
     pub original_width: u32,
     pub original_height: u32,
@@ -139,6 +145,7 @@ impl ExportData<'_> {
             texture: self.model.texture.as_ref(),
             depth: self.model.raw_depth.as_ref().or(self.full_depth.as_ref()),
             field: self.model.field.as_ref(),
+            mask: self.model.mask.as_ref(),
         }
     }
 }
@@ -156,6 +163,8 @@ pub struct ShapeSetup {
     /// Why TripoSR is not loaded, when its weights were found but could not be used (said to
     /// whoever asks for an object).
     pub triposr_unusable: Option<String>,
+    /// The masking stage's models (BiRefNet when loaded).
+    pub masking: MaskingSetup,
 }
 
 impl From<DepthSetup> for ShapeSetup {
@@ -165,6 +174,7 @@ impl From<DepthSetup> for ShapeSetup {
             depth,
             triposr: None,
             triposr_unusable: None,
+            masking: MaskingSetup::default(),
         }
     }
 }
@@ -237,10 +247,53 @@ impl ShapeSetup {
             depth,
             triposr,
             triposr_unusable,
+            masking: MaskingSetup::default(),
         };
         // The default method must be runnable before any job starts.
         setup.generator(method)?;
         Ok(setup)
+    }
+
+    /// Loads, once, the background remover `background` may use: from `weights`
+    /// (`--segmenter-weights`, which must load), else the Hugging Face cache (the lite model
+    /// first on the CPU). `birefnet` without weights is ERR_WEIGHTS_NOT_FOUND here, before any
+    /// job; for `auto` (and a server, which takes any background per job) cached weights that
+    /// do not load only leave BiRefNet out, and say so in the log.
+    pub fn with_segmenter(
+        mut self,
+        background: Background,
+        weights: Option<&Path>,
+        device: crate::Device,
+    ) -> Result<Self> {
+        if !matches!(background, Background::Auto | Background::Birefnet) && weights.is_none() {
+            return Ok(self);
+        }
+        let device = device.resolve()?;
+        let location = match weights {
+            Some(path) => Some(models::segmenter_weights_at(path)?),
+            None => models::find_cached_segmenter(device == crate::Device::Cpu),
+        };
+        match location {
+            Some(location) => match Segmenter::load(&location, device) {
+                Ok(segmenter) => self.masking.segmenter = Some(segmenter),
+                Err(e) if weights.is_none() && background == Background::Auto => {
+                    tracing::warn!(
+                        "cached BiRefNet weights {} are unusable ({e}); auto masks without it",
+                        location.weights.display()
+                    );
+                    self.masking.segmenter_unusable = Some(e.to_string());
+                }
+                Err(e) => return Err(e),
+            },
+            None if background == Background::Birefnet => {
+                return Err(OrfeasError::WeightsNotFound(format!(
+                    "no BiRefNet weights found; {}",
+                    models::how_to_get_segmenter()
+                )))
+            }
+            None => tracing::debug!("no BiRefNet weights found; auto masks without it"),
+        }
+        Ok(self)
     }
 
     /// The methods jobs can run with what is loaded, in the order they are listed to users:
@@ -265,9 +318,16 @@ impl ShapeSetup {
                     models::how_to_get_weights()
                 )))
             }
-            Some(depth) => Ok(Box::new(ReliefGenerator::new(depth, &self.depth))),
+            Some(depth) => Ok(Box::new(ReliefGenerator::new(
+                depth,
+                &self.depth,
+                &self.masking,
+            ))),
             None => match (&self.triposr, &self.triposr_unusable) {
-                (Some(model), _) => Ok(Box::new(ObjectGenerator::new(Arc::clone(model)))),
+                (Some(model), _) => Ok(Box::new(ObjectGenerator::new(
+                    Arc::clone(model),
+                    &self.masking,
+                ))),
                 (None, Some(why)) => Err(OrfeasError::WeightsNotFound(format!(
                     "method {method} needs TripoSR, whose cached weights could not be used \
                      ({why}); {}",
@@ -299,8 +359,17 @@ pub fn image_to_model(
     let setup = setup.into();
     let method = settings.method_or(setup.method);
     settings.check_method(method)?;
-    let generator = setup.generator(method)?;
-    let mut progress = Progress::new(StagePlan::for_method(method), on_stage);
+    setup.masking.check(settings.background)?;
+    let cutout_only = settings.formats.iter().all(|f| f.is_mask());
+    let (generator, plan): (Box<dyn ShapeGenerator>, _) = if cutout_only {
+        (
+            Box::new(CutoutGenerator::new(&setup.masking)),
+            StagePlan::CUTOUT,
+        )
+    } else {
+        (setup.generator(method)?, StagePlan::for_method(method))
+    };
+    let mut progress = Progress::new(plan, on_stage);
     progress.stage(Stage::Loading);
     let image = load_image(source, limits)?;
     tracing::debug!(input = %image.name, method = generator.name(), "generating");

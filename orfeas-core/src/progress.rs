@@ -83,6 +83,16 @@ impl StagePlan {
         ],
     };
 
+    /// Jobs asking only for the mask: the remover (a second or more per photo on the CPU) is
+    /// nearly all of the time.
+    pub const CUTOUT: StagePlan = StagePlan {
+        stages: &[
+            (Stage::Loading, 1.0),
+            (Stage::Masking, 5.0),
+            (Stage::Exporting, 95.0),
+        ],
+    };
+
     /// The plan of the path `method` takes.
     pub fn for_method(method: Method) -> StagePlan {
         if method.is_object() {

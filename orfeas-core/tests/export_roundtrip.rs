@@ -196,6 +196,7 @@ fn obj_with_texture_writes_three_files_that_name_each_other() {
         texture: Some(&tex),
         depth: None,
         field: None,
+        mask: None,
     };
     assert_eq!(
         export::output_names(MeshFormat::Obj, &input, "model"),
@@ -299,6 +300,7 @@ fn glb_with_texture_round_trips_through_gltf_import() {
         texture: Some(&tex),
         depth: None,
         field: None,
+        mask: None,
     };
     let files = export::save(MeshFormat::Glb, &input, dir.path(), "model").unwrap();
     let bytes = fs::read(&files[0].path).unwrap();
@@ -474,6 +476,7 @@ fn depth16_png_is_normalised() {
         texture: None,
         depth: Some(&map),
         field: None,
+        mask: None,
     };
     let files = export::save(MeshFormat::Depth16, &input, dir.path(), "d").unwrap();
     assert_eq!(files[0].path, dir.path().join("d.depth16.png"));
@@ -508,6 +511,7 @@ fn depth_npy_round_trip() {
         texture: None,
         depth: Some(&map),
         field: None,
+        mask: None,
     };
     let files = export::save(MeshFormat::DepthNpy, &input, dir.path(), "d").unwrap();
     assert_eq!(files[0].path, dir.path().join("d.depth.npy"));
@@ -546,6 +550,7 @@ fn field_npy_holds_the_cube_indexed_x_y_z() {
     let dir = tempfile::tempdir().unwrap();
     let input = ExportInput {
         field: Some(&grid),
+        mask: None,
         ..ExportInput::mesh(&mesh)
     };
     let files = export::save(MeshFormat::FieldNpy, &input, dir.path(), "o").unwrap();
@@ -606,6 +611,7 @@ fn save_never_overwrites_and_leaves_no_temp_files() {
         texture: Some(&tex),
         depth: None,
         field: None,
+        mask: None,
     };
     export::save(MeshFormat::Stl, &input, dir.path(), "a").unwrap();
     let before = fs::read(dir.path().join("a.stl")).unwrap();
@@ -664,6 +670,7 @@ fn write_samples_for_validation() {
         texture: Some(&tex),
         depth: Some(&map),
         field: None,
+        mask: None,
     };
     for format in MeshFormat::ALL.into_iter().filter(|f| !f.is_field()) {
         export::save(format, &textured, &dir, &format.as_str().replace('.', "_")).unwrap();

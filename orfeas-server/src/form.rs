@@ -16,8 +16,9 @@ pub struct BatchRequest {
 }
 
 /// Reads `format_type`, `quality`, `method` (or its 2.5D alias `depth`), `width_mm`,
-/// `depth_mm`, `base_mm`, `solid`, `max_error`, `max_triangles`, `resolution`, `keep_largest`
-/// and `batch_size`; absent fields take the server defaults (`server_method` for the method).
+/// `depth_mm`, `base_mm`, `solid`, `max_error`, `max_triangles`, `resolution`, `keep_largest`,
+/// `background` and `batch_size`; absent fields take the server defaults (`server_method`
+/// for the method).
 /// Whether the server has the method's weights is the caller's check.
 pub fn parse(
     fields: &HashMap<String, String>,
@@ -98,6 +99,11 @@ pub fn parse(
     }
     if let Some(v) = get("keep_largest") {
         settings.keep_largest = boolean("keep_largest", v)?;
+    }
+    if let Some(v) = get("background") {
+        settings.background = v
+            .parse()
+            .map_err(|e: orfeas_core::OrfeasError| ApiError::bad_request(e.to_string()))?;
     }
     settings
         .validate()

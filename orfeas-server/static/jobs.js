@@ -254,17 +254,30 @@ export class JobBoard {
         refs.error, refs.warning),
       refs.actions);
     root.dataset.jobId = job.job_id;
-    return { root, refs, actionsKey: null, thumbUrl: undefined };
+    return { root, refs, actionsKey: null, thumbKey: undefined };
   }
 
+  /**
+   * The uploaded image; once the job has its `mask.png`, the cut-out: the same image with the
+   * mask as its alpha (CSS luminance mask) over a checkerboard, so what was removed shows.
+   */
   renderThumb(card, job) {
     const url = this.thumbs.get(job.job_id) ?? null;
-    if (card.thumbUrl === url) return;
-    card.thumbUrl = url;
+    const mask = job.status === 'complete' ? job.outputs?.find((o) => o.format === 'mask.png')?.url ?? null : null;
+    const key = `${url}|${mask}`;
+    if (card.thumbKey === key) return;
+    card.thumbKey = key;
     const ext = (job.filename.split('.').pop() || '?').slice(0, 4);
     const fallback = () => el('div', { class: 'thumb-fallback' }, ext);
     const img = url ? el('img', { src: url, alt: '' }) : null;
     if (img) img.addEventListener('error', () => img.replaceWith(fallback()));
+    if (img && mask) {
+      img.classList.add('cutout');
+      img.dataset.testid = 'job-cutout';
+      img.alt = `${job.filename} with its background removed (mask: ${job.mask ?? 'unknown'})`;
+      img.style.maskImage = img.style.webkitMaskImage = `url("${mask}")`;
+    }
+    card.refs.thumb.classList.toggle('checker', Boolean(img && mask));
     card.refs.thumb.replaceChildren(img ?? fallback());
   }
 

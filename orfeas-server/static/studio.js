@@ -20,6 +20,8 @@ const dom = {
   formats: $('format-select'),
   quality: $('quality-select'),
   method: $('method-select'),
+  background: $('background-select'),
+  backgroundHint: $('background-hint'),
   methodHint: $('method-hint'),
   sizeHint: $('size-hint'),
   width: $('width-mm'),
@@ -70,7 +72,7 @@ function restoreSettings() {
   }
   // Settings saved before the shape choice existed name the same values under `depth`.
   if (saved.method === undefined && typeof saved.depth === 'string') saved.method = saved.depth;
-  for (const [node, key] of [[dom.quality, 'quality'], [dom.method, 'method']]) {
+  for (const [node, key] of [[dom.quality, 'quality'], [dom.method, 'method'], [dom.background, 'background']]) {
     if (typeof saved[key] === 'string' && [...node.options].some((o) => o.value === saved[key])) node.value = saved[key];
   }
   for (const [node, key] of [[dom.width, 'width_mm'], [dom.relief, 'depth_mm'], [dom.base, 'base_mm']]) {
@@ -83,6 +85,7 @@ function readSettings() {
     formats: [...dom.formats.selectedOptions].map((o) => o.value),
     quality: dom.quality.value,
     method: dom.method.value,
+    background: dom.background.value,
     width_mm: dom.width.valueAsNumber,
     depth_mm: dom.relief.valueAsNumber,
     base_mm: dom.base.valueAsNumber,
@@ -137,8 +140,12 @@ dom.form.addEventListener('submit', async (event) => {
   uploading = true;
   updateStartButton(0);
   try {
+    // The mask comes along with every model (it is small) so that each card shows its cut-out.
+    const formats = settings.background === 'none' || settings.formats.includes('mask.png')
+      ? settings.formats : [...settings.formats, 'mask.png'];
     const answer = await submitBatch(items.map((i) => i.file), {
-      format_type: settings.formats.join(','),
+      format_type: formats.join(','),
+      background: settings.background,
       quality: settings.quality,
       method: settings.method,
       width_mm: settings.width_mm,
@@ -375,6 +382,24 @@ function limitMethodChoices(health) {
   }
   if (dom.method.selectedOptions[0]?.disabled) dom.method.value = '';
   updateShapeFields();
+  limitBackgroundChoices(health);
+}
+
+const BACKGROUND_HINT = dom.backgroundHint.textContent;
+
+/** `/api/health` lists the backgrounds this server can use; BiRefNet needs its weights there. */
+function limitBackgroundChoices(health) {
+  if (!Array.isArray(health.backgrounds)) return;
+  const usable = new Set(health.backgrounds.map(String));
+  for (const option of dom.background.options) {
+    option.disabled = !usable.has(option.value);
+    option.title = option.disabled
+      ? 'Background removal needs the BiRefNet weights on the server: run `orfeas fetch-model --model birefnet-lite` there and restart it (or start it with --segmenter-weights DIR).'
+      : '';
+  }
+  if (dom.background.selectedOptions[0]?.disabled) dom.background.value = 'auto';
+  const off = [...dom.background.options].find((o) => o.value === 'birefnet' && o.disabled);
+  dom.backgroundHint.textContent = off ? `${BACKGROUND_HINT} ${off.title}` : BACKGROUND_HINT;
 }
 
 /** The relief-only size fields are off while an object is chosen; the hint says why. */

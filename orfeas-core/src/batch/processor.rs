@@ -18,6 +18,7 @@ use super::{assign_stems, Job, JobResult, JobStatus};
 use crate::cancel::CancelToken;
 use crate::error::{OrfeasError, Result};
 use crate::export::OutputFile;
+use crate::foreground::Background;
 use crate::image::ImageLimits;
 use crate::options::{Device, GenerateSettings, Method};
 use crate::pipeline::{export_model, image_to_model, ModelReport, ShapeSetup};
@@ -39,6 +40,12 @@ pub struct BatchConfig {
     pub device: Device,
     /// Model weights (file or directory) for `method`.
     pub weights: Option<std::path::PathBuf>,
+    /// The background of batches whose settings name none is the settings' own; this says
+    /// which remover to load: `auto` (and `all_methods`) loads BiRefNet when its weights are
+    /// cached, `birefnet` requires them.
+    pub background: Background,
+    /// BiRefNet's `model.safetensors` (file or directory), `--segmenter-weights`.
+    pub segmenter_weights: Option<std::path::PathBuf>,
     pub limits: ImageLimits,
     /// CPU threads shared by all slots (default: available cores).
     pub threads: Option<usize>,
@@ -53,6 +60,8 @@ impl Default for BatchConfig {
             all_methods: false,
             device: Device::Auto,
             weights: None,
+            background: Background::Auto,
+            segmenter_weights: None,
             limits: ImageLimits::default(),
             threads: None,
         }
@@ -140,6 +149,15 @@ impl BatchProcessor {
             config.all_methods,
             device,
             config.slots,
+        )?
+        .with_segmenter(
+            if config.all_methods {
+                Background::Auto
+            } else {
+                config.background
+            },
+            config.segmenter_weights.as_deref(),
+            device,
         )?;
         let threads = config
             .threads
@@ -212,6 +230,19 @@ impl BatchProcessor {
         self.shared.setup.generator(method).map(|_| ())
     }
 
+    /// Whether a batch may ask for `background` (only `birefnet` needs a loaded model).
+    pub fn check_background(&self, background: Background) -> Result<()> {
+        self.shared.setup.masking.check(background)
+    }
+
+    /// The backgrounds batches can ask for with what is loaded.
+    pub fn available_backgrounds(&self) -> Vec<Background> {
+        Background::ALL
+            .into_iter()
+            .filter(|&b| self.check_background(b).is_ok())
+            .collect()
+    }
+
     /// Runs `jobs` and returns their results in input order. One job's failure, panic or
     /// cancellation stays in that job. Errors only for settings that no job could use.
     pub fn run(
@@ -236,6 +267,7 @@ impl BatchProcessor {
     ) -> Result<Vec<JobResult>> {
         settings.validate()?;
         settings.check_method(settings.method_or(self.shared.config.method))?;
+        self.check_background(settings.background)?;
         assign_stems(&mut jobs, &settings.formats);
         let total = jobs.len();
         let (tx, rx) = mpsc::channel();

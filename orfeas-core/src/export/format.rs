@@ -39,11 +39,18 @@ pub enum MeshFormat {
     /// A full 3D object's density field as a NumPy `.npy` float32 `[R, R, R]` array.
     #[serde(rename = "field.npy")]
     FieldNpy,
+    /// The foreground mask as an 8-bit gray PNG at the image's size (255 = subject).
+    #[serde(rename = "mask.png")]
+    MaskPng,
+    /// The foreground probability as a NumPy `.npy` float32 `[1024, 1024]` array: BiRefNet's at
+    /// its input when it made the mask, else the mask's alpha / 255 resized to that size.
+    #[serde(rename = "mask.npy")]
+    MaskNpy,
 }
 
 impl MeshFormat {
     /// Every format, in the order they are listed to users.
-    pub const ALL: [MeshFormat; 9] = [
+    pub const ALL: [MeshFormat; 11] = [
         Self::Stl,
         Self::StlAscii,
         Self::Obj,
@@ -53,6 +60,8 @@ impl MeshFormat {
         Self::Depth16,
         Self::DepthNpy,
         Self::FieldNpy,
+        Self::MaskPng,
+        Self::MaskNpy,
     ];
 
     /// The name accepted by [`FromStr`] and used in results (`stl`, `stl-ascii`, ..., `depth.npy`).
@@ -67,6 +76,8 @@ impl MeshFormat {
             Self::Depth16 => "depth16",
             Self::DepthNpy => "depth.npy",
             Self::FieldNpy => "field.npy",
+            Self::MaskPng => "mask.png",
+            Self::MaskNpy => "mask.npy",
         }
     }
 
@@ -81,6 +92,8 @@ impl MeshFormat {
             Self::Depth16 => "depth16.png",
             Self::DepthNpy => "depth.npy",
             Self::FieldNpy => "field.npy",
+            Self::MaskPng => "mask.png",
+            Self::MaskNpy => "mask.npy",
         }
     }
 
@@ -92,15 +105,21 @@ impl MeshFormat {
             Self::Glb => "model/gltf-binary",
             Self::Ply => "application/x-ply",
             Self::ThreeMf => "model/3mf",
-            Self::Depth16 => "image/png",
-            Self::DepthNpy | Self::FieldNpy => "application/x-npy",
+            Self::Depth16 | Self::MaskPng => "image/png",
+            Self::DepthNpy | Self::FieldNpy | Self::MaskNpy => "application/x-npy",
         }
     }
 
-    /// Whether the format is written from the mesh (`false`: from the height map or the
-    /// density field).
+    /// Whether the format is written from the mesh (`false`: from the height map, the
+    /// density field or the mask).
     pub fn needs_mesh(self) -> bool {
-        !self.is_depth() && !self.is_field()
+        !self.is_depth() && !self.is_field() && !self.is_mask()
+    }
+
+    /// Whether the format is the foreground mask (`mask.png`, `mask.npy`): any method makes
+    /// one, and a job asking for nothing else only runs the masking stage.
+    pub fn is_mask(self) -> bool {
+        matches!(self, Self::MaskPng | Self::MaskNpy)
     }
 
     /// Whether the format is a relief's depth map (`depth16`, `depth.npy`).
@@ -134,7 +153,8 @@ impl MeshFormat {
         Ok(out)
     }
 
-    /// `stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy, field.npy`, for messages.
+    /// `stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy, field.npy, mask.png,
+    /// mask.npy`, for messages.
     fn valid_names() -> String {
         Self::ALL.map(Self::as_str).join(", ")
     }
@@ -157,6 +177,8 @@ impl FromStr for MeshFormat {
             "depth16" | "depth16.png" => Ok(Self::Depth16),
             "depth.npy" | "npy" => Ok(Self::DepthNpy),
             "field.npy" => Ok(Self::FieldNpy),
+            "mask.png" | "mask" => Ok(Self::MaskPng),
+            "mask.npy" => Ok(Self::MaskNpy),
             _ => Err(OrfeasError::InvalidInput(format!(
                 "unknown output format {:?}; expected one of {}",
                 s.trim(),

@@ -12,6 +12,7 @@ mod depth;
 mod field;
 mod format;
 mod glb;
+mod mask;
 mod normals;
 mod npy;
 mod obj;
@@ -28,6 +29,7 @@ use serde::Serialize;
 
 use crate::depth::HeightMap;
 use crate::error::{OrfeasError, Result};
+use crate::foreground::Foreground;
 use crate::mesh::{Mesh, Texture};
 use crate::models::triposr::DensityGrid;
 
@@ -55,6 +57,8 @@ pub struct ExportInput<'a> {
     pub depth: Option<&'a HeightMap>,
     /// An object's density field (for `field.npy`).
     pub field: Option<&'a DensityGrid>,
+    /// The foreground mask at the image's size (for `mask.png`, `mask.npy`).
+    pub mask: Option<&'a Foreground>,
 }
 
 impl<'a> ExportInput<'a> {
@@ -65,6 +69,7 @@ impl<'a> ExportInput<'a> {
             texture: None,
             depth: None,
             field: None,
+            mask: None,
         }
     }
 }
@@ -179,6 +184,22 @@ fn parts<'a>(
         return Ok(vec![Part::new(name, ext, move |out| {
             field::write_npy(grid, out)
         })]);
+    }
+    if format.is_mask() {
+        let mask = input.mask.ok_or_else(|| {
+            export_error(
+                format,
+                "no foreground mask was given (the mask formats export it)",
+            )
+        })?;
+        mask::check(format, mask)?;
+        return Ok(vec![match format {
+            MeshFormat::MaskPng => Part::bytes(name, ext, mask::encode_png(format, mask)?),
+            _ => {
+                let (side, values) = mask::npy_values(format, mask)?;
+                Part::new(name, ext, move |out| mask::write_npy(side, &values, out))
+            }
+        }]);
     }
     if format.is_depth() {
         let map = input.depth.ok_or_else(|| {

@@ -2,6 +2,7 @@
 //! height field → solid, the 2.5D methods) and [`object`] (image → mask → TripoSR → density
 //! field → closed surface). Neither knows the other; `pipeline` picks one by the method.
 
+pub mod cutout;
 pub mod object;
 pub mod relief;
 

@@ -17,8 +17,9 @@ use super::{Progress, ShapeGenerator};
 use crate::cancel::CancelToken;
 use crate::error::{OrfeasError, Result};
 use crate::export::MeshFormat;
+use crate::foreground::{self, Background, Foreground, MaskingSetup};
 use crate::image::LoadedImage;
-use crate::mask::{estimate_mask, MaskSource};
+use crate::mask::MaskSource;
 use crate::mesh::{check_solid, keep_largest_component, marching_cubes, Mesh};
 use crate::models::triposr::{
     conditioning_image, DensityGrid, SceneCode, TripoSr, FOREGROUND_RATIO, ISO_LEVEL,
@@ -41,11 +42,15 @@ const COLOR_CHUNK: usize = 1 << 15;
 #[derive(Clone, Debug)]
 pub struct ObjectGenerator {
     model: Arc<TripoSr>,
+    masking: MaskingSetup,
 }
 
 impl ObjectGenerator {
-    pub fn new(model: Arc<TripoSr>) -> Self {
-        Self { model }
+    pub fn new(model: Arc<TripoSr>, masking: &MaskingSetup) -> Self {
+        Self {
+            model,
+            masking: masking.clone(),
+        }
     }
 }
 
@@ -65,9 +70,10 @@ impl ShapeGenerator for ObjectGenerator {
         let (width, height) = (image.width, image.height);
 
         progress.stage(Stage::Masking);
-        let (alpha, mask) = foreground(&image)?;
+        let fg = subject(&image, settings.background, &self.masking, cancel)?;
+        let mask = fg.source;
         let mut warnings = Vec::new();
-        if touches_border(&alpha, width as usize, height as usize) {
+        if touches_border(&fg.alpha, width as usize, height as usize) {
             warnings.push(BORDER_WARNING.to_owned());
         }
         cancel.check()?;
@@ -75,12 +81,13 @@ impl ShapeGenerator for ObjectGenerator {
             &image.rgba,
             width,
             height,
-            &alpha,
+            &fg.alpha,
             FOREGROUND_RATIO,
             self.model.cond_image_size(),
         )
         .map_err(|e| named(e, &name))?;
-        drop((image, alpha));
+        drop(image);
+        let kept_mask = settings.formats.iter().any(|f| f.is_mask()).then_some(fg);
         tracing::info!(input = %name, mask = ?mask, "generating an object");
 
         progress.stage(Stage::ShapeGeneration);
@@ -147,6 +154,7 @@ impl ShapeGenerator for ObjectGenerator {
             depth: None,
             raw_depth: None,
             field: keep_field.then_some(field),
+            mask: kept_mask,
             original_width: width,
             original_height: height,
             report,
@@ -229,30 +237,34 @@ impl ObjectGenerator {
     }
 }
 
-/// The foreground as one alpha byte per pixel and where it came from: the image's own alpha
-/// when it has any transparency (as run.py, which then skips background removal), else
-/// orfeas's estimated mask at full resolution as 0/255. Nothing separated is ERR_NO_FOREGROUND.
-fn foreground(image: &LoadedImage) -> Result<(Vec<u8>, MaskSource)> {
-    if image.has_alpha {
-        let alpha = image.rgba.chunks_exact(4).map(|p| p[3]).collect();
-        return Ok((alpha, MaskSource::Alpha));
+/// The foreground as one alpha byte per pixel and where it came from (the masking stage,
+/// `--background`). `none` gives the whole frame, as asked; any other source that separates
+/// nothing is ERR_NO_FOREGROUND: TripoSR would model the backdrop as the object.
+fn subject(
+    image: &LoadedImage,
+    background: Background,
+    masking: &MaskingSetup,
+    cancel: &CancelToken,
+) -> Result<Foreground> {
+    let fg = foreground::separate(image, background, masking, cancel)?;
+    if fg.source != MaskSource::None || background == Background::None {
+        return Ok(fg);
     }
-    let mask = estimate_mask(image);
-    if mask.source == MaskSource::None {
-        return Err(OrfeasError::NoForeground {
-            name: image.name.clone(),
-            detail: "the image has no transparency and its background could not be told apart \
-                     from the object (no plain backdrop at the border); cut the object out (a \
-                     PNG with a transparent background) and try again"
-                .to_owned(),
-        });
-    }
-    let alpha = mask
-        .data
-        .iter()
-        .map(|&inside| u8::from(inside) * 255)
-        .collect();
-    Ok((alpha, mask.source))
+    let detail = match fg.missing {
+        Some(why) => format!(
+            "{why}; an object needs its subject cut out (a PNG with a transparent background, \
+             or --background birefnet)"
+        ),
+        None => "the image has no transparency and its background could not be told apart \
+                 from the object (no plain backdrop at the border, and BiRefNet is not loaded); \
+                 cut the object out (a PNG with a transparent background), or get the \
+                 background remover with `orfeas fetch-model --model birefnet-lite`"
+            .to_owned(),
+    };
+    Err(OrfeasError::NoForeground {
+        name: image.name.clone(),
+        detail,
+    })
 }
 
 /// Whether any foreground pixel (alpha > 0, the reference's test) lies on the image's edge.

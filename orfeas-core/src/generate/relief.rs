@@ -9,8 +9,9 @@ use crate::cancel::CancelToken;
 use crate::depth::depth_anything::{heights_from_raw, DepthAnythingEstimator};
 use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
 use crate::error::{OrfeasError, Result};
+use crate::foreground::{self, Background, Foreground, MaskingSetup};
 use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
-use crate::mask::{estimate_mask, Mask, MaskSource};
+use crate::mask::{Mask, MaskSource};
 use crate::mesh::{
     build_solid, build_surface, check_solid, triangulate_heightfield, CornerGrid, Mesh,
     MeshingLimits, Scale, Texture,
@@ -101,14 +102,17 @@ impl DepthSetup {
 pub struct ReliefGenerator {
     method: DepthMethod,
     model: Option<DepthAnythingEstimator>,
+    masking: MaskingSetup,
 }
 
 impl ReliefGenerator {
-    /// Runs `method` with the model `setup` loaded (if any; a clone shares its weights).
-    pub fn new(method: DepthMethod, setup: &DepthSetup) -> Self {
+    /// Runs `method` with the models `setup` and `masking` loaded (if any; clones share their
+    /// weights).
+    pub fn new(method: DepthMethod, setup: &DepthSetup, masking: &MaskingSetup) -> Self {
         Self {
             method,
             model: setup.model.clone(),
+            masking: masking.clone(),
         }
     }
 }
@@ -133,12 +137,28 @@ impl ShapeGenerator for ReliefGenerator {
         let name = original.name.clone();
         let wants_raw = settings.formats.iter().any(|f| f.is_depth());
 
-        let mut prepared = prepare(original, &preset, cancel, progress)?;
+        let mut prepared = prepare(
+            original,
+            &preset,
+            (settings.background, &self.masking),
+            cancel,
+            progress,
+        )?;
         let (original_width, original_height) = prepared.original_size;
 
         progress.stage(Stage::DepthEstimation);
         let estimated = estimate(&mut prepared, &depth, &preset, wants_raw, cancel)?;
-        let Prepared { work, mask, .. } = prepared;
+        let Prepared {
+            work,
+            mask,
+            foreground,
+            ..
+        } = prepared;
+        let mut warnings = Vec::new();
+        if let Some(missing) = &foreground.missing {
+            warnings.push(format!("{missing}; the relief is made of the whole image"));
+        }
+        let wants_mask = settings.formats.iter().any(|f| f.is_mask());
         let heights = estimated.heights;
         cancel.check()?;
 
@@ -184,7 +204,7 @@ impl ShapeGenerator for ReliefGenerator {
             mask: mask.source,
             triangles: mesh.triangles.len(),
             watertight,
-            warnings: Vec::new(),
+            warnings,
             shape: ShapeReport::Relief(ReliefReport {
                 max_error: hf.max_error,
                 working_width: work.width,
@@ -197,6 +217,11 @@ impl ShapeGenerator for ReliefGenerator {
             depth: Some(heights),
             raw_depth: estimated.raw,
             field: None,
+            mask: if wants_mask {
+                Some(foreground.at_size(original_width, original_height)?)
+            } else {
+                None
+            },
             original_width,
             original_height,
             report,
@@ -232,6 +257,7 @@ pub fn estimate_depth(
     let mut prepared = prepare(
         original,
         &preset,
+        (settings.background, &MaskingSetup::default()),
         cancel,
         &mut Progress::new(StagePlan::RELIEF, &mut |_, _| {}),
     )?;
@@ -250,6 +276,8 @@ pub fn estimate_depth(
 
 /// The decoded input at full size, its working-size copy and the foreground mask.
 struct Prepared {
+    /// The masking stage's result, at the size it was made.
+    foreground: Foreground,
     /// Kept only until the estimator is chosen: the model reads it, the others drop it at once
     /// (a 12 MP input is ~100 MB decoded).
     original: Option<LoadedImage>,
@@ -258,24 +286,34 @@ struct Prepared {
     mask: Mask,
 }
 
+/// Fits the image to the working size and separates its foreground. The estimates (alpha,
+/// border) work on the working-size copy, as the meshers do; BiRefNet sees the original, as
+/// its authors' example does, and its mask is brought to the working size.
 fn prepare(
     original: LoadedImage,
     preset: &Preset,
+    (background, masking): (Background, &MaskingSetup),
     cancel: &CancelToken,
     progress: &mut Progress<'_>,
 ) -> Result<Prepared> {
     let work = original.fit_within(preset.working_size);
     cancel.check()?;
     progress.stage(Stage::Masking);
-    // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
-    let mask = if work.gray16 {
-        Mask::full(work.width, work.height)
+    let learned = background == Background::Birefnet
+        || (background == Background::Auto && masking.segmenter.is_some());
+    let foreground = if work.gray16 && background == Background::Auto {
+        // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
+        foreground::separate(&work, Background::None, masking, cancel)?
+    } else if learned {
+        foreground::separate(&original, background, masking, cancel)?
     } else {
-        estimate_mask(&work)
+        foreground::separate(&work, background, masking, cancel)?
     };
+    let mask = foreground.at_size(work.width, work.height)?.to_mask();
     cancel.check()?;
     let original_size = (original.width, original.height);
     Ok(Prepared {
+        foreground,
         original: Some(original),
         original_size,
         work,

@@ -4,7 +4,14 @@
 //! `orfeas fetch-model` (feature `hub`) is the one place that downloads, into the standard
 //! Hugging Face cache so other tools share the files.
 
+pub mod birefnet;
+mod segmenter;
 pub mod triposr;
+
+pub use segmenter::{
+    cached_segmenter, find_cached_segmenter, how_to_get_segmenter, segmenter_weights_at,
+    SegmenterWeights, BIREFNET_LITE_REPO, BIREFNET_REPO, BIREFNET_WEIGHTS_FILE,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +24,8 @@ pub enum ModelKind {
     DepthAnything,
     /// TripoSR's `config.yaml` + `model.ckpt` (full 3D objects).
     TripoSr,
+    /// BiRefNet's `model.safetensors` (background removal).
+    BiRefNet,
 }
 
 /// A downloadable model.
@@ -37,7 +46,7 @@ pub struct ModelSpec {
 const DEPTH_ANYTHING_FILES: &[&str] = &[CONFIG_FILE, WEIGHTS_FILE];
 
 /// Models orfeas knows how to fetch; the first is the default.
-pub const KNOWN_MODELS: [ModelSpec; 4] = [
+pub const KNOWN_MODELS: [ModelSpec; 6] = [
     ModelSpec {
         name: "depth-anything-v2-small",
         repo_id: "depth-anything/Depth-Anything-V2-Small-hf",
@@ -65,6 +74,20 @@ pub const KNOWN_MODELS: [ModelSpec; 4] = [
         license: "MIT",
         kind: ModelKind::TripoSr,
         files: &[TRIPOSR_CONFIG_FILE, TRIPOSR_CKPT_FILE],
+    },
+    ModelSpec {
+        name: "birefnet-lite",
+        repo_id: BIREFNET_LITE_REPO,
+        license: "MIT",
+        kind: ModelKind::BiRefNet,
+        files: &[BIREFNET_WEIGHTS_FILE],
+    },
+    ModelSpec {
+        name: "birefnet",
+        repo_id: BIREFNET_REPO,
+        license: "MIT",
+        kind: ModelKind::BiRefNet,
+        files: &[BIREFNET_WEIGHTS_FILE],
     },
 ];
 
@@ -229,10 +252,14 @@ pub fn hf_cache_dir() -> Option<PathBuf> {
 
 /// A model's files in a Hugging Face cache (`models--org--name/snapshots/<refs/main>/…`).
 pub fn cached_weights(cache: &Path, repo_id: &str) -> Option<WeightsLocation> {
+    weights_at(&cached_snapshot(cache, repo_id)?).ok()
+}
+
+/// The snapshot directory `refs/main` names in a Hugging Face cache, whatever it holds.
+pub(crate) fn cached_snapshot(cache: &Path, repo_id: &str) -> Option<PathBuf> {
     let repo = cache.join(format!("models--{}", repo_id.replace('/', "--")));
     let revision = std::fs::read_to_string(repo.join("refs").join("main")).ok()?;
-    let snapshot = repo.join("snapshots").join(revision.trim());
-    weights_at(&snapshot).ok()
+    Some(repo.join("snapshots").join(revision.trim()))
 }
 
 /// The first known model present in the local cache, if any (no network): the transformers
@@ -349,9 +376,7 @@ pub fn find_cached_triposr() -> Option<TripoSrWeights> {
 
 /// [`find_cached_triposr`] in a given cache directory.
 pub fn cached_triposr(cache: &Path) -> Option<TripoSrWeights> {
-    let repo = cache.join(format!("models--{}", TRIPOSR_REPO.replace('/', "--")));
-    let revision = std::fs::read_to_string(repo.join("refs").join("main")).ok()?;
-    triposr_weights_at(&repo.join("snapshots").join(revision.trim())).ok()
+    triposr_weights_at(&cached_snapshot(cache, TRIPOSR_REPO)?).ok()
 }
 
 #[cfg(test)]

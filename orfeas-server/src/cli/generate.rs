@@ -43,6 +43,8 @@ pub fn run(args: GenerateArgs) -> ExitCode {
         method,
         device: args.device,
         weights: args.method.weights.clone(),
+        background: args.shape.background,
+        segmenter_weights: args.shape.segmenter_weights.clone(),
         ..BatchConfig::default()
     };
     let processor = match BatchProcessor::new(config) {

@@ -11,7 +11,7 @@ mod summary;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use orfeas_core::{DepthMethod, Device, GenerateSettings, MeshFormat, Method, Quality};
+use orfeas_core::{Background, DepthMethod, Device, GenerateSettings, MeshFormat, Method, Quality};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Convert images (files or directories) into mesh files.
     Generate(GenerateArgs),
-    /// Download model weights (Depth Anything V2, TripoSR) into the Hugging Face cache.
+    /// Download model weights (Depth Anything V2, TripoSR, BiRefNet) into the Hugging Face cache.
     FetchModel {
         /// depth-anything-v2-small (Apache-2.0), -base or -large (CC-BY-NC-4.0), or triposr
         /// (MIT, about 1.7 GB).
@@ -56,7 +56,8 @@ pub struct GenerateArgs {
     /// Output directory (created if missing).
     #[arg(short = 'o', long = "out", value_name = "OUT_DIR")]
     pub out_dir: PathBuf,
-    /// Comma-separated formats: stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy.
+    /// Comma-separated formats: stl, stl-ascii, obj, glb, ply, 3mf, depth16, depth.npy,
+    /// field.npy, mask.png, mask.npy (only mask formats: a batch background remover).
     #[arg(short, long, default_value = "stl", value_delimiter = ',', value_parser = parse_from_str::<MeshFormat>)]
     pub format: Vec<MeshFormat>,
     /// Quality preset: working resolution, tolerance and triangle budget.
@@ -195,6 +196,14 @@ pub struct ShapeArgs {
     /// Keep only the largest connected part of an object (triposr), dropping floating bits.
     #[arg(long)]
     pub keep_largest: bool,
+    /// Where the foreground mask comes from: auto (the alpha channel when real, else BiRefNet
+    /// when its weights are found, else the border estimate), alpha, border, birefnet or none.
+    #[arg(long, default_value = "auto", value_parser = parse_from_str::<Background>)]
+    pub background: Background,
+    /// BiRefNet's model.safetensors (or its directory); default: the Hugging Face cache
+    /// (BiRefNet_lite first on the CPU).
+    #[arg(long, value_name = "PATH")]
+    pub segmenter_weights: Option<PathBuf>,
 }
 
 impl ShapeArgs {
@@ -217,6 +226,7 @@ impl ShapeArgs {
             method: None,
             resolution: self.resolution,
             keep_largest: self.keep_largest,
+            background: self.background,
         }
     }
 }

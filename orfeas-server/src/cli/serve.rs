@@ -35,6 +35,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         all_methods: true,
         device: args.device,
         weights: args.method.weights.clone(),
+        background: args.shape.background,
+        segmenter_weights: args.shape.segmenter_weights.clone(),
         ..BatchConfig::default()
     };
     config.limits = UploadLimits {

@@ -52,8 +52,14 @@ pub async fn batch_generate(
         processor.config().method,
         processor.slots(),
     )?;
+    // A batch asking only for masks makes no shape: its method needs no weights.
+    if !request.settings.formats.iter().all(|f| f.is_mask()) {
+        processor
+            .check_available(request.method)
+            .map_err(ApiError::from)?;
+    }
     processor
-        .check_available(request.method)
+        .check_background(request.settings.background)
         .map_err(ApiError::from)?;
 
     let image_limits = processor.config().limits;

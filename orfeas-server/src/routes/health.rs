@@ -22,6 +22,12 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             .iter()
             .map(|m| m.as_str())
             .collect::<Vec<_>>(),
+        // The backgrounds a request may ask for (`birefnet` when its weights are loaded).
+        "backgrounds": processor
+            .available_backgrounds()
+            .iter()
+            .map(|b| b.as_str())
+            .collect::<Vec<_>>(),
         "limits": {
             "max_file_bytes": state.config().limits.max_file_bytes,
             "max_request_bytes": state.config().limits.max_request_bytes,

@@ -139,7 +139,7 @@ describe('Batch Studio in Chromium', () => {
     await page.waitForSelector('[data-testid="connection"][data-state="open"]', { timeout: 15_000 });
     await page.waitForSelector('#server-info[data-ready="true"]');
     for (const id of ['file-input', 'drop-zone', 'format-select', 'quality-select', 'start-button',
-      'download-all', 'stats-bar', 'gpu-monitor', 'preview']) {
+      'download-all', 'stats-bar', 'gpu-monitor', 'preview', 'background-select']) {
       assert.equal(await page.locator(`[data-testid="${id}"]`).count(), 1, `data-testid=${id}`);
     }
     const mode = await page.locator('[data-testid="gpu-monitor"]').getAttribute('data-mode');
@@ -159,6 +159,22 @@ describe('Batch Studio in Chromium', () => {
     if (!runnable) {
       assert.match(await option.getAttribute('title'), /TripoSR weights/);
       assert.match(await page.locator('[data-testid="method-hint"]').innerText(), /fetch-model --model triposr/);
+    }
+  });
+
+  it('offers background removal, BiRefNet disabled with the reason when the server has no weights', async () => {
+    const health = await (await fetch(`${baseUrl}/api/health`)).json();
+    assert.ok(Array.isArray(health.backgrounds) && health.backgrounds.includes('border'), JSON.stringify(health));
+    const select = page.locator('[data-testid="background-select"]');
+    assert.deepEqual(await select.locator('option').evaluateAll((os) => os.map((o) => o.value)),
+      ['auto', 'birefnet', 'alpha', 'border', 'none']);
+    assert.equal(await select.inputValue(), 'auto');
+    const birefnet = select.locator('option[value="birefnet"]');
+    const usable = health.backgrounds.includes('birefnet');
+    assert.equal(await birefnet.isDisabled(), !usable, `backgrounds ${health.backgrounds}`);
+    if (!usable) {
+      assert.match(await birefnet.getAttribute('title'), /BiRefNet weights/);
+      assert.match(await page.locator('[data-testid="background-hint"]').innerText(), /fetch-model --model birefnet-lite/);
     }
   });
 
@@ -188,11 +204,23 @@ describe('Batch Studio in Chromium', () => {
     for (const id of firstBatch.job_ids) {
       const c = card(id);
       assert.equal(await c.locator('[data-testid="job-progress"]').getAttribute('aria-valuenow'), '100');
-      assert.equal(await c.locator('[data-testid="download-button"]').count(), 2, 'one download per format');
+      // One download per format, and the mask the Studio asks for beside them for the cut-out.
+      const formats = await c.locator('[data-testid="download-button"]').evaluateAll((bs) => bs.map((b) => b.dataset.format));
+      assert.deepEqual(formats.sort(), ['glb', 'mask.png', 'stl']);
       assert.equal(await c.locator('[data-testid="cancel-button"]').count(), 0);
-      // The card shows the thumbnail of the file it was made from (matched by name, not position).
-      const thumb = await c.locator('.job-thumb img').getAttribute('src');
-      assert.match(thumb ?? '', /^blob:/);
+      // The card shows the cut-out of the file it was made from (matched by name, not position):
+      // the uploaded image under its mask.png.
+      const cutout = c.locator('.job-thumb img[data-testid="job-cutout"]');
+      await cutout.waitFor();
+      assert.match((await cutout.getAttribute('src')) ?? '', /^blob:/);
+      const maskUrl = await cutout.evaluate((img) => getComputedStyle(img).maskImage);
+      assert.match(maskUrl, /mask\.png/, maskUrl);
+      const png = new Uint8Array(await (await fetch(new URL(maskUrl.match(/url\("?([^")]+)"?\)/)[1], baseUrl))).arrayBuffer());
+      const ihdr = new DataView(png.buffer, 16, 13);
+      assert.equal(png[25], 0, 'mask.png is gray');
+      assert.equal(png[24], 8, 'mask.png has 8 bits');
+      const natural = await cutout.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+      assert.deepEqual([ihdr.getUint32(0), ihdr.getUint32(4)], natural, 'the mask is at the image size');
     }
     const names = await Promise.all(firstBatch.job_ids.map((id) => card(id).locator('.job-name').innerText()));
     assert.deepEqual([...names].sort(), IMAGES.map((f) => path.basename(f)).sort());

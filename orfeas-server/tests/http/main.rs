@@ -3,6 +3,7 @@
 
 mod support;
 
+mod backgrounds;
 mod batch;
 mod cancel;
 mod download;
