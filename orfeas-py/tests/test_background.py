@@ -70,8 +70,9 @@ def test_none_and_border_give_the_mask_they_name(tmp_path: Path, dark_disc: np.n
     # The mask is kept: mask.png and mask.npy from the Mesh.
     assert_disc_mask(cut.to_bytes("mask.png"))
     probability = np.load(io.BytesIO(cut.to_bytes("mask.npy")))
-    assert probability.dtype == np.float32 and probability.shape == (H, W)
-    assert probability[48, 64] == 1.0 and probability[0, 0] == 0.0
+    # At the model's 1024² input whatever made the mask, so a batch's files share one shape.
+    assert probability.dtype == np.float32 and probability.shape == (1024, 1024)
+    assert probability[512, 512] == 1.0 and probability[0, 0] == 0.0
     assert np.asarray(Image.open(io.BytesIO(whole.to_bytes("mask.png")))).min() == 255
     saved = cut.save(tmp_path / "m.mask.png")
     assert saved == [str(tmp_path / "m.mask.png")]
@@ -94,7 +95,7 @@ def test_mask_png_alone_writes_the_cutout_and_makes_no_mesh(tmp_path: Path, disc
     assert result.output_formats == ["mask.png", "mask.npy"]
     assert_disc_mask((tmp_path / "out" / "disc.mask.png").read_bytes())
     probability = np.load(tmp_path / "out" / "disc.mask.npy")
-    assert probability.shape == (H, W) and probability[48, 64] == 1.0 and probability[0, 0] == 0.0
+    assert probability.shape == (1024, 1024) and probability[512, 512] == 1.0 and probability[0, 0] == 0.0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["disc.mask.npy", "disc.mask.png"]
 
 

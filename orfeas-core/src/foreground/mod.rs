@@ -43,7 +43,7 @@ pub struct Foreground {
 }
 
 impl Foreground {
-    /// The whole image, from `source`, with the reason it is whole.
+    /// The whole image as the subject, with why it is whole when a source found nothing.
     fn whole(image: &LoadedImage, missing: Option<String>) -> Self {
         Self {
             width: image.width,
@@ -123,18 +123,14 @@ impl MaskingSetup {
         if background != Background::Birefnet || self.segmenter.is_some() {
             return Ok(());
         }
-        Err(OrfeasError::WeightsNotFound(
-            match &self.segmenter_unusable {
-                Some(why) => format!(
-                "background birefnet needs BiRefNet, whose weights could not be used ({why}); {}",
-                crate::models::how_to_get_segmenter()
-            ),
-                None => format!(
-                    "background birefnet needs the BiRefNet weights, which are not loaded here; {}",
-                    crate::models::how_to_get_segmenter()
-                ),
-            },
-        ))
+        let why = match &self.segmenter_unusable {
+            Some(why) => format!("BiRefNet, whose weights could not be used ({why})"),
+            None => "the BiRefNet weights, which are not loaded here".to_owned(),
+        };
+        Err(OrfeasError::WeightsNotFound(format!(
+            "background birefnet needs {why}; {}",
+            crate::models::how_to_get_segmenter()
+        )))
     }
 }
 
