@@ -151,7 +151,9 @@ impl BatchProcessor {
             config.slots,
         )?
         .with_segmenter(
-            if config.all_methods {
+            // A server takes any background per request: it loads what is cached, unless its
+            // default is `birefnet`, whose weights must then be there before it starts.
+            if config.all_methods && config.background != Background::Birefnet {
                 Background::Auto
             } else {
                 config.background
