@@ -15,6 +15,7 @@ use candle_core::{Device, Tensor};
 
 use super::{internal, invalid, resample};
 use crate::error::Result;
+use crate::image::pil_resize::{self, PassOrder, PilFilter};
 
 /// ImageNet statistics (`IMAGENET_STANDARD_*` are 0.5; Depth Anything uses these).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -108,7 +109,19 @@ pub fn preprocess(
         .collect();
     let mut data = Vec::with_capacity(3 * ow as usize * oh as usize);
     for (c, plane) in planes.iter().enumerate() {
-        let resized = pil_bicubic(plane, w, h, ow as usize, oh as usize);
+        // Pillow's bicubic resize, each pass rounded to 8 bits, horizontal pass first: the
+        // order of the Pillow the Depth Anything fixtures were made with.
+        let resized = pil_resize::resize_with_order(
+            plane,
+            width,
+            height,
+            1,
+            ow,
+            oh,
+            PilFilter::Bicubic,
+            PassOrder::HorizontalFirst,
+        )
+        .map_err(|e| invalid(format!("preprocess: {e}")))?;
         // rescale then normalise, as two steps like the processor (x * (1/255) - mean) / std.
         let (mean, std) = (opts.mean[c], opts.std[c]);
         data.extend(
@@ -122,92 +135,6 @@ pub fn preprocess(
         height: oh,
         data,
     })
-}
-
-/// Pillow's bicubic filter (`a = -0.5`).
-fn bicubic_filter(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
-
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`: for each output index, the first
-/// source index and the fixed-point weights.
-fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = 2.0 * filterscale;
-    (0..out_size)
-        .map(|xx| {
-            let center = (xx as f64 + 0.5) * scale;
-            let ss = 1.0 / filterscale;
-            // Pillow truncates toward zero after adding 0.5.
-            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let ws: Vec<f64> = (xmin..xmax)
-                .map(|x| bicubic_filter((x as f64 - center + 0.5) * ss))
-                .collect();
-            let total: f64 = ws.iter().sum();
-            let fixed = ws
-                .iter()
-                .map(|&w| {
-                    let w = if total != 0.0 { w / total } else { w };
-                    let v = w * f64::from(1u32 << PRECISION_BITS);
-                    (if v < 0.0 { v - 0.5 } else { v + 0.5 }) as i32
-                })
-                .collect();
-            (xmin, fixed)
-        })
-        .collect()
-}
-
-fn clip8(v: i64) -> u8 {
-    (v >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
-/// Pillow's `ImagingResample` for one 8-bit plane: horizontal pass (only when the width
-/// changes), then vertical pass (only when the height changes), each rounded to 8 bits.
-fn pil_bicubic(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> {
-    let half = 1i64 << (PRECISION_BITS - 1);
-    let horizontal = if ow != w {
-        let cx = coefficients(w, ow);
-        let mut out = vec![0u8; ow * h];
-        for y in 0..h {
-            let row = &src[y * w..][..w];
-            for (x, (x0, k)) in cx.iter().enumerate() {
-                let acc = k
-                    .iter()
-                    .enumerate()
-                    .fold(half, |a, (i, &c)| a + i64::from(row[x0 + i]) * i64::from(c));
-                out[y * ow + x] = clip8(acc);
-            }
-        }
-        out
-    } else {
-        src.to_vec()
-    };
-    if oh == h {
-        return horizontal;
-    }
-    let cy = coefficients(h, oh);
-    let mut out = vec![0u8; ow * oh];
-    for (y, (y0, k)) in cy.iter().enumerate() {
-        for x in 0..ow {
-            let acc = k.iter().enumerate().fold(half, |a, (i, &c)| {
-                a + i64::from(horizontal[(y0 + i) * ow + x]) * i64::from(c)
-            });
-            out[y * ow + x] = clip8(acc);
-        }
-    }
-    out
 }
 
 /// Resizes predicted depth `[h, w]` (or `[1, h, w]`) to `width × height` with bicubic
@@ -245,9 +172,14 @@ mod tests {
 
     #[test]
     fn pil_bicubic_keeps_constants_and_identity() {
+        let bicubic = |src: &[u8], w, h, ow, oh| {
+            let order = PassOrder::HorizontalFirst;
+            pil_resize::resize_with_order(src, w, h, 1, ow, oh, PilFilter::Bicubic, order)
+                .expect("resize")
+        };
         let src = vec![77u8; 30 * 20];
-        assert!(pil_bicubic(&src, 30, 20, 13, 41).iter().all(|&v| v == 77));
+        assert!(bicubic(&src, 30, 20, 13, 41).iter().all(|&v| v == 77));
         let ramp: Vec<u8> = (0..30 * 20).map(|i| (i % 251) as u8).collect();
-        assert_eq!(pil_bicubic(&ramp, 30, 20, 30, 20), ramp);
+        assert_eq!(bicubic(&ramp, 30, 20, 30, 20), ramp);
     }
 }
