@@ -360,16 +360,12 @@ pub fn image_to_model(
     let method = settings.method_or(setup.method);
     settings.check_method(method)?;
     setup.masking.check(settings.background)?;
-    let cutout_only = settings.formats.iter().all(|f| f.is_mask());
-    let (generator, plan): (Box<dyn ShapeGenerator>, _) = if cutout_only {
-        (
-            Box::new(CutoutGenerator::new(&setup.masking)),
-            StagePlan::CUTOUT,
-        )
+    let generator: Box<dyn ShapeGenerator> = if cutout_only(settings) {
+        Box::new(CutoutGenerator::new(&setup.masking))
     } else {
-        (setup.generator(method)?, StagePlan::for_method(method))
+        setup.generator(method)?
     };
-    let mut progress = Progress::new(plan, on_stage);
+    let mut progress = Progress::new(stage_plan(settings, method), on_stage);
     progress.stage(Stage::Loading);
     let image = load_image(source, limits)?;
     tracing::debug!(input = %image.name, method = generator.name(), "generating");
@@ -378,6 +374,11 @@ pub fn image_to_model(
 
 /// Writes every requested format as `<dir>/<stem>.<ext>`. On failure, files already written
 /// for this model are removed: a failed job leaves nothing behind.
+///
+/// The token is checked before each format; a cancel that lands while the last one is written,
+/// or after this returns, is not seen here. Writing files is not finishing a job: whoever
+/// reports the job complete must check the token once more afterwards and remove the files if
+/// it was cancelled, as the batch's commit point does (`batch/commit.rs`).
 pub fn export_model(
     model: &Model,
     formats: &[MeshFormat],
@@ -385,22 +386,49 @@ pub fn export_model(
     stem: &str,
     cancel: &CancelToken,
 ) -> Result<Vec<OutputFile>> {
+    export_files(model, formats, dir, stem, cancel, &mut |_, _| {})
+}
+
+/// [`export_model`], calling `on_written(done, total)` after each format's files are
+/// published, so that the `exporting` stage reports progress per format.
+pub(crate) fn export_files(
+    model: &Model,
+    formats: &[MeshFormat],
+    dir: &std::path::Path,
+    stem: &str,
+    cancel: &CancelToken,
+    on_written: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<OutputFile>> {
     let data = model.export_data(formats);
     let input = data.input();
     let mut written: Vec<OutputFile> = Vec::new();
-    for &format in formats {
+    for (i, &format) in formats.iter().enumerate() {
         let step = cancel
             .check()
             .and_then(|()| export::save(format, &input, dir, stem));
         match step {
             Ok(files) => written.extend(files),
             Err(e) => {
-                for f in &written {
-                    let _ = std::fs::remove_file(&f.path);
-                }
+                export::remove_outputs(&written);
                 return Err(e);
             }
         }
+        on_written(i + 1, formats.len());
     }
     Ok(written)
+}
+
+/// The stage plan of a job: mask-only jobs (every format a mask) follow
+/// [`StagePlan::CUTOUT`], the others their method's plan.
+pub(crate) fn stage_plan(settings: &GenerateSettings, method: Method) -> StagePlan {
+    if cutout_only(settings) {
+        StagePlan::CUTOUT
+    } else {
+        StagePlan::for_method(method)
+    }
+}
+
+/// Whether the job asks only for the mask (every format a mask): no shape is made.
+fn cutout_only(settings: &GenerateSettings) -> bool {
+    settings.formats.iter().all(|f| f.is_mask())
 }

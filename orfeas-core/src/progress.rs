@@ -160,7 +160,8 @@ pub enum ProgressEvent {
         progress: f32,
         stage: Stage,
     },
-    /// The job finished and every requested output was written.
+    /// The job finished, every requested output was written, and it passed the commit point
+    /// uncancelled: its files stay.
     GenerationComplete {
         job_id: JobId,
         batch_id: String,
@@ -188,7 +189,8 @@ pub enum ProgressEvent {
         error: String,
         code: &'static str,
     },
-    /// The job was cancelled before it finished; nothing partial was left behind.
+    /// The job was cancelled before its commit point (even after its last file was written);
+    /// the core removed every file it wrote.
     GenerationCancelled {
         job_id: JobId,
         batch_id: String,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use orfeas_core::mesh::{check_solid, Mesh};
-use orfeas_core::progress::FnProgress;
+use orfeas_core::progress::{FnProgress, ProgressSink};
 use orfeas_core::{
     BatchConfig, BatchProcessor, CancelToken, GenerateSettings, ImageSource, Job, JobStatus,
     MeshFormat, ProgressEvent, Quality,
@@ -256,6 +256,8 @@ fn events_per_job_go_queued_then_stages_then_one_terminal_event() {
                 "generation_progress:depth_estimation",
                 "generation_progress:meshing",
                 "generation_progress:exporting",
+                // The one format is written.
+                "generation_progress:exporting",
                 "generation_complete:",
             ],
             "{id}"
@@ -310,6 +312,94 @@ fn cancelling_the_batch_mid_way_stops_the_rest_and_leaves_no_partial_files() {
         "only the finished job wrote files: {files:?}"
     );
     assert_eq!(files.len(), 4, "stl, obj, mtl, png: {files:?}");
+}
+
+/// The names in `dir`, temporary ones included.
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The commit point: a cancel that lands after every file is written, but before the job is
+/// reported complete, ends the job cancelled and removes what it wrote. The sink cancels when
+/// the last file's progress event arrives (sent on the slot's thread, after that file is
+/// published), so the timing is fixed by the event order alone.
+#[test]
+fn a_cancel_after_the_last_file_is_written_ends_cancelled_and_removes_the_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let token = CancelToken::new();
+    let mut job = Job::new(
+        "late",
+        ImageSource::Bytes {
+            name: "late.png".into(),
+            bytes: disc_png(64, 3).into(),
+        },
+        &out,
+    );
+    job.cancel = Some(token.clone());
+    let seen_on_disk = Arc::new(Mutex::new(None));
+    let (events, record) = events_sink();
+    let sink = {
+        let (out, seen_on_disk) = (out.clone(), seen_on_disk.clone());
+        Arc::new(FnProgress(move |e: &ProgressEvent| {
+            record.emit(e);
+            if let ProgressEvent::GenerationProgress {
+                stage: orfeas_core::Stage::Exporting,
+                progress,
+                ..
+            } = e
+            {
+                if *progress >= 100.0 {
+                    *seen_on_disk.lock().expect("lock") = Some(names_in(&out));
+                    token.cancel();
+                }
+            }
+        }))
+    };
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 1,
+        ..Default::default()
+    })
+    .expect("processor");
+    let results = proc
+        .run(
+            vec![job],
+            &settings(&[MeshFormat::Stl, MeshFormat::Obj]),
+            sink,
+            &CancelToken::new(),
+        )
+        .expect("run");
+
+    let mut written = seen_on_disk
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("the last file's progress event came");
+    written.sort();
+    assert_eq!(
+        written,
+        ["late.mtl", "late.obj", "late.png", "late.stl"],
+        "every file was published when the cancel landed"
+    );
+    assert_eq!(results[0].status, JobStatus::Cancelled);
+    assert_eq!(results[0].code, Some("ERR_CANCELLED"));
+    assert!(results[0].outputs.is_empty());
+    assert_eq!(names_in(&out), Vec::<String>::new(), "nothing left behind");
+    let terminal: Vec<&str> = events
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(ProgressEvent::name)
+        .filter(|n| n.starts_with("generation_") && *n != "generation_progress")
+        .collect();
+    assert_eq!(terminal, ["generation_cancelled"]);
 }
 
 #[test]

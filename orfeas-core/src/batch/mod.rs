@@ -1,5 +1,6 @@
 //! Running many jobs on a fixed number of slots.
 
+mod commit;
 mod naming;
 mod processor;
 mod tally;

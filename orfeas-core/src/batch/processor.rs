@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use super::commit::commit;
 use super::tally::{Phase, Tally};
 use super::{assign_stems, Job, JobResult, JobStatus};
 use crate::cancel::CancelToken;
@@ -21,8 +22,8 @@ use crate::export::OutputFile;
 use crate::foreground::Background;
 use crate::image::ImageLimits;
 use crate::options::{Device, GenerateSettings, Method};
-use crate::pipeline::{export_model, image_to_model, ModelReport, ShapeSetup};
-use crate::progress::{ProgressEvent, ProgressSink, Stage, StagePlan};
+use crate::pipeline::{export_files, image_to_model, stage_plan, ModelReport, ShapeSetup};
+use crate::progress::{ProgressEvent, ProgressSink, Stage};
 
 /// How a [`BatchProcessor`] is set up; shared by all batches it runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -369,7 +370,8 @@ fn slot_loop(shared: &Shared) {
     }
 }
 
-/// Runs one task to its end and reports it; never panics, never returns early.
+/// Runs one task to its end and reports it; never panics, never returns early. The job's
+/// files are committed (`commit`) only here, right before the completion event.
 fn process(shared: &Shared, task: Task) {
     let Task {
         index,
@@ -401,7 +403,11 @@ fn process(shared: &Shared, task: Task) {
             Err(OrfeasError::Internal(format!("{input}: {msg}")))
         });
         shared.busy.fetch_sub(1, Ordering::Relaxed);
-        (out, Phase::Processing)
+        // The commit point, as late as it can be: nothing but the report comes after it.
+        (
+            out.and_then(|outputs| commit(outputs, &cancel)),
+            Phase::Processing,
+        )
     };
     let seconds = started.elapsed().as_secs_f64();
     let depth_used = report.as_ref().map(|r| r.depth);
@@ -510,8 +516,9 @@ fn process(shared: &Shared, task: Task) {
     let _ = lock(&batch.results).send((index, result));
 }
 
-/// Runs every stage of one job; `report` is filled as soon as the model exists, so a job
-/// that fails while exporting still reports which estimator and mask it used.
+/// Runs every stage of one job up to its files on disk (not yet committed); `report` is
+/// filled as soon as the model exists, so a job that fails while exporting still reports which
+/// estimator and mask it used.
 fn run_one(
     shared: &Shared,
     batch: &BatchRun,
@@ -538,12 +545,27 @@ fn run_one(
         &mut on_stage,
     )?;
     *report = Some(model.report.clone());
-    let plan = StagePlan::for_method(batch.settings.method_or(shared.config.method));
+    let plan = stage_plan(
+        &batch.settings,
+        batch.settings.method_or(shared.config.method),
+    );
     on_stage(Stage::Exporting, plan.start(Stage::Exporting));
     std::fs::create_dir_all(&job.out_dir).map_err(|e| OrfeasError::io(&job.out_dir, e))?;
     let stem = job
         .stem
         .clone()
         .unwrap_or_else(|| super::sanitize_stem(&input));
-    export_model(&model, &batch.settings.formats, &job.out_dir, &stem, cancel)
+    export_files(
+        &model,
+        &batch.settings.formats,
+        &job.out_dir,
+        &stem,
+        cancel,
+        &mut |done, total| {
+            on_stage(
+                Stage::Exporting,
+                plan.within(Stage::Exporting, done as f32 / total as f32),
+            )
+        },
+    )
 }

@@ -133,6 +133,19 @@ pub fn save(
     save::save_parts(parts, dir, stem)
 }
 
+/// Removes files [`save`] published, to roll back a job that failed or was cancelled after
+/// writing them. Best effort: a file that cannot be removed is logged, and the job's own
+/// outcome (the error, or `cancelled`) is what its caller reports.
+pub fn remove_outputs(files: &[OutputFile]) {
+    for file in files {
+        if let Err(e) = std::fs::remove_file(&file.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %file.path.display(), "cannot remove an output: {e}");
+            }
+        }
+    }
+}
+
 /// Streams one file's bytes; only I/O can fail at this point.
 pub(crate) type WriteFn<'a> = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + 'a>;
 
