@@ -67,6 +67,12 @@ pub enum OrfeasError {
     #[error("{name}: no foreground object found: {detail}")]
     NoForeground { name: String, detail: String },
 
+    /// The estimated depth (a relief's depth map, an object's density field) holds more
+    /// non-finite values than `depth::MAX_NON_FINITE_SHARE` allows: meshing it would model the
+    /// failure, not the image (fewer are replaced, and the result warns).
+    #[error("{name}: the estimated depth is unusable: {detail}")]
+    Depth { name: String, detail: String },
+
     /// A device (e.g. `cuda:1`) is unknown or unusable.
     #[error("device error: {0}")]
     Device(String),
@@ -99,6 +105,7 @@ impl OrfeasError {
             Self::WeightsNotFound(_) => "ERR_WEIGHTS_NOT_FOUND",
             Self::WeightsInvalid { .. } => "ERR_WEIGHTS_INVALID",
             Self::NoForeground { .. } => "ERR_NO_FOREGROUND",
+            Self::Depth { .. } => "ERR_DEPTH",
             Self::Device(_) => "ERR_DEVICE",
             Self::FeatureDisabled(_) => "ERR_FEATURE_DISABLED",
             Self::Cancelled => "ERR_CANCELLED",
@@ -153,6 +160,10 @@ mod tests {
                 detail: String::new(),
             },
             OrfeasError::NoForeground {
+                name: String::new(),
+                detail: String::new(),
+            },
+            OrfeasError::Depth {
                 name: String::new(),
                 detail: String::new(),
             },

@@ -573,3 +573,54 @@ fn the_relief_path_still_runs_beside_objects_in_one_process() {
     );
     assert_eq!(o[0].method, Some("triposr"));
 }
+
+/// TripoSR whose density output is NaN everywhere (its last bias poisoned): the field is
+/// screened like a depth map, and a field that is all NaN is ERR_DEPTH, with no files.
+#[test]
+fn a_density_field_of_nan_fails_with_err_depth_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let poisoned = dir.path().join("poisoned");
+    std::fs::create_dir_all(&poisoned).expect("mkdir");
+    std::fs::copy(tiny().join("config.yaml"), poisoned.join("config.yaml")).expect("copy");
+    copy_dir(&tiny().join("vit"), &poisoned.join("vit"));
+    let cpu = candle_core::Device::Cpu;
+    let mut tensors =
+        candle_core::safetensors::load(tiny().join("model.safetensors"), &cpu).expect("tensors");
+    let bias = "decoder.layers.6.bias";
+    let mut values: Vec<f32> = tensors[bias].to_vec1().expect("bias");
+    values[0] = f32::NAN; // the density channel
+    let n = values.len();
+    tensors.insert(
+        bias.to_owned(),
+        candle_core::Tensor::from_vec(values, n, &cpu).expect("tensor"),
+    );
+    candle_core::safetensors::save(&tensors, poisoned.join("model.safetensors")).expect("save");
+    let proc = BatchProcessor::new(BatchConfig {
+        slots: 1,
+        method: Method::TripoSr,
+        weights: Some(poisoned),
+        device: Device::Cpu,
+        threads: Some(2),
+        ..BatchConfig::default()
+    })
+    .expect("the weights load: NaN is a value, not a shape");
+    let out = dir.path().join("out");
+    let results = run(
+        &proc,
+        &[fixture().join("input.png")],
+        &out,
+        &settings(&[MeshFormat::Stl]),
+    );
+    assert_eq!(results[0].status, JobStatus::Error);
+    assert_eq!(results[0].code, Some("ERR_DEPTH"), "{:?}", results[0].error);
+    let error = results[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "{} of {} values of the model's density field",
+            R * R * R,
+            R * R * R
+        )),
+        "{error}"
+    );
+    assert!(std::fs::read_dir(&out).map_or(true, |mut d| d.next().is_none()));
+}

@@ -22,6 +22,7 @@ EXPECTED = {
     "ERR_WEIGHTS_NOT_FOUND": (orfeas.WeightsNotFoundError, OSError),
     "ERR_WEIGHTS_INVALID": (orfeas.WeightsInvalidError, ValueError),
     "ERR_NO_FOREGROUND": (orfeas.NoForegroundError, ValueError),
+    "ERR_DEPTH": (orfeas.DepthError, orfeas.OrfeasError),
     "ERR_DEVICE": (orfeas.DeviceError, orfeas.OrfeasError),
     "ERR_FEATURE_DISABLED": (orfeas.FeatureDisabledError, orfeas.OrfeasError),
     "ERR_CANCELLED": (orfeas.CancelledError, orfeas.OrfeasError),

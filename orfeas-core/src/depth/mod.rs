@@ -1,9 +1,12 @@
 //! Depth estimation: image (+ foreground mask) → height map.
 
 pub mod depth_anything;
+mod finite;
 mod inflate;
 mod relief;
 
+pub use finite::MAX_NON_FINITE_SHARE;
+pub(crate) use finite::{replace as replace_non_finite, screen as screen_non_finite};
 pub use inflate::InflateEstimator;
 pub use relief::ReliefEstimator;
 

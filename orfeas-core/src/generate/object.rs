@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use super::{Progress, ShapeGenerator};
 use crate::cancel::CancelToken;
+use crate::depth::screen_non_finite;
 use crate::error::{OrfeasError, Result};
 use crate::export::MeshFormat;
 use crate::foreground::{self, Background, Foreground, MaskingSetup};
@@ -100,11 +101,12 @@ impl ShapeGenerator for ObjectGenerator {
         progress.stage(Stage::Meshing);
         let resolution = settings.effective_preset().resolution;
         let clock = Instant::now();
-        let field = self
+        let mut field = self
             .model
             .density_grid(&code, resolution, cancel, &mut |f| {
                 progress.within(Stage::Meshing, f * FIELD_END)
             })?;
+        warnings.extend(screen_field(&mut field, &name)?);
         let field_s = clock.elapsed().as_secs_f64();
         let clock = Instant::now();
         let surface = self.surface(&field, settings.keep_largest, &name, cancel)?;
@@ -173,17 +175,6 @@ impl ObjectGenerator {
         cancel: &CancelToken,
     ) -> Result<Mesh> {
         let r = field.resolution;
-        let non_finite = field.values.iter().filter(|v| !v.is_finite()).count();
-        if non_finite > 0 {
-            return Err(OrfeasError::Meshing {
-                name: name.to_owned(),
-                detail: format!(
-                    "the model's density field has {non_finite} non-finite values of {} (the \
-                     weights may be damaged)",
-                    field.values.len()
-                ),
-            });
-        }
         let surface = marching_cubes(&field.values, [r, r, r], ISO_LEVEL, 0.0, cancel)
             .map_err(|e| named(e, name))?;
         if surface.triangles.is_empty() {
@@ -235,6 +226,20 @@ impl ObjectGenerator {
         }
         Ok(colors)
     }
+}
+
+/// The field's non-finite values, by the depth maps' rule (`depth::finite`): more than
+/// `MAX_NON_FINITE_SHARE` of the `R³` points is `ERR_DEPTH`; fewer become zero density (empty
+/// space: at worst a pin-prick cavity) and a warning.
+fn screen_field(field: &mut DensityGrid, name: &str) -> Result<Option<String>> {
+    screen_non_finite(
+        &mut field.values,
+        None,
+        name,
+        "values of the model's density field",
+        "set to zero density (empty space)",
+        |_| 0.0,
+    )
 }
 
 /// The foreground as one alpha byte per pixel and where it came from (the masking stage,
@@ -374,6 +379,23 @@ mod tests {
         let mut side = vec![0u8; 5 * 4];
         side[2 * 5 + 4] = 9;
         assert!(touches_border(&side, 5, 4));
+    }
+
+    #[test]
+    fn a_few_bad_field_values_are_emptied_and_many_fail_with_err_depth() {
+        let mut field = grid(10);
+        field.values[17] = f32::NAN;
+        field.values[400] = f32::INFINITY;
+        let warning = screen_field(&mut field, "cup.png")
+            .expect("2 of 1000 is tolerated")
+            .expect("a warning");
+        assert!(warning.starts_with("2 of 1000 values"), "{warning}");
+        assert!(field.values.iter().all(|&v| v == 0.0));
+        let mut broken = grid(10);
+        broken.values[..500].fill(f32::NAN);
+        let e = screen_field(&mut broken, "cup.png").expect_err("half the field");
+        assert_eq!(e.code(), "ERR_DEPTH");
+        assert!(e.to_string().starts_with("cup.png: "), "{e}");
     }
 
     #[test]

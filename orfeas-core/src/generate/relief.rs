@@ -3,11 +3,15 @@
 //! mesh → closed solid (or open surface) → colours from the image.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::{Progress, ShapeGenerator};
 use crate::cancel::CancelToken;
-use crate::depth::depth_anything::{heights_from_raw, DepthAnythingEstimator};
-use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
+use crate::depth::depth_anything::{heights_from_raw, DepthAnythingEstimator, Prediction};
+use crate::depth::{
+    replace_non_finite, screen_non_finite, DepthEstimator, HeightMap, InflateEstimator,
+    ReliefEstimator,
+};
 use crate::error::{OrfeasError, Result};
 use crate::foreground::{self, Background, Foreground, MaskingSetup};
 use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
@@ -20,6 +24,7 @@ use crate::models;
 use crate::options::{DepthMethod, GenerateSettings, Preset};
 use crate::pipeline::{Model, ModelReport, ReliefReport, ShapeReport};
 use crate::progress::{Stage, StagePlan};
+use crate::raster::mask_bits;
 
 /// The depth method plus, when Depth Anything can run, the loaded model (shared by clones).
 #[derive(Clone, Debug, Default)]
@@ -98,11 +103,23 @@ impl DepthSetup {
 }
 
 /// The 2.5D path: one of the depth estimators, then the height field, then the solid.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ReliefGenerator {
     method: DepthMethod,
     model: Option<DepthAnythingEstimator>,
+    custom: Option<Arc<dyn DepthEstimator>>,
     masking: MaskingSetup,
+}
+
+impl std::fmt::Debug for ReliefGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReliefGenerator")
+            .field("method", &self.method)
+            .field("model", &self.model)
+            .field("custom", &self.custom.as_ref().map(|e| e.name()))
+            .field("masking", &self.masking)
+            .finish()
+    }
 }
 
 impl ReliefGenerator {
@@ -112,14 +129,26 @@ impl ReliefGenerator {
         Self {
             method,
             model: setup.model.clone(),
+            custom: None,
             masking: masking.clone(),
         }
+    }
+
+    /// Runs `estimator` (any [`DepthEstimator`], a caller's own included) instead of the
+    /// method's: the rest of the path (masking, the screening of non-finite depth, meshing,
+    /// the solid) is the same, and results report the estimator's name.
+    pub fn with_estimator(mut self, estimator: Arc<dyn DepthEstimator>) -> Self {
+        self.custom = Some(estimator);
+        self
     }
 }
 
 impl ShapeGenerator for ReliefGenerator {
     fn name(&self) -> &'static str {
-        self.method.as_str()
+        match &self.custom {
+            Some(estimator) => estimator.name(),
+            None => self.method.as_str(),
+        }
     }
 
     fn generate(
@@ -147,7 +176,13 @@ impl ShapeGenerator for ReliefGenerator {
         let (original_width, original_height) = prepared.original_size;
 
         progress.stage(Stage::DepthEstimation);
-        let estimated = estimate(&mut prepared, &depth, &preset, wants_raw, cancel)?;
+        let estimated = estimate(
+            &mut prepared,
+            (&depth, self.custom.as_ref()),
+            &preset,
+            wants_raw,
+            cancel,
+        )?;
         let Prepared {
             work,
             mask,
@@ -158,6 +193,7 @@ impl ShapeGenerator for ReliefGenerator {
         if let Some(missing) = &foreground.missing {
             warnings.push(format!("{missing}; the relief is made of the whole image"));
         }
+        warnings.extend(estimated.warnings);
         let wants_mask = settings.formats.iter().any(|f| f.is_mask());
         let heights = estimated.heights;
         cancel.check()?;
@@ -239,6 +275,8 @@ pub struct DepthMap {
     pub values: Vec<f32>,
     /// The estimator that ran (`relief`, `inflate`, `depth-anything`); never `auto`.
     pub depth: &'static str,
+    /// What the user should know about the map (e.g. non-finite values that were replaced).
+    pub warnings: Vec<String>,
 }
 
 /// Loads, masks and estimates depth without meshing: what `depth.npy` holds, for callers that
@@ -261,7 +299,7 @@ pub fn estimate_depth(
         cancel,
         &mut Progress::new(StagePlan::RELIEF, &mut |_, _| {}),
     )?;
-    let estimated = estimate(&mut prepared, &depth, &preset, true, cancel)?;
+    let estimated = estimate(&mut prepared, (&depth, None), &preset, true, cancel)?;
     let (width, height) = prepared.original_size;
     let raw = estimated
         .raw
@@ -271,6 +309,7 @@ pub fn estimate_depth(
         height,
         values: raw.data,
         depth: estimated.name,
+        warnings: estimated.warnings,
     })
 }
 
@@ -328,16 +367,22 @@ struct Estimated {
     /// The estimator's unnormalised output at the original size, when it has one of its own
     /// and it was asked for.
     raw: Option<HeightMap>,
+    /// What the screening of non-finite values found, when it found any.
+    warnings: Vec<String>,
 }
 
+/// Runs `custom` when given, else the estimator `depth` chooses, and screens its output.
 fn estimate(
     prepared: &mut Prepared,
-    depth: &DepthSetup,
+    (depth, custom): (&DepthSetup, Option<&Arc<dyn DepthEstimator>>),
     preset: &Preset,
     wants_raw: bool,
     cancel: &CancelToken,
 ) -> Result<Estimated> {
-    let estimator = choose_estimator(depth, &prepared.work, &prepared.mask, preset)?;
+    let estimator = match custom {
+        Some(estimator) => Chosen::Classic(Arc::clone(estimator)),
+        None => choose_estimator(depth, &prepared.work, &prepared.mask, preset)?,
+    };
     let original = prepared.original.take();
     let Prepared {
         work,
@@ -355,35 +400,70 @@ fn estimate(
             })?;
             let prediction = model.predict(&original, cancel)?;
             drop(original);
-            let heights = heights_from_raw(prediction.at_size(work.width, work.height)?, mask);
-            let raw = if wants_raw {
-                Some(prediction.at_size(*width, *height)?)
-            } else {
-                None
-            };
-            Ok(Estimated {
-                name: "depth-anything",
-                heights,
-                raw,
-            })
+            from_prediction(&prediction, work, mask, (*width, *height), wants_raw)
         }
         Chosen::Classic(estimator) => {
             drop(original);
-            let heights = estimator.estimate(work, mask, cancel)?;
+            let mut heights = estimator.estimate(work, mask, cancel)?;
+            let warning = screen(&mut heights, mask, &work.name)?;
             Ok(Estimated {
                 name: estimator.name(),
                 heights,
                 raw: None,
+                warnings: warning.into_iter().collect(),
             })
         }
     }
+}
+
+/// Depth Anything's one prediction, resampled to the working size (screened there, where the
+/// mask is) and, when asked for, to the original size.
+fn from_prediction(
+    prediction: &Prediction,
+    work: &LoadedImage,
+    mask: &Mask,
+    (width, height): (u32, u32),
+    wants_raw: bool,
+) -> Result<Estimated> {
+    let mut at_work = prediction.at_size(work.width, work.height)?;
+    let warning = screen(&mut at_work, mask, &work.name)?;
+    let heights = heights_from_raw(at_work, mask);
+    let raw = if wants_raw {
+        // The same prediction: the verdict is the working size's; only the values are
+        // replaced here, so that depth.npy holds no NaN either.
+        let mut raw = prediction.at_size(width, height)?;
+        replace_non_finite(&mut raw.data, |lowest| lowest);
+        Some(raw)
+    } else {
+        None
+    };
+    Ok(Estimated {
+        name: "depth-anything",
+        heights,
+        raw,
+        warnings: warning.into_iter().collect(),
+    })
+}
+
+/// Counts the non-finite values of a depth source over the foreground: too many are
+/// `ERR_DEPTH`, a few become the map's lowest height and a warning (`depth::finite`).
+fn screen(map: &mut HeightMap, mask: &Mask, name: &str) -> Result<Option<String>> {
+    let bits = mask_bits(mask, map.width as usize, map.height as usize);
+    screen_non_finite(
+        &mut map.data,
+        Some(&bits),
+        name,
+        "depth values in the foreground",
+        "set to the lowest height",
+        |lowest| lowest,
+    )
 }
 
 /// The estimator a job runs: the model works from the full-resolution image, the weight-free
 /// estimators from the working copy.
 enum Chosen {
     Model(DepthAnythingEstimator),
-    Classic(Box<dyn DepthEstimator>),
+    Classic(Arc<dyn DepthEstimator>),
 }
 
 impl Chosen {
@@ -404,7 +484,7 @@ fn choose_estimator(
 ) -> Result<Chosen> {
     let sigma = preset.smoothing_sigma;
     let inflate = || {
-        Chosen::Classic(Box::new(InflateEstimator::new(
+        Chosen::Classic(Arc::new(InflateEstimator::new(
             sigma,
             InflateEstimator::DEFAULT_DETAIL,
         )))
@@ -414,7 +494,7 @@ fn choose_estimator(
         .as_ref()
         .map(|m| Chosen::Model(m.with_target(preset.model_size)));
     match (depth.method, model) {
-        (DepthMethod::Relief, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
+        (DepthMethod::Relief, _) => Ok(Chosen::Classic(Arc::new(ReliefEstimator::new(sigma)))),
         (DepthMethod::Inflate, _) => Ok(inflate()),
         (DepthMethod::DepthAnything, Some(model)) => Ok(model),
         // A 16-bit gray image is already a height map: auto keeps it exact.
@@ -424,7 +504,7 @@ fn choose_estimator(
             models::how_to_get_weights()
         ))),
         (DepthMethod::Auto, _) if mask.source != MaskSource::None && !image.gray16 => Ok(inflate()),
-        (DepthMethod::Auto, _) => Ok(Chosen::Classic(Box::new(ReliefEstimator::new(sigma)))),
+        (DepthMethod::Auto, _) => Ok(Chosen::Classic(Arc::new(ReliefEstimator::new(sigma)))),
     }
 }
 
@@ -450,4 +530,143 @@ fn sample_colors(mesh: &Mesh, image: &LoadedImage) -> Vec<[u8; 3]> {
             [image.rgba[i], image.rgba[i + 1], image.rgba[i + 2]]
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// A dome whose values at `holes` are NaN: a depth source gone partly wrong.
+    struct Holes(fn(usize) -> bool);
+
+    impl DepthEstimator for Holes {
+        fn name(&self) -> &'static str {
+            "holes"
+        }
+
+        fn estimate(&self, image: &LoadedImage, _: &Mask, _: &CancelToken) -> Result<HeightMap> {
+            let (w, h) = (image.width as usize, image.height as usize);
+            let data = (0..w * h)
+                .map(|i| {
+                    let (x, y) = ((i % w) as f32 / w as f32, (i / w) as f32 / h as f32);
+                    let dome = 1.0 - ((x - 0.5).powi(2) + (y - 0.5).powi(2)).min(1.0);
+                    if (self.0)(i) {
+                        f32::NAN
+                    } else {
+                        dome
+                    }
+                })
+                .collect();
+            Ok(HeightMap {
+                width: image.width,
+                height: image.height,
+                data,
+            })
+        }
+    }
+
+    fn gray(width: u32, height: u32) -> LoadedImage {
+        let n = (width * height) as usize;
+        LoadedImage {
+            name: "holes.png".into(),
+            width,
+            height,
+            rgba: [128, 128, 128, 255].repeat(n),
+            luma: vec![0.5; n],
+            has_alpha: false,
+            gray16: false,
+        }
+    }
+
+    fn relief_of(holes: fn(usize) -> bool) -> Result<Model> {
+        let settings = GenerateSettings {
+            quality: crate::Quality::Low,
+            background: Background::None,
+            ..Default::default()
+        };
+        ReliefGenerator::new(
+            DepthMethod::Relief,
+            &DepthSetup::default(),
+            &MaskingSetup::default(),
+        )
+        .with_estimator(Arc::new(Holes(holes)))
+        .generate(
+            gray(48, 40),
+            &settings,
+            &CancelToken::new(),
+            &mut Progress::new(StagePlan::RELIEF, &mut |_, _| {}),
+        )
+    }
+
+    #[test]
+    fn a_depth_source_with_half_its_values_not_finite_fails_with_err_depth() {
+        let e = relief_of(|i| i % 2 == 0).expect_err("half the depth is NaN");
+        assert_eq!(e.code(), "ERR_DEPTH");
+        assert!(e.to_string().contains("960 of 1920"), "{e}");
+    }
+
+    #[test]
+    fn a_few_non_finite_depth_values_complete_with_a_warning() {
+        let model = relief_of(|i| [100, 700, 1234].contains(&i)).expect("3 of 1920 is tolerated");
+        assert_eq!(model.report.method, "holes");
+        assert_eq!(
+            model.report.warnings,
+            [
+                "3 of 1920 depth values in the foreground (0.16 %) were not finite (NaN or \
+              infinite) and were set to the lowest height"
+            ]
+        );
+        let depth = model.depth.as_ref().expect("heights");
+        assert!(depth.data.iter().all(|v| v.is_finite()));
+        assert!(model.report.watertight);
+        assert!(check_solid(&model.mesh).is_printable());
+    }
+
+    fn prediction(width: usize, height: usize, bad: impl Fn(usize) -> bool) -> Prediction {
+        let values: Vec<f32> = (0..width * height)
+            .map(|i| if bad(i) { f32::NAN } else { (i % width) as f32 })
+            .collect();
+        Prediction::from_tensor(
+            Tensor::from_vec(values, (height, width), &Device::Cpu).expect("tensor"),
+        )
+    }
+
+    #[test]
+    fn the_models_prediction_is_screened_at_the_working_size() {
+        let work = gray(100, 80);
+        let mask = Mask::full(100, 80);
+        // One NaN of the model's output spreads to its bicubic neighbours: still a handful.
+        let few = from_prediction(
+            &prediction(100, 80, |i| i == 4050),
+            &work,
+            &mask,
+            (200, 160),
+            true,
+        )
+        .expect("a handful");
+        let [warning] = few.warnings.as_slice() else {
+            panic!("one warning: {:?}", few.warnings)
+        };
+        assert!(
+            warning.contains("depth values in the foreground"),
+            "{warning}"
+        );
+        assert!(few.heights.data.iter().all(|v| v.is_finite()));
+        let raw = few.raw.expect("raw depth at the original size");
+        assert_eq!((raw.width, raw.height), (200, 160));
+        assert!(
+            raw.data.iter().all(|v| v.is_finite()),
+            "depth.npy gets no NaN"
+        );
+
+        let half = from_prediction(
+            &prediction(100, 80, |i| i % 2 == 1),
+            &work,
+            &mask,
+            (100, 80),
+            false,
+        );
+        assert_eq!(half.map(|_| ()).map_err(|e| e.code()), Err("ERR_DEPTH"));
+    }
 }

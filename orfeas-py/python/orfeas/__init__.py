@@ -25,6 +25,7 @@ from ._inputs import collect_paths, normalise_image, normalise_inputs
 from ._orfeas import CancelToken, JobResult, Mesh, __version__, formats, gpu_stats
 from .errors import (
     CancelledError,
+    DepthError,
     DeviceError,
     EmptyInputError,
     ExportError,
@@ -333,6 +334,7 @@ __all__ = [
     "BatchProcessor",
     "CancelToken",
     "CancelledError",
+    "DepthError",
     "DeviceError",
     "EmptyInputError",
     "ExportError",

@@ -86,6 +86,13 @@ class NoForegroundError(OrfeasError, ValueError):
     code = "ERR_NO_FOREGROUND"
 
 
+class DepthError(OrfeasError):
+    """The estimated depth (a relief's depth map, an object's density field) is more than 1 %
+    NaN or infinite: damaged weights or an overflowing device."""
+
+    code = "ERR_DEPTH"
+
+
 class DeviceError(OrfeasError):
     """A device (e.g. ``cuda:1``) is unknown or unusable."""
 
@@ -124,6 +131,7 @@ ERRORS_BY_CODE: Dict[str, Type[OrfeasError]] = {
         WeightsNotFoundError,
         WeightsInvalidError,
         NoForegroundError,
+        DepthError,
         DeviceError,
         FeatureDisabledError,
         CancelledError,
@@ -145,6 +153,7 @@ def error_from_code(code: str, message: str) -> OrfeasError:
 __all__ = [
     "ERRORS_BY_CODE",
     "CancelledError",
+    "DepthError",
     "DeviceError",
     "EmptyInputError",
     "ExportError",

@@ -142,6 +142,12 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// A prediction made of `depth` (`[h, w]`), for tests of what follows the model.
+    #[cfg(test)]
+    pub(crate) fn from_tensor(depth: Tensor) -> Self {
+        Self { depth }
+    }
+
     /// The raw prediction resampled to `width`×`height`, as transformers'
     /// `post_process_depth_estimation(target_sizes=...)` does it (bicubic, unnormalised).
     pub fn at_size(&self, width: u32, height: u32) -> Result<HeightMap> {
