@@ -130,8 +130,9 @@ fn mesher(c: &mut Criterion) {
         let grid = match input(file)
             .map_err(|e| e.to_string())
             .and_then(|p| load_height_map(&p).map_err(|e| e.to_string()))
+            .and_then(|map| full_grid(&map).map_err(|e| e.to_string()))
         {
-            Ok(map) => full_grid(&map),
+            Ok(grid) => grid,
             Err(msg) => {
                 eprintln!("skipping mesher/{name}: {msg}");
                 continue;

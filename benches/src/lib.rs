@@ -52,16 +52,12 @@ pub fn load_height_map(path: &Path) -> Result<HeightMap, OrfeasError> {
     for v in &mut data {
         *v = (*v - lo) / span;
     }
-    Ok(HeightMap {
-        width: img.width,
-        height: img.height,
-        data,
-    })
+    HeightMap::new(img.width, img.height, data)
 }
 
 /// The `(w+1) × (h+1)` corner grid of a height map with every pixel inside.
-pub fn full_grid(map: &HeightMap) -> CornerGrid {
-    CornerGrid::from_height_map(map, &Mask::full(map.width, map.height))
+pub fn full_grid(map: &HeightMap) -> Result<CornerGrid, OrfeasError> {
+    CornerGrid::from_height_map(map, &Mask::full(map.width(), map.height()))
 }
 
 /// The true maximum vertical distance between a meshed height field and its grid, by brute
@@ -70,8 +66,8 @@ pub fn full_grid(map: &HeightMap) -> CornerGrid {
 /// bookkeeping. Also returns how many grid points were covered at least once, so a caller
 /// can see that the mesh covers the grid.
 pub fn true_max_error(grid: &CornerGrid, mesh: &HeightfieldMesh) -> TrueError {
-    let gw = grid.width as usize;
-    let mut covered = vec![false; grid.heights.len()];
+    let gw = grid.width() as usize;
+    let mut covered = vec![false; grid.heights().len()];
     let mut worst = 0.0f64;
     let mut worst_at = [0u32; 2];
     for t in &mesh.triangles {
@@ -108,7 +104,7 @@ pub fn true_max_error(grid: &CornerGrid, mesh: &HeightfieldMesh) -> TrueError {
                 let plane = (w0 as f64 * h[0] + w1 as f64 * h[1] + w2 as f64 * h[2]) * inv;
                 let i = y as usize * gw + x as usize;
                 covered[i] = true;
-                let d = (f64::from(grid.heights[i]) - plane).abs();
+                let d = (f64::from(grid.heights()[i]) - plane).abs();
                 if d > worst {
                     worst = d;
                     worst_at = [x as u32, y as u32];
@@ -158,16 +154,12 @@ mod tests {
                 0.5 + 0.4 * (x * 7.0).sin() * (y * 5.0).cos()
             })
             .collect();
-        HeightMap {
-            width: n,
-            height: n,
-            data,
-        }
+        HeightMap::new(n, n, data).expect("map")
     }
 
     #[test]
     fn checker_agrees_with_the_mesher_bound_and_covers_the_grid() {
-        let grid = full_grid(&wavy(64));
+        let grid = full_grid(&wavy(64)).expect("grid");
         let limits = MeshingLimits {
             max_error: 0.002,
             max_triangles: usize::MAX,
@@ -176,12 +168,12 @@ mod tests {
         let err = true_max_error(&grid, &mesh);
         assert!(err.max_error <= 0.002 + 1e-6, "{err:?}");
         assert!(err.max_error > 0.0);
-        assert_eq!(err.covered_points, grid.heights.len());
+        assert_eq!(err.covered_points, grid.heights().len());
     }
 
     #[test]
     fn checker_sees_a_coarse_mesh_error() {
-        let grid = full_grid(&wavy(64));
+        let grid = full_grid(&wavy(64)).expect("grid");
         let limits = MeshingLimits {
             max_error: 0.0,
             max_triangles: 2,

@@ -117,9 +117,11 @@ impl Model {
     pub fn export_data(&self, formats: &[MeshFormat]) -> ExportData<'_> {
         let needs_depth = formats.iter().any(|f| f.is_depth());
         let full_depth = if needs_depth && self.raw_depth.is_none() {
+            // Only a hand-made model with an empty original size fails to resize; its depth
+            // formats then say that no height map was given.
             self.depth
                 .as_ref()
-                .map(|d| d.resized(self.original_width, self.original_height))
+                .and_then(|d| d.resized(self.original_width, self.original_height).ok())
         } else {
             None
         };

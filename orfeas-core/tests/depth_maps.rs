@@ -81,7 +81,7 @@ fn depth_anything_raw_map_is_the_models_prediction_at_the_original_size() {
         .expect("predict")
         .at_size(451, 300)
         .expect("resample");
-    assert_eq!(map.values, direct.data);
+    assert_eq!(map.values, direct.values());
     // Raw means unnormalised: the relief's [0, 1] normalisation is not applied.
     let (lo, hi) = map
         .values

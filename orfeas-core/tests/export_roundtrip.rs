@@ -88,11 +88,7 @@ fn texture() -> Texture {
 }
 
 fn height_map() -> HeightMap {
-    HeightMap {
-        width: 3,
-        height: 2,
-        data: vec![0.0, 0.25, 0.5, 1.0, f32::NAN, 0.75],
-    }
+    HeightMap::new(3, 2, vec![0.0, 0.25, 0.5, 1.0, f32::NAN, 0.75]).expect("map")
 }
 
 fn signed_volume(positions: &[[f32; 3]], triangles: &[[u32; 3]]) -> f64 {
@@ -485,11 +481,7 @@ fn depth16_png_is_normalised() {
     assert_eq!(gray.dimensions(), (3, 2));
     assert_eq!(gray.as_raw(), &[0, 16384, 32768, 65535, 0, 49151]);
 
-    let flat = HeightMap {
-        width: 2,
-        height: 1,
-        data: vec![0.4, 0.4],
-    };
+    let flat = HeightMap::new(2, 1, vec![0.4, 0.4]).expect("map");
     let bytes = export::to_bytes(
         MeshFormat::Depth16,
         &ExportInput {

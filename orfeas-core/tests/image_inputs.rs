@@ -538,13 +538,13 @@ fn committed_examples() {
         let t_inflate = start.elapsed() - t_load - t_mask - t_relief;
         for hm in [&relief, &inflate] {
             assert!(
-                hm.data
+                hm.values()
                     .iter()
                     .all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
                 "{name}"
             );
             let top = hm
-                .data
+                .values()
                 .iter()
                 .zip(&mask.data)
                 .filter(|(_, &m)| m)
@@ -621,19 +621,19 @@ fn dump_masks() {
             Ok(model) => {
                 let hm = model.depth.as_ref().expect("a relief has a height map");
                 let px: Vec<u8> = hm
-                    .data
+                    .values()
                     .iter()
                     .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
                     .collect();
-                ImageBuffer::<Luma<u8>, _>::from_raw(hm.width, hm.height, px)
+                ImageBuffer::<Luma<u8>, _>::from_raw(hm.width(), hm.height(), px)
                     .unwrap()
                     .save(out.join(format!("{stem}.height.png")))
                     .unwrap();
                 let r = &model.report;
                 println!(
                     "{stem}\t{}x{}\t{:?}\t{:.1}%\t{}\t{}",
-                    hm.width,
-                    hm.height,
+                    hm.width(),
+                    hm.height(),
                     r.mask,
                     100.0 * mask.coverage(),
                     r.depth,

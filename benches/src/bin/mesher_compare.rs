@@ -82,10 +82,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cancel = CancelToken::new();
 
         let mut grid_times = Vec::new();
-        let mut grid = full_grid(&map);
+        let mut grid = full_grid(&map)?;
         for _ in 0..runs {
             let t = Instant::now();
-            grid = full_grid(&map);
+            grid = full_grid(&map)?;
             grid_times.push(t.elapsed().as_secs_f64());
         }
 
@@ -100,11 +100,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let err = true_max_error(&grid, &mesh);
         let tris = mesh.triangles.len();
         let (hmm_tris, hmm_secs) = case.hmm;
-        if err.covered_points != grid.heights.len() {
+        if err.covered_points != grid.heights().len() {
             eprintln!(
                 "  warning: mesh covers {} of {} grid points",
                 err.covered_points,
-                grid.heights.len()
+                grid.heights().len()
             );
         }
         if err.max_error > f64::from(mesh.max_error) + 1e-6 {
@@ -123,8 +123,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "| {} | {}×{} | {} | {:.3} | {:.3} | {:.6} | {:.6} | {} | {:.2} | {:.2}× | {} |",
             case.name,
-            grid.width,
-            grid.height,
+            grid.width(),
+            grid.height(),
             tris,
             secs,
             median(&grid_times),

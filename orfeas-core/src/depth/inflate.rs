@@ -112,11 +112,7 @@ impl DepthEstimator for InflateEstimator {
                 0.0
             };
         }
-        Ok(HeightMap {
-            width: image.width,
-            height: image.height,
-            data: height,
-        })
+        HeightMap::new(image.width, image.height, height)
     }
 }
 

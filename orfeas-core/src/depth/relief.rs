@@ -66,11 +66,7 @@ impl DepthEstimator for ReliefEstimator {
         } else {
             normalize_robust(&mut data, &inside, LOW_QUANTILE, HIGH_QUANTILE);
         }
-        Ok(HeightMap {
-            width: image.width,
-            height: image.height,
-            data,
-        })
+        HeightMap::new(image.width, image.height, data)
     }
 }
 

@@ -12,28 +12,11 @@ use super::{export_error, MeshFormat};
 use crate::depth::HeightMap;
 use crate::error::Result;
 
-/// Rejects maps whose buffer does not match their size.
-pub(super) fn check(format: MeshFormat, map: &HeightMap) -> Result<()> {
-    let expected = map.width as usize * map.height as usize;
-    if map.data.len() != expected || expected == 0 {
-        return Err(export_error(
-            format,
-            format!(
-                "height map {}x{} holds {} values",
-                map.width,
-                map.height,
-                map.data.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Min-max normalises the finite values to `0..=65535` (non-finite → 0; a constant map is all
 /// zeros) and encodes a 16-bit grayscale PNG.
 pub(super) fn encode_png16(format: MeshFormat, map: &HeightMap) -> Result<Vec<u8>> {
     let (lo, hi) = map
-        .data
+        .values()
         .iter()
         .filter(|v| v.is_finite())
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
@@ -47,7 +30,7 @@ pub(super) fn encode_png16(format: MeshFormat, map: &HeightMap) -> Result<Vec<u8
     };
     // PngEncoder takes 16-bit samples in native byte order.
     let samples: Vec<u8> = map
-        .data
+        .values()
         .iter()
         .flat_map(|&v| {
             let level = if v.is_finite() {
@@ -61,14 +44,18 @@ pub(super) fn encode_png16(format: MeshFormat, map: &HeightMap) -> Result<Vec<u8
         .collect();
     let mut png = Vec::new();
     PngEncoder::new(&mut png)
-        .write_image(&samples, map.width, map.height, ExtendedColorType::L16)
+        .write_image(&samples, map.width(), map.height(), ExtendedColorType::L16)
         .map_err(|e| export_error(format, format!("cannot encode the height map as PNG: {e}")))?;
     Ok(png)
 }
 
 /// NumPy `.npy`: float32, shape `(height, width)`, row 0 the image's top row.
 pub(super) fn write_npy(map: &HeightMap, out: &mut dyn Write) -> io::Result<()> {
-    super::npy::write_f32(&[map.height as usize, map.width as usize], &map.data, out)
+    super::npy::write_f32(
+        &[map.height() as usize, map.width() as usize],
+        map.values(),
+        out,
+    )
 }
 
 #[cfg(test)]
@@ -77,11 +64,8 @@ mod tests {
 
     #[test]
     fn npy_header_is_aligned() -> io::Result<()> {
-        let map = HeightMap {
-            width: 3,
-            height: 2,
-            data: vec![0.0, 0.5, 1.0, 0.25, 0.75, -1.0],
-        };
+        let map = HeightMap::new(3, 2, vec![0.0, 0.5, 1.0, 0.25, 0.75, -1.0])
+            .map_err(io::Error::other)?;
         let mut out = Vec::new();
         write_npy(&map, &mut out)?;
         // the dict is 60 characters: 10 + 60 + 1 rounds up to 128, as NumPy writes it

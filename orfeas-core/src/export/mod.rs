@@ -221,7 +221,6 @@ fn parts<'a>(
                 "no height map was given (the depth formats export the estimator output)",
             )
         })?;
-        depth::check(format, map)?;
         return Ok(vec![match format {
             MeshFormat::Depth16 => Part::bytes(name, ext, depth::encode_png16(format, map)?),
             _ => Part::new(name, ext, move |out| depth::write_npy(map, out)),

@@ -199,7 +199,15 @@ impl ShapeGenerator for ReliefGenerator {
         cancel.check()?;
 
         progress.stage(Stage::Meshing);
-        let grid = CornerGrid::from_height_map(&heights, &mask);
+        // Screened and at the mask's size for the estimators of this crate; a caller's own
+        // estimator that returns another size is told so here.
+        let grid = CornerGrid::from_height_map(&heights, &mask).map_err(|e| match e {
+            OrfeasError::InvalidInput(detail) => OrfeasError::InvalidInput(format!(
+                "{name}: the depth map of `{}`: {detail}",
+                estimated.name
+            )),
+            other => other,
+        })?;
         let limits = MeshingLimits {
             max_error: preset.max_error,
             max_triangles: preset.max_triangles,
@@ -301,13 +309,14 @@ pub fn estimate_depth(
     )?;
     let estimated = estimate(&mut prepared, (&depth, None), &preset, true, cancel)?;
     let (width, height) = prepared.original_size;
-    let raw = estimated
-        .raw
-        .unwrap_or_else(|| estimated.heights.resized(width, height));
+    let raw = match estimated.raw {
+        Some(raw) => raw,
+        None => estimated.heights.resized(width, height)?,
+    };
     Ok(DepthMap {
         width,
         height,
-        values: raw.data,
+        values: raw.into_values(),
         depth: estimated.name,
         warnings: estimated.warnings,
     })
@@ -432,7 +441,7 @@ fn from_prediction(
         // The same prediction: the verdict is the working size's; only the values are
         // replaced here, so that depth.npy holds no NaN either.
         let mut raw = prediction.at_size(width, height)?;
-        replace_non_finite(&mut raw.data, |lowest| lowest);
+        replace_non_finite(raw.values_mut(), |lowest| lowest);
         Some(raw)
     } else {
         None
@@ -448,9 +457,9 @@ fn from_prediction(
 /// Counts the non-finite values of a depth source over the foreground: too many are
 /// `ERR_DEPTH`, a few become the map's lowest height and a warning (`depth::finite`).
 fn screen(map: &mut HeightMap, mask: &Mask, name: &str) -> Result<Option<String>> {
-    let bits = mask_bits(mask, map.width as usize, map.height as usize);
+    let bits = mask_bits(mask, map.width() as usize, map.height() as usize);
     screen_non_finite(
-        &mut map.data,
+        map.values_mut(),
         Some(&bits),
         name,
         "depth values in the foreground",
@@ -558,11 +567,7 @@ mod tests {
                     }
                 })
                 .collect();
-            Ok(HeightMap {
-                width: image.width,
-                height: image.height,
-                data,
-            })
+            HeightMap::new(image.width, image.height, data)
         }
     }
 
@@ -618,7 +623,7 @@ mod tests {
             ]
         );
         let depth = model.depth.as_ref().expect("heights");
-        assert!(depth.data.iter().all(|v| v.is_finite()));
+        assert!(depth.values().iter().all(|v| v.is_finite()));
         assert!(model.report.watertight);
         assert!(check_solid(&model.mesh).is_printable());
     }
@@ -652,11 +657,11 @@ mod tests {
             warning.contains("depth values in the foreground"),
             "{warning}"
         );
-        assert!(few.heights.data.iter().all(|v| v.is_finite()));
+        assert!(few.heights.values().iter().all(|v| v.is_finite()));
         let raw = few.raw.expect("raw depth at the original size");
-        assert_eq!((raw.width, raw.height), (200, 160));
+        assert_eq!((raw.width(), raw.height()), (200, 160));
         assert!(
-            raw.data.iter().all(|v| v.is_finite()),
+            raw.values().iter().all(|v| v.is_finite()),
             "depth.npy gets no NaN"
         );
 

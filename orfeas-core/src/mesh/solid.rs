@@ -161,7 +161,7 @@ mod tests {
     use crate::mesh::{check_solid, triangulate_heightfield, CornerGrid, MeshingLimits};
 
     fn solid_from(w: u32, h: u32, f: impl Fn(u32, u32) -> (f32, bool)) -> Mesh {
-        let g = CornerGrid::from_fn(w, h, f);
+        let g = CornerGrid::from_fn(w, h, f).expect("grid");
         let hf = triangulate_heightfield(
             &g,
             &MeshingLimits {
@@ -212,13 +212,9 @@ mod tests {
 
     #[test]
     fn surface_faces_up() {
-        let mut g = CornerGrid {
-            width: 3,
-            height: 3,
-            heights: vec![0.0; 9],
-            inside: vec![true; 9],
-        };
-        g.heights[4] = 1.0;
+        let mut heights = vec![0.0; 9];
+        heights[4] = 1.0;
+        let g = CornerGrid::new(3, 3, heights, vec![true; 9]).expect("grid");
         let hf = triangulate_heightfield(
             &g,
             &MeshingLimits {

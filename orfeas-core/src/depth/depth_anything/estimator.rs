@@ -152,11 +152,7 @@ impl Prediction {
     /// `post_process_depth_estimation(target_sizes=...)` does it (bicubic, unnormalised).
     pub fn at_size(&self, width: u32, height: u32) -> Result<HeightMap> {
         let data = depth_to_size(&self.depth, width, height)?;
-        Ok(HeightMap {
-            width,
-            height,
-            data,
-        })
+        HeightMap::new(width, height, data)
     }
 }
 
@@ -184,8 +180,8 @@ impl DepthEstimator for DepthAnythingEstimator {
 /// Normalises raw depth to [0, 1] between its 1st and 99th percentiles over the mask, so a few
 /// outliers do not flatten the relief.
 pub(crate) fn heights_from_raw(mut raw: HeightMap, mask: &Mask) -> HeightMap {
-    let bits = mask_bits(mask, raw.width as usize, raw.height as usize);
-    normalize_robust(&mut raw.data, &bits, 0.01, 0.99);
+    let bits = mask_bits(mask, raw.width() as usize, raw.height() as usize);
+    normalize_robust(raw.values_mut(), &bits, 0.01, 0.99);
     raw
 }
 
