@@ -5,6 +5,10 @@
 //!   `export_model`, for `relief` at low/medium/high and for the default `auto`.
 //! * `mesher/...`: `triangulate_heightfield` alone on the 1025² corner grids of the smooth
 //!   16-bit map (e = 0.001) and the noisy photo luminance (e = 0.001, cap 200 000).
+//! * `mask/border_512`: `estimate_mask` on a 512² disc on a plain backdrop (the `medium`
+//!   working size), made here, needing no input file. Its outline is checked by the unit test
+//!   `mask::tests::border_mask_at_512_follows_the_outline_to_a_pixel`; how long it takes is
+//!   measured here only.
 //!
 //! Inputs come from `benches/make_inputs.py`; without them the bench says so and exits.
 //! `cargo bench -p orfeas-benches`
@@ -14,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use orfeas_benches::{full_grid, input, load_height_map};
+use orfeas_core::mask::estimate_mask;
 use orfeas_core::mesh::{triangulate_heightfield, MeshingLimits};
 use orfeas_core::{
     export_model, image_to_model, CancelToken, DepthMethod, GenerateSettings, ImageLimits,
-    ImageSource, MeshFormat, Quality,
+    ImageSource, LoadedImage, MeshFormat, Quality,
 };
 
 fn pipeline(c: &mut Criterion) {
@@ -146,5 +151,42 @@ fn mesher(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, mesher);
+fn mask(c: &mut Criterion) {
+    let (size, r) = (512u32, 150.0f32);
+    let rgba: Vec<u8> = (0..size * size)
+        .flat_map(|i| {
+            let (x, y) = ((i % size) as f32 + 0.5, (i / size) as f32 + 0.5);
+            let inside = (x - 256.0).powi(2) + (y - 250.0).powi(2) <= r * r;
+            if inside {
+                [40, 90, 30, 255]
+            } else {
+                [240, 240, 240, 255]
+            }
+        })
+        .collect();
+    let luma = rgba
+        .chunks_exact(4)
+        .map(|p| {
+            (0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2])) / 255.0
+        })
+        .collect();
+    let image = LoadedImage {
+        name: "disc512".into(),
+        width: size,
+        height: size,
+        rgba,
+        luma,
+        has_alpha: false,
+        gray16: false,
+    };
+    let mut group = c.benchmark_group("mask");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("border_512", |b| b.iter(|| estimate_mask(&image)));
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, mesher, mask);
 criterion_main!(benches);
