@@ -10,6 +10,7 @@ mod download;
 mod limits;
 mod methods;
 mod objects;
+mod operation;
 mod restart;
 mod routes;
 mod traversal;
