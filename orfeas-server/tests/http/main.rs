@@ -6,6 +6,7 @@ mod support;
 mod backgrounds;
 mod batch;
 mod cancel;
+mod crash;
 mod download;
 mod limits;
 mod methods;
