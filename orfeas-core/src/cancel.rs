@@ -6,11 +6,13 @@ use std::sync::Arc;
 use crate::error::{OrfeasError, Result};
 
 /// A cheap, clonable flag. A job's token is a child of its batch's token, so cancelling the
-/// batch cancels every job while cancelling one job leaves the others running.
+/// batch cancels every job while cancelling one job leaves the others running. Children of
+/// children follow every ancestor (a server's token → a batch's → a job's): the chain is
+/// short, so checking it costs a few atomic loads.
 #[derive(Clone, Debug, Default)]
 pub struct CancelToken {
     own: Arc<AtomicBool>,
-    parent: Option<Arc<AtomicBool>>,
+    parent: Option<Arc<CancelToken>>,
 }
 
 impl CancelToken {
@@ -19,11 +21,11 @@ impl CancelToken {
         Self::default()
     }
 
-    /// A token cancelled when either it or `self` is cancelled.
+    /// A token cancelled when it, `self` or any of `self`'s ancestors is cancelled.
     pub fn child(&self) -> Self {
         Self {
             own: Arc::new(AtomicBool::new(false)),
-            parent: Some(self.own.clone()),
+            parent: Some(Arc::new(self.clone())),
         }
     }
 
@@ -32,13 +34,18 @@ impl CancelToken {
         self.own.store(true, Ordering::Release);
     }
 
-    /// Whether this token or its parent was cancelled.
+    /// Whether this token or any ancestor was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.own.load(Ordering::Acquire)
-            || self
-                .parent
-                .as_ref()
-                .is_some_and(|p| p.load(Ordering::Acquire))
+        let mut token = self;
+        loop {
+            if token.own.load(Ordering::Acquire) {
+                return true;
+            }
+            match &token.parent {
+                Some(parent) => token = parent,
+                None => return false,
+            }
+        }
     }
 
     /// `Err(Cancelled)` once cancelled; sprinkled between and inside long stages.
@@ -67,5 +74,19 @@ mod tests {
         batch.cancel();
         assert!(b.is_cancelled());
         assert!(matches!(b.check(), Err(OrfeasError::Cancelled)));
+    }
+
+    #[test]
+    fn grandchildren_follow_every_ancestor() {
+        let server = CancelToken::new();
+        let batch = server.child();
+        let job = batch.child();
+        let step = job.child();
+        let other_batch = server.child().child();
+        batch.cancel();
+        assert!(job.is_cancelled() && step.is_cancelled());
+        assert!(!server.is_cancelled() && !other_batch.is_cancelled());
+        server.cancel();
+        assert!(other_batch.is_cancelled(), "the root reaches a grandchild");
     }
 }

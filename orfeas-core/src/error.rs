@@ -67,6 +67,11 @@ pub enum OrfeasError {
     #[error("{name}: no foreground object found: {detail}")]
     NoForeground { name: String, detail: String },
 
+    /// The depth estimator's output cannot be trusted: too many of its values are not
+    /// finite (NaN or infinite), as from a model with broken weights or a numeric fault.
+    #[error("{name}: depth estimation failed: {detail}")]
+    Depth { name: String, detail: String },
+
     /// A device (e.g. `cuda:1`) is unknown or unusable.
     #[error("device error: {0}")]
     Device(String),
@@ -99,6 +104,7 @@ impl OrfeasError {
             Self::WeightsNotFound(_) => "ERR_WEIGHTS_NOT_FOUND",
             Self::WeightsInvalid { .. } => "ERR_WEIGHTS_INVALID",
             Self::NoForeground { .. } => "ERR_NO_FOREGROUND",
+            Self::Depth { .. } => "ERR_DEPTH",
             Self::Device(_) => "ERR_DEVICE",
             Self::FeatureDisabled(_) => "ERR_FEATURE_DISABLED",
             Self::Cancelled => "ERR_CANCELLED",
@@ -153,6 +159,10 @@ mod tests {
                 detail: String::new(),
             },
             OrfeasError::NoForeground {
+                name: String::new(),
+                detail: String::new(),
+            },
+            OrfeasError::Depth {
                 name: String::new(),
                 detail: String::new(),
             },

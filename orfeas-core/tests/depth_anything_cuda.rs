@@ -25,7 +25,7 @@ fn gpu_available() -> bool {
             panic!("ORFEAS_REQUIRE_GPU=1 but {e}")
         }
         Err(e) => {
-            eprintln!("skipped: no usable GPU ({e})");
+            eprintln!("SKIPPED (no usable GPU; ORFEAS_REQUIRE_GPU=1 makes this a failure): {e}");
             false
         }
     }

@@ -1,8 +1,11 @@
 //! Depth estimation: image (+ foreground mask) → height map.
 
 pub mod depth_anything;
+mod finite;
 mod inflate;
 mod relief;
+
+pub use finite::{settle_non_finite, MAX_NON_FINITE_SHARE};
 
 pub use inflate::InflateEstimator;
 pub use relief::ReliefEstimator;

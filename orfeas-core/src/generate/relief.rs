@@ -7,7 +7,9 @@ use std::path::Path;
 use super::{Progress, ShapeGenerator};
 use crate::cancel::CancelToken;
 use crate::depth::depth_anything::{heights_from_raw, DepthAnythingEstimator};
-use crate::depth::{DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator};
+use crate::depth::{
+    settle_non_finite, DepthEstimator, HeightMap, InflateEstimator, ReliefEstimator,
+};
 use crate::error::{OrfeasError, Result};
 use crate::foreground::{self, Background, Foreground, MaskingSetup};
 use crate::image::{load_image, ImageLimits, ImageSource, LoadedImage};
@@ -158,6 +160,7 @@ impl ShapeGenerator for ReliefGenerator {
         if let Some(missing) = &foreground.missing {
             warnings.push(format!("{missing}; the relief is made of the whole image"));
         }
+        warnings.extend(estimated.warning.clone());
         let wants_mask = settings.formats.iter().any(|f| f.is_mask());
         let heights = estimated.heights;
         cancel.check()?;
@@ -328,6 +331,8 @@ struct Estimated {
     /// The estimator's unnormalised output at the original size, when it has one of its own
     /// and it was asked for.
     raw: Option<HeightMap>,
+    /// How many depth values were not finite, when some were (see `settle_non_finite`).
+    warning: Option<String>,
 }
 
 fn estimate(
@@ -355,9 +360,16 @@ fn estimate(
             })?;
             let prediction = model.predict(&original, cancel)?;
             drop(original);
-            let heights = heights_from_raw(prediction.at_size(work.width, work.height)?, mask);
+            let mut at_work = prediction.at_size(work.width, work.height)?;
+            let warning = settle_non_finite(&mut at_work.data, mask, &work.name, "depth-anything")?;
+            let heights = heights_from_raw(at_work, mask);
             let raw = if wants_raw {
-                Some(prediction.at_size(*width, *height)?)
+                let mut raw = prediction.at_size(*width, *height)?;
+                raw.data
+                    .iter_mut()
+                    .filter(|v| !v.is_finite())
+                    .for_each(|v| *v = 0.0);
+                Some(raw)
             } else {
                 None
             };
@@ -365,15 +377,18 @@ fn estimate(
                 name: "depth-anything",
                 heights,
                 raw,
+                warning,
             })
         }
         Chosen::Classic(estimator) => {
             drop(original);
-            let heights = estimator.estimate(work, mask, cancel)?;
+            let mut heights = estimator.estimate(work, mask, cancel)?;
+            let warning = settle_non_finite(&mut heights.data, mask, &work.name, estimator.name())?;
             Ok(Estimated {
                 name: estimator.name(),
                 heights,
                 raw: None,
+                warning,
             })
         }
     }
