@@ -72,7 +72,8 @@ mod tests {
 
         let mut many = vec![f32::NAN; 1000];
         many[..500].fill(0.2);
-        let err = settle_non_finite(&mut many, &mask, "cat.png", "depth-anything").unwrap_err();
+        let err = settle_non_finite(&mut many, &mask, "cat.png", "depth-anything")
+            .expect_err("over the share");
         assert_eq!(err.code(), "ERR_DEPTH");
         assert!(err.to_string().contains("500 non-finite"), "{err}");
 
