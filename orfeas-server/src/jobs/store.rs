@@ -366,7 +366,8 @@ impl JobStore {
     }
 
     /// Applies one core event. Events for a job that already reached a terminal state (e.g.
-    /// cancelled while waiting, then popped by a slot) are dropped.
+    /// cancelled while waiting, then popped by a slot) are dropped, and files written by
+    /// such a late completion are removed so nothing unlisted stays on disk.
     pub fn apply(&self, event: &ProgressEvent) {
         let mut inner = self.lock();
         let job_id = match event {
@@ -382,6 +383,17 @@ impl JobStore {
             return;
         };
         if inner.jobs[idx].status.is_terminal() {
+            // A job cancelled while waiting that a slot had already started and finished:
+            // its files are not listed anywhere, so they go (the core does not yet roll back
+            // a completion that races a cancel).
+            if let ProgressEvent::GenerationComplete { outputs, .. } = event {
+                drop(inner);
+                for output in outputs {
+                    if let Err(e) = std::fs::remove_file(&output.path) {
+                        tracing::warn!(path = %output.path.display(), "cannot remove the output of a cancelled job: {e}");
+                    }
+                }
+            }
             return;
         }
         let now = now_rfc3339();
