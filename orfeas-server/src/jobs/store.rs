@@ -567,26 +567,26 @@ impl JobStore {
         Some(cancelled)
     }
 
-    /// Shutdown that cannot wait any longer: stops every running job without ending it; each
-    /// goes back to `queued` when its core stops and is handled by `--on-restart` at the next
-    /// start. Returns how many were running.
+    /// Shutdown that cannot wait any longer: stops every unfinished job without ending it
+    /// (a job a slot has taken but not yet announced included); each goes back to `queued`
+    /// when its core stops and is handled by `--on-restart` at the next start. Returns how
+    /// many were running.
     pub fn interrupt_running(&self) -> usize {
         let mut inner = self.lock();
         let Inner {
             jobs, index, live, ..
         } = &mut *inner;
-        let mut n = 0;
+        let mut running = 0;
         for (id, state) in live.iter_mut() {
-            let running = index
-                .get(id)
-                .is_some_and(|&i| jobs[i].status == JobState::Processing);
-            if running {
-                state.interrupted = true;
-                state.cancel.cancel();
-                n += 1;
-            }
+            state.interrupted = true;
+            state.cancel.cancel();
+            running += usize::from(
+                index
+                    .get(id)
+                    .is_some_and(|&i| jobs[i].status == JobState::Processing),
+            );
         }
-        n
+        running
     }
 
     /// Waits until the job is in a terminal state, at most `timeout`.
@@ -705,8 +705,10 @@ pub(super) fn back_to_queue(job: &mut JobRecord) {
 /// A job a shutdown stopped: back to the queue, and the stopped start does not count
 /// against its attempts (only crashes do).
 fn requeue_interrupted(job: &mut JobRecord) {
+    if job.status == JobState::Processing {
+        job.attempts = job.attempts.saturating_sub(1);
+    }
     back_to_queue(job);
-    job.attempts = job.attempts.saturating_sub(1);
 }
 
 /// Total size of the files directly in `dir` (a job's input folder).
