@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let heights =
                 ReliefEstimator::new(preset.smoothing_sigma).estimate(&work, &mask, &cancel)?;
             tick(3, &mut t);
-            let grid = CornerGrid::from_height_map(&heights, &mask);
+            let grid = CornerGrid::from_height_map(&heights, &mask)?;
             tick(4, &mut t);
             let ml = MeshingLimits {
                 max_error: preset.max_error,

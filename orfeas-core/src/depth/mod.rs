@@ -27,6 +27,35 @@ pub struct HeightMap {
 }
 
 impl HeightMap {
+    /// A map checked the way every consumer relies on: both sides positive and exactly
+    /// `width × height` values. Build maps from outside the crate with this; the fields stay
+    /// public for reading.
+    pub fn new(width: u32, height: u32, data: Vec<f32>) -> Result<Self> {
+        let map = Self {
+            width,
+            height,
+            data,
+        };
+        map.check()?;
+        Ok(map)
+    }
+
+    /// `ERR_INVALID_INPUT` unless both sides are positive and `data` holds `width × height`
+    /// values.
+    pub fn check(&self) -> Result<()> {
+        let expected = (self.width as usize).checked_mul(self.height as usize);
+        if self.width == 0 || self.height == 0 || expected != Some(self.data.len()) {
+            return Err(crate::error::OrfeasError::InvalidInput(format!(
+                "a height map of {}×{} needs {} values, not {}",
+                self.width,
+                self.height,
+                expected.map_or_else(|| "more than addressable".to_owned(), |n| n.to_string()),
+                self.data.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Height at pixel `(x, y)`.
     pub fn get(&self, x: u32, y: u32) -> f32 {
         self.data[y as usize * self.width as usize + x as usize]
@@ -47,9 +76,19 @@ pub trait DepthEstimator: Send + Sync {
 impl HeightMap {
     /// Bilinear resampling (pixel centres aligned), used to hand the raw depth back at the
     /// input's original resolution.
+    ///
+    /// Never panics: a source that fails [`check`](Self::check) (only possible when the
+    /// fields were set by hand) gives a flat map of the asked size.
     pub fn resized(&self, width: u32, height: u32) -> HeightMap {
         if (width, height) == (self.width, self.height) {
             return self.clone();
+        }
+        if self.check().is_err() || width == 0 || height == 0 {
+            return HeightMap {
+                width,
+                height,
+                data: vec![0.0; width as usize * height as usize],
+            };
         }
         let (sw, sh) = (self.width as usize, self.height as usize);
         let axis = |dst: u32, src: usize| -> Vec<(usize, usize, f32)> {
@@ -103,5 +142,31 @@ mod tests {
         }
         .resized(7, 5);
         assert!(c.data.iter().all(|&v| (v - 0.25).abs() < 1e-6));
+    }
+
+    #[test]
+    fn malformed_maps_are_refused_and_never_panic() {
+        assert!(HeightMap::new(2, 2, vec![0.0; 4]).is_ok());
+        for (w, h, n) in [
+            (0, 2, 0),
+            (2, 0, 0),
+            (2, 2, 3),
+            (2, 2, 5),
+            (u32::MAX, u32::MAX, 1),
+        ] {
+            let err = HeightMap::new(w, h, vec![0.0; n]).expect_err("malformed");
+            assert_eq!(err.code(), "ERR_INVALID_INPUT", "{w}×{h} with {n}");
+        }
+        let by_hand = HeightMap {
+            width: 3,
+            height: 3,
+            data: vec![1.0; 2],
+        };
+        assert_eq!(by_hand.resized(2, 2).data, vec![0.0; 4]);
+        assert!(HeightMap::new(3, 1, vec![0.5; 3])
+            .expect("ok")
+            .resized(0, 4)
+            .data
+            .is_empty());
     }
 }

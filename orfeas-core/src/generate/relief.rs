@@ -166,7 +166,7 @@ impl ShapeGenerator for ReliefGenerator {
         cancel.check()?;
 
         progress.stage(Stage::Meshing);
-        let grid = CornerGrid::from_height_map(&heights, &mask);
+        let grid = CornerGrid::from_height_map(&heights, &mask)?;
         let limits = MeshingLimits {
             max_error: preset.max_error,
             max_triangles: preset.max_triangles,

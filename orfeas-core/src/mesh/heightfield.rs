@@ -43,9 +43,62 @@ pub struct CornerGrid {
 }
 
 impl CornerGrid {
+    /// A grid checked the way the mesher relies on: at least 2×2 corners, `width × height`
+    /// heights and inside flags, and a finite height at every inside corner. Build grids from
+    /// outside the crate with this (or [`from_height_map`](Self::from_height_map)).
+    pub fn new(width: u32, height: u32, heights: Vec<f32>, inside: Vec<bool>) -> Result<Self> {
+        let grid = Self {
+            width,
+            height,
+            heights,
+            inside,
+        };
+        grid.check()?;
+        Ok(grid)
+    }
+
+    /// `ERR_INVALID_INPUT` unless the grid satisfies what [`new`](Self::new) checks.
+    pub fn check(&self) -> Result<()> {
+        let invalid = |detail: String| Err(OrfeasError::InvalidInput(detail));
+        let n = (self.width as usize).checked_mul(self.height as usize);
+        if self.width < 2 || self.height < 2 {
+            return invalid(format!(
+                "a corner grid needs at least 2×2 corners, not {}×{}",
+                self.width, self.height
+            ));
+        }
+        if n != Some(self.heights.len()) || n != Some(self.inside.len()) {
+            return invalid(format!(
+                "a corner grid of {}×{} needs that many heights and inside flags, not {} and {}",
+                self.width,
+                self.height,
+                self.heights.len(),
+                self.inside.len()
+            ));
+        }
+        if let Some(i) =
+            (0..self.heights.len()).find(|&i| self.inside[i] && !self.heights[i].is_finite())
+        {
+            return invalid(format!(
+                "the corner grid's height at corner {i} is not finite ({})",
+                self.heights[i]
+            ));
+        }
+        Ok(())
+    }
+
     /// A corner is inside when any pixel touching it is foreground; its height is the mean of
-    /// those pixels, so outlines follow the pixel squares of the mask exactly.
-    pub fn from_height_map(map: &HeightMap, mask: &Mask) -> Self {
+    /// those pixels, so outlines follow the pixel squares of the mask exactly. The map and
+    /// the mask must have the same size (`ERR_INVALID_INPUT` otherwise).
+    pub fn from_height_map(map: &HeightMap, mask: &Mask) -> Result<Self> {
+        map.check()?;
+        if (mask.width, mask.height) != (map.width, map.height) || mask.data.len() != map.data.len()
+        {
+            return Err(OrfeasError::InvalidInput(format!(
+                "the mask ({}×{}) does not match the height map ({}×{})",
+                mask.width, mask.height, map.width, map.height
+            )));
+        }
         let (w, h) = (map.width as usize, map.height as usize);
         let (gw, gh) = (w + 1, h + 1);
         let mut heights = vec![0.0f32; gw * gh];
@@ -69,12 +122,12 @@ impl CornerGrid {
                 }
             }
         }
-        Self {
+        Ok(Self {
             width: gw as u32,
             height: gh as u32,
             heights,
             inside,
-        }
+        })
     }
 }
 
@@ -123,6 +176,7 @@ pub fn triangulate_heightfield(
     limits: &MeshingLimits,
     cancel: &CancelToken,
 ) -> Result<HeightfieldMesh> {
+    grid.check()?;
     let mut rtin = Rtin::new(grid);
     rtin.remove_pinch_points();
     if !rtin.inside.iter().any(|&i| i) {
@@ -666,6 +720,44 @@ fn orient(a: [i32; 2], b: [i32; 2], c: [i32; 2]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_grids_are_refused_before_meshing() {
+        let limits = MeshingLimits {
+            max_error: 0.01,
+            max_triangles: 1000,
+        };
+        let cancel = CancelToken::new();
+        assert!(CornerGrid::new(3, 3, vec![0.5; 9], vec![true; 9]).is_ok());
+        let mut nan = vec![0.5; 9];
+        nan[4] = f32::NAN;
+        for (w, h, heights, inside) in [
+            (1, 5, vec![0.0; 5], vec![true; 5]),
+            (3, 3, vec![0.0; 8], vec![true; 9]),
+            (3, 3, vec![0.0; 9], vec![true; 10]),
+            (3, 3, nan.clone(), vec![true; 9]),
+        ] {
+            let err = CornerGrid::new(w, h, heights.clone(), inside.clone()).expect_err("bad");
+            assert_eq!(err.code(), "ERR_INVALID_INPUT", "{err}");
+            // Set by hand, the mesher refuses it the same way instead of panicking.
+            let by_hand = CornerGrid {
+                width: w,
+                height: h,
+                heights,
+                inside,
+            };
+            let err = triangulate_heightfield(&by_hand, &limits, &cancel).expect_err("bad");
+            assert_eq!(err.code(), "ERR_INVALID_INPUT", "{err}");
+        }
+        // NaN outside the mask is never meshed, so it is allowed.
+        let mut outside = vec![true; 9];
+        outside[4] = false;
+        assert!(CornerGrid::new(3, 3, nan, outside).is_ok());
+        let map = HeightMap::new(2, 2, vec![0.5; 4]).expect("map");
+        let err = CornerGrid::from_height_map(&map, &Mask::full(3, 2)).expect_err("size");
+        assert_eq!(err.code(), "ERR_INVALID_INPUT");
+        assert!(CornerGrid::from_height_map(&map, &Mask::full(2, 2)).is_ok());
+    }
 
     fn grid(w: u32, h: u32, f: impl Fn(u32, u32) -> (f32, bool)) -> CornerGrid {
         CornerGrid::from_fn(w, h, f)
