@@ -178,11 +178,18 @@ pub fn triangulate_heightfield(
 ) -> Result<HeightfieldMesh> {
     grid.check()?;
     let mut rtin = Rtin::new(grid);
+    let had_foreground = rtin.inside.iter().any(|&i| i);
     rtin.remove_pinch_points();
     if !rtin.inside.iter().any(|&i| i) {
+        let detail = if had_foreground {
+            "the foreground is only pixels that touch at corners (no two share an edge); such \
+             points cannot be part of a closed solid, and removing them left nothing"
+        } else {
+            "the foreground mask is empty"
+        };
         return Err(OrfeasError::Meshing {
             name: String::new(),
-            detail: "the foreground mask is empty".into(),
+            detail: detail.into(),
         });
     }
     rtin.compute_errors(cancel)?;
