@@ -7,7 +7,7 @@
 //!   16-bit map (e = 0.001) and the noisy photo luminance (e = 0.001, cap 200 000).
 //! * `mask/border_512`: `estimate_mask` on a 512² disc on a plain backdrop (the `medium`
 //!   working size), made here, needing no input file. Its outline is checked by the unit test
-//!   `mask::tests::border_mask_at_512_follows_the_outline_to_a_pixel`; how long it takes is
+//!   `mask::tests::a_disc_on_a_512_backdrop_is_cut_out_exactly`; how long it takes is
 //!   measured here only.
 //!
 //! Inputs come from `benches/make_inputs.py`; without them the bench says so and exits.

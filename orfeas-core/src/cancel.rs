@@ -114,4 +114,18 @@ mod tests {
         assert!(other_request.is_cancelled());
         assert!(matches!(fresh.check(), Err(OrfeasError::Cancelled)));
     }
+
+    #[test]
+    fn grandchildren_follow_every_ancestor() {
+        let server = CancelToken::new();
+        let batch = server.child();
+        let job = batch.child();
+        let step = job.child();
+        let other_batch = server.child().child();
+        batch.cancel();
+        assert!(job.is_cancelled() && step.is_cancelled());
+        assert!(!server.is_cancelled() && !other_batch.is_cancelled());
+        server.cancel();
+        assert!(other_batch.is_cancelled(), "the root reaches a grandchild");
+    }
 }

@@ -568,14 +568,12 @@ mod tests {
         }
     }
 
-    /// At a working size of 512 (the `medium` preset) the border mask is the disc itself, to
-    /// within a pixel of its outline: no pixel clearly inside is lost, none clearly outside
-    /// is kept. (How long this takes is a benchmark's question: `mask/border_512`.)
+    /// A 512² photo-sized input: the border estimate finds the disc and nothing else (its
+    /// speed is measured by the benchmarks, not here).
     #[test]
-    fn border_mask_at_512_follows_the_outline_to_a_pixel() {
-        let (cx, cy, r) = (256.0, 250.0, 150.0);
+    fn a_disc_on_a_512_backdrop_is_cut_out_exactly() {
         let img = image(512, 512, |x, y| {
-            if in_disc(x, y, cx, cy, r) {
+            if in_disc(x, y, 256.0, 256.0, 150.0) {
                 [40, 90, 30, 255]
             } else {
                 [240, 240, 240, 255]
@@ -583,21 +581,15 @@ mod tests {
         });
         let m = estimate_mask(&img);
         assert_eq!(m.source, MaskSource::Border);
-        let mut wrong = Vec::new();
-        for y in 0..512 {
-            for x in 0..512 {
-                let d = ((x as f32 + 0.5 - cx).powi(2) + (y as f32 + 0.5 - cy).powi(2)).sqrt();
-                let clearly = (d - r).abs() > 1.0;
-                if clearly && m.get(x, y) != (d < r) {
-                    wrong.push((x, y));
-                }
-            }
+        for (x, y) in [(256, 256), (256, 110), (400, 256)] {
+            assert!(m.get(x, y), "inside the disc at ({x}, {y})");
         }
-        assert!(
-            wrong.is_empty(),
-            "{} pixels off: {:?}",
-            wrong.len(),
-            &wrong[..wrong.len().min(8)]
-        );
+        for (x, y) in [(0, 0), (511, 511), (256, 100), (410, 256), (60, 60)] {
+            assert!(!m.get(x, y), "backdrop at ({x}, {y})");
+        }
+        let inside = (0..512 * 512)
+            .filter(|&i| in_disc(i % 512, i / 512, 256.0, 256.0, 150.0))
+            .count();
+        assert_eq!(m.data.iter().filter(|&&v| v).count(), inside);
     }
 }

@@ -282,7 +282,8 @@ async fn main() {
     let elapsed = started.elapsed();
 
     let jobs: serde_json::Value = http
-        .get(format!("http://{addr}/api/jobs"))
+        // The list is paged (newest first, at most 1000 per page).
+        .get(format!("http://{addr}/api/jobs?limit=1000"))
         .send()
         .await
         .expect("GET")

@@ -56,6 +56,11 @@ impl ApiError {
         )
     }
 
+    /// 429: the queue is full; the client should retry later.
+    pub fn queue_full(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "ERR_QUEUE_FULL", message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "ERR_NOT_READY", message)
     }

@@ -7,7 +7,9 @@
 //! Shape: uploads are streamed to disk ([`upload`]), each valid image becomes a job with its
 //! own directory under the data dir and its own cancel token, jobs run on the shared
 //! `orfeas_core::BatchProcessor` ([`runner`]), and the [`jobs::JobStore`] owns every job's
-//! state, persists it as `jobs.json` and broadcasts each change to WebSocket clients.
+//! state, journals it (`jobs.journal`, written by its own thread) and broadcasts each change
+//! to WebSocket clients. [`retention`] bounds the data kept; a restart re-queues what the
+//! previous process left unfinished.
 
 pub mod clock;
 pub mod config;
@@ -16,10 +18,12 @@ pub mod events;
 pub mod files;
 pub mod form;
 pub mod jobs;
+pub mod retention;
 pub mod routes;
 pub mod runner;
 pub mod state;
 pub mod ticker;
+pub mod units;
 pub mod upload;
 
 use std::future::Future;
@@ -41,16 +45,19 @@ pub fn app(state: AppState) -> Router {
 /// before the server stops waiting for them.
 const CONNECTION_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `state` on `listener` until `shutdown` resolves, then shuts down gracefully: new
-/// connections are refused, uploads get 503, running jobs are cancelled (the core removes
-/// their partial files) and waiting ones marked cancelled, WebSocket clients receive those
-/// last events and then a Close frame, and the job store is saved.
+/// Serves `state` on `listener` until `shutdown` resolves, then drains: new connections are
+/// refused, uploads get 503 and no further job starts; running jobs get the drain timeout to
+/// finish, then are stopped and go back to the queue (as do waiting ones) for the next
+/// start; WebSocket clients receive the last events and then a Close frame, and the job
+/// journal is written. Jobs re-queued from a previous run are started first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    runner::resume(&state, state.take_requeued());
     let ticker = tokio::spawn(ticker::run(state.clone()));
+    let retention = tokio::spawn(retention::run(state.clone()));
     let on_signal = {
         let state = state.clone();
         async move {
@@ -78,5 +85,6 @@ pub async fn serve(
     };
     state.finish_shutdown().await;
     let _ = ticker.await;
+    let _ = retention.await;
     result
 }

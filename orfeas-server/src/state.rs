@@ -1,7 +1,8 @@
 //! [`AppState`]: what every route shares (cheap to clone, `Arc` inside).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use orfeas_core::{BatchProcessor, CancelToken, OrfeasError};
 use tokio::sync::Semaphore;
@@ -9,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
-use crate::jobs::JobStore;
+use crate::jobs::{JobRecord, JobStore};
 
 /// Shared server state: configuration, the processor, the job store and shutdown handles.
 #[derive(Clone, Debug)]
@@ -26,7 +27,8 @@ struct Inner {
     store: Arc<JobStore>,
     /// Parent of every job's token: cancelling it stops all jobs.
     jobs_cancel: CancelToken,
-    /// Cancelled when shutdown starts: uploads are refused and the ticker ends.
+    /// Cancelled when shutdown starts: uploads are refused, no further job is started and
+    /// the ticker ends.
     shutdown: CancellationToken,
     /// Cancelled once the cancelled jobs have wound down: WebSocket clients get their last
     /// events, then a Close frame.
@@ -36,6 +38,10 @@ struct Inner {
     /// Jobs handed to the processor at once (slots × 2): the rest wait here as cheap async
     /// tasks instead of holding a blocking thread each.
     in_flight: Arc<Semaphore>,
+    /// Jobs of the previous run re-queued at start, handed to the runner by `serve`.
+    requeued: Mutex<Vec<JobRecord>>,
+    /// Set by [`AppState::release_held`]: jobs held at `hold_jobs_at` go on.
+    held_released: AtomicBool,
 }
 
 impl AppState {
@@ -57,8 +63,11 @@ impl AppState {
             .map_err(|e| OrfeasError::io(&config.data_dir, e))?;
         clear_dir(&data_dir.join("uploads"));
         clear_dir(&data_dir.join("tmp"));
-        let store = JobStore::open(&data_dir, config.event_buffer)
-            .map_err(|e| OrfeasError::io(data_dir.join("jobs.json"), e))?;
+        let store = JobStore::open(&data_dir, &config.store)
+            .map_err(|e| OrfeasError::io(data_dir.join(crate::jobs::JOURNAL_FILE), e))?;
+        let jobs_cancel = CancelToken::new();
+        let requeued = store.recover(config.on_restart, || jobs_cancel.child());
+        store.sweep_unlisted();
         let processor = BatchProcessor::new(config.batch.clone())?;
         let in_flight = Arc::new(Semaphore::new(processor.slots() * 2));
         Ok(Self {
@@ -67,11 +76,13 @@ impl AppState {
                 data_dir,
                 processor: Arc::new(processor),
                 store: Arc::new(store),
-                jobs_cancel: CancelToken::new(),
+                jobs_cancel,
                 shutdown: CancellationToken::new(),
                 clients: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 in_flight,
+                requeued: Mutex::new(requeued),
+                held_released: AtomicBool::new(false),
             }),
         })
     }
@@ -144,35 +155,78 @@ impl AppState {
         self.inner.data_dir.join("tmp")
     }
 
-    /// First half of shutdown: refuse new work, close WebSockets, cancel every job.
+    /// Jobs re-queued from the previous run, once (the caller starts them).
+    pub fn take_requeued(&self) -> Vec<JobRecord> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .requeued
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// Lets jobs held at [`ServerConfig::hold_jobs_at`] go on (now and from now on).
+    pub fn release_held(&self) {
+        self.inner.held_released.store(true, Ordering::Release);
+    }
+
+    pub fn is_held_released(&self) -> bool {
+        self.inner.held_released.load(Ordering::Acquire)
+    }
+
+    /// First half of shutdown: refuse uploads, start no further job. Queued jobs stay
+    /// queued in the journal for the next start.
     pub fn begin_shutdown(&self) {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
-        tracing::info!("shutting down: cancelling unfinished jobs");
+        let (queued, running) = self.inner.store.active_counts();
+        tracing::info!(
+            queued,
+            running,
+            "draining: no new jobs; running ones get {:?} to finish",
+            self.inner.config.drain_timeout
+        );
         self.inner.shutdown.cancel();
-        self.inner.jobs_cancel.cancel();
-        self.inner.store.cancel_all("cancelled: server shut down");
     }
 
-    /// Second half: wait (bounded) for the cancelled jobs to stop, then let WebSocket
-    /// clients go (they have seen every job's last event by then).
+    /// Second half: running jobs get `drain_timeout` to finish; those still running then are
+    /// stopped (their partial files removed) and go back to `queued` for the next start,
+    /// with `shutdown_grace` to wind down. Then WebSocket clients are let go (they have seen
+    /// every job's last event by then).
     pub async fn wind_down(&self) {
         self.begin_shutdown();
-        self.inner.tasks.close();
-        if tokio::time::timeout(self.inner.config.shutdown_grace, self.inner.tasks.wait())
+        let tasks = &self.inner.tasks;
+        tasks.close();
+        if tokio::time::timeout(self.inner.config.drain_timeout, tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("some jobs did not stop within the shutdown grace period");
+            let stopped = self.inner.store.interrupt_running();
+            tracing::warn!(
+                stopped,
+                "drain timeout: stopping running jobs; they are re-queued at the next start"
+            );
+            if tokio::time::timeout(self.inner.config.shutdown_grace, tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some jobs did not stop within the shutdown grace period");
+            }
         }
         self.inner.clients.cancel();
     }
 
-    /// Last step: everything wound down; save the store.
+    /// Last step: everything wound down; the journal written and closed.
     pub async fn finish_shutdown(&self) {
         self.wind_down().await;
-        self.inner.store.persist();
+        let store = Arc::clone(&self.inner.store);
+        let _ = tokio::task::spawn_blocking(move || {
+            store.persist();
+            store.close();
+        })
+        .await;
     }
 }
 

@@ -30,9 +30,9 @@ async function getJson(path) {
 export const getHealth = () => getJson('/api/health');
 export const getGpuStats = () => getJson('/api/gpu-stats');
 
-/** Every job the server knows. Accepts a bare list or `{jobs:[...]}`. */
+/** The newest 1000 jobs (the server pages its list). Accepts a bare list or `{jobs:[...]}`. */
 export async function listJobs() {
-  const body = await getJson('/api/jobs');
+  const body = await getJson('/api/jobs?limit=1000');
   return Array.isArray(body) ? body : (body?.jobs ?? []);
 }
 

@@ -57,7 +57,8 @@ impl CornerGrid {
     /// A grid of `width × height` corners, row-major: `heights[i]` and `inside[i]` belong to
     /// corner `(i % width, i / width)`.
     ///
-    /// `ERR_INVALID_INPUT` unless both sides are in `1..=MAX_SIDE`, both vectors hold exactly
+    /// `ERR_INVALID_INPUT` unless both sides are in `2..=MAX_SIDE` (a grid of corners holds at
+    /// least one cell), both vectors hold exactly
     /// `width * height` values, and every height is finite (outside corners too: they are
     /// never meshed, but a grid either holds numbers or is refused). Heights are in the
     /// caller's units; `max_error` is in the same units, and the solid builders read 0–1 as
@@ -174,12 +175,12 @@ impl CornerGrid {
     }
 }
 
-/// Both sides in `1..=MAX_SIDE`: checked before anything of that size is allocated.
+/// Both sides in `2..=MAX_SIDE`: checked before anything of that size is allocated.
 fn check_sides(width: u32, height: u32) -> Result<()> {
     let max = CornerGrid::MAX_SIDE;
-    if width == 0 || height == 0 || width > max || height > max {
+    if width < 2 || height < 2 || width > max || height > max {
         return Err(OrfeasError::InvalidInput(format!(
-            "a corner grid needs 1 to {max} corners per side, got {width}x{height}"
+            "a corner grid needs 2 to {max} corners per side, got {width}x{height}"
         )));
     }
     Ok(())
@@ -214,11 +215,18 @@ pub fn triangulate_heightfield(
     cancel: &CancelToken,
 ) -> Result<HeightfieldMesh> {
     let mut rtin = Rtin::new(grid);
+    let had_foreground = rtin.inside.iter().any(|&i| i);
     rtin.remove_pinch_points();
     if !rtin.inside.iter().any(|&i| i) {
+        let detail = if had_foreground {
+            "the foreground is only pixels that touch at corners (no two share an edge); such \
+             points cannot be part of a closed solid, and removing them left nothing"
+        } else {
+            "the foreground mask is empty"
+        };
         return Err(OrfeasError::Meshing {
             name: String::new(),
-            detail: "the foreground mask is empty".into(),
+            detail: detail.into(),
         });
     }
     rtin.compute_errors(cancel)?;
@@ -843,6 +851,8 @@ mod tests {
         // No corners, too many corners (checked before anything that size is allocated).
         refused(CornerGrid::new(0, 2, vec![], vec![]));
         refused(CornerGrid::new(2, 0, vec![], vec![]));
+        // One corner per side holds no cell.
+        refused(CornerGrid::new(1, 5, vec![0.5; 5], vec![true; 5]));
         refused(CornerGrid::new(CornerGrid::MAX_SIDE + 1, 1, vec![], vec![]));
         refused(CornerGrid::new(u32::MAX, u32::MAX, vec![], vec![]));
         refused(CornerGrid::from_fn(CornerGrid::MAX_SIDE + 1, 1, |_, _| {

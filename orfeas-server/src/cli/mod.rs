@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use orfeas_core::{Background, DepthMethod, Device, GenerateSettings, MeshFormat, Method, Quality};
+use orfeas_server::jobs::OnRestart;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -89,7 +90,7 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one; the address is printed).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Uploads, outputs and the job list (jobs.json) live here.
+    /// Uploads, outputs and the job journal (jobs.journal) live here.
     #[arg(long, default_value = "orfeas-data", value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Jobs processed at once.
@@ -120,6 +121,29 @@ pub struct ServeArgs {
     /// Most files in one batch.
     #[arg(long, default_value_t = 100)]
     pub max_files: usize,
+    /// Largest image accepted, in megapixels (width × height / 10^6), checked from the
+    /// header before anything is decoded.
+    #[arg(long, default_value_t = 64.0, value_name = "N")]
+    pub max_megapixels: f64,
+    /// Most jobs waiting at once; uploads beyond it get 429 (retry later).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_queue: usize,
+    /// Finished jobs older than this are removed with their upload and outputs (e.g. 12h,
+    /// 7d, 4w).
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
+    pub keep_results: std::time::Duration,
+    /// Beyond this much upload and output data the oldest finished jobs are removed first
+    /// (e.g. 500MB, 20GB, 1TiB).
+    #[arg(long, default_value = "20GB", value_name = "SIZE", value_parser = orfeas_server::units::parse_size)]
+    pub max_data_size: u64,
+    /// Jobs left queued or running by a previous process: requeue runs them again, fail
+    /// marks them ERR_INTERRUPTED.
+    #[arg(long, default_value = "requeue", value_parser = parse_on_restart)]
+    pub on_restart: OnRestart,
+    /// On SIGTERM / Ctrl-C, how long running jobs may take to finish; then they are stopped
+    /// and re-queued for the next start.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
+    pub drain_timeout: std::time::Duration,
 }
 
 /// How the shape is made, and where that method's weights are.
@@ -143,6 +167,10 @@ impl MethodArgs {
     pub fn method(&self) -> Result<Method, orfeas_core::OrfeasError> {
         Method::from_pair(self.method, self.depth)
     }
+}
+
+fn parse_on_restart(s: &str) -> Result<OnRestart, String> {
+    s.parse()
 }
 
 fn parse_from_str<T: std::str::FromStr<Err = orfeas_core::OrfeasError>>(

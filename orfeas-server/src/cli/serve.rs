@@ -44,6 +44,20 @@ pub fn run(args: ServeArgs) -> ExitCode {
         max_request_bytes: mb_to_bytes(args.max_request_mb),
         max_files: args.max_files,
     };
+    if !(args.max_megapixels.is_finite() && args.max_megapixels > 0.0) {
+        eprintln!("error: --max-megapixels must be a positive number");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    config.batch.limits.max_pixels = (args.max_megapixels * 1e6).round() as u64;
+    config.max_queue = args.max_queue;
+    config.keep_results = args.keep_results;
+    config.max_data_bytes = args.max_data_size;
+    config.on_restart = args.on_restart;
+    config.drain_timeout = args.drain_timeout;
+    if config.max_queue == 0 || config.max_data_bytes == 0 {
+        eprintln!("error: --max-queue and --max-data-size must be positive");
+        return ExitCode::from(EXIT_USAGE);
+    }
     if config.limits.max_files == 0
         || config.limits.max_file_bytes == 0
         || config.limits.max_request_bytes == 0
@@ -142,5 +156,7 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    eprintln!("orfeas serve: shutting down (cancelling running jobs)");
+    eprintln!(
+        "orfeas serve: draining (no new jobs; running ones may finish, the rest resume at the next start)"
+    );
 }

@@ -1,53 +1,32 @@
-//! `jobs.json` in the data directory: written atomically (temporary file in the same
-//! directory, fsync, rename), read once at start-up.
+//! `jobs.json`, the store file of versions before the journal: read once to migrate it,
+//! then renamed to `jobs.json.migrated` (kept, never read again).
 
-use std::io::Write;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::record::{is_safe_id, JobRecord, JobState};
+use super::record::{is_safe_id, JobRecord};
 
-/// The error text of jobs that were queued or running when the server stopped without
-/// finishing them (a crash or a kill): they are reported as failed, never silently lost.
+/// The error text and code of jobs that were queued or running when the server stopped
+/// without finishing them and are not re-queued (`--on-restart fail`, or no way to rerun).
 pub const INTERRUPTED: &str = "interrupted by server restart";
 pub const INTERRUPTED_CODE: &str = "ERR_INTERRUPTED";
 
-const FORMAT_VERSION: u32 = 1;
+/// File name of the old store inside the data directory.
+pub const LEGACY_FILE: &str = "jobs.json";
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoreFile {
-    version: u32,
     jobs: Vec<JobRecord>,
 }
 
-/// Writes the records to `path` atomically: a reader (or a crash) sees the old or the new
-/// file, never half of one.
-pub fn save(path: &Path, jobs: &[JobRecord]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".jobs-")
-        .suffix(".json.tmp")
-        .tempfile_in(dir)?;
-    let doc = StoreFile {
-        version: FORMAT_VERSION,
-        jobs: jobs.to_vec(),
-    };
-    serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), &doc)?;
-    tmp.as_file_mut().flush()?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Reads the records saved by a previous run. Jobs that were not finished come back as
-/// `error` ("interrupted by server restart"); records with ids the server could not have
-/// generated are dropped with a warning. A missing file is an empty store; an unreadable
-/// one is an error (the server refuses to start rather than forget every job).
-pub fn load(path: &Path, now: &str) -> std::io::Result<Vec<JobRecord>> {
+/// The records of an old `jobs.json`, `None` when there is none. Unsafe ids are dropped as
+/// the journal's loader drops them; an unreadable file is an error (the server refuses to
+/// start rather than forget every job).
+pub fn load_legacy(path: &Path) -> std::io::Result<Option<Vec<JobRecord>>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let doc: StoreFile = serde_json::from_slice(&bytes).map_err(|e| {
@@ -56,25 +35,20 @@ pub fn load(path: &Path, now: &str) -> std::io::Result<Vec<JobRecord>> {
             format!("{}: {e}", path.display()),
         )
     })?;
-    let mut jobs = Vec::with_capacity(doc.jobs.len());
-    for mut job in doc.jobs {
-        if !is_safe_id(&job.job_id)
-            || !is_safe_id(&job.batch_id)
-            || job.outputs.iter().any(|o| !is_plain_file_name(&o.file))
-        {
-            tracing::warn!(job_id = %job.job_id, "dropping a persisted job with an unsafe id or file name");
-            continue;
-        }
-        if !job.status.is_terminal() {
-            job.status = JobState::Error;
-            job.stage = "error".into();
-            job.error = Some(INTERRUPTED.into());
-            job.code = Some(INTERRUPTED_CODE.into());
-            job.finished_at = Some(now.to_owned());
-        }
-        jobs.push(job);
-    }
-    Ok(jobs)
+    Ok(Some(
+        doc.jobs
+            .into_iter()
+            .filter(|job| {
+                let safe = is_safe_id(&job.job_id)
+                    && is_safe_id(&job.batch_id)
+                    && job.outputs.iter().all(|o| is_plain_file_name(&o.file));
+                if !safe {
+                    tracing::warn!(job_id = %job.job_id, "dropping a persisted job with an unsafe id or file name");
+                }
+                safe
+            })
+            .collect(),
+    ))
 }
 
 /// A single path component that is not `.`/`..` and holds no separator.
@@ -89,59 +63,27 @@ pub fn is_plain_file_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(id: &str, status: JobState) -> JobRecord {
-        JobRecord {
-            job_id: id.into(),
-            batch_id: "b1".into(),
-            filename: "a.png".into(),
-            status,
-            progress: 0.0,
-            stage: status.as_str().into(),
-            outputs: vec![],
-            error: None,
-            code: None,
-            triangles: 0,
-            depth: None,
-            method: None,
-            mask: None,
-            watertight: false,
-            warnings: vec![],
-            seconds: None,
-            formats: vec!["stl".into()],
-            quality: "low".into(),
-            created_at: "t0".into(),
-            started_at: None,
-            finished_at: None,
-        }
-    }
+    use crate::jobs::record::tests::record;
+    use crate::jobs::JobState;
 
     #[test]
-    fn round_trip_marks_unfinished_jobs_interrupted_and_drops_unsafe_ids() {
+    fn an_old_store_file_is_read_with_unsafe_records_dropped() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("jobs.json");
+        let path = dir.path().join(LEGACY_FILE);
+        assert!(load_legacy(&path).expect("absent").is_none());
         let jobs = vec![
             record("done", JobState::Complete),
-            record("running", JobState::Processing),
-            record("waiting", JobState::Queued),
             record("../evil", JobState::Complete),
         ];
-        save(&path, &jobs).expect("save");
-        let back = load(&path, "t1").expect("load");
-        assert_eq!(back.len(), 3);
-        assert_eq!(back[0], jobs[0]);
-        for job in &back[1..] {
-            assert_eq!(job.status, JobState::Error);
-            assert_eq!(job.error.as_deref(), Some(INTERRUPTED));
-            assert_eq!(job.finished_at.as_deref(), Some("t1"));
-        }
-        // no temporary file left behind
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("ls")
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("jobs.json")]);
+        std::fs::write(
+            &path,
+            serde_json::json!({ "version": 1, "jobs": jobs }).to_string(),
+        )
+        .expect("write");
+        let back = load_legacy(&path).expect("load").expect("present");
+        assert_eq!(back, vec![jobs[0].clone()]);
+        std::fs::write(&path, b"{ not json").expect("write");
+        assert!(load_legacy(&path).is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::spec::JobSpec;
+
 /// A job's state. `processing` covers every pipeline stage; the stage itself is in
 /// [`JobRecord::stage`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -40,7 +42,7 @@ pub struct OutputRecord {
     pub bytes: u64,
 }
 
-/// The server's record of one job; persisted in `jobs.json` as is.
+/// The server's record of one job; persisted in the journal as is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub job_id: String,
@@ -78,6 +80,17 @@ pub struct JobRecord {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// How to run the job again (input and full settings); absent in records of servers
+    /// before the journal, whose unfinished jobs therefore cannot be re-queued.
+    #[serde(default)]
+    pub spec: Option<JobSpec>,
+    /// Size of the stored upload, for the data-size limit.
+    #[serde(default)]
+    pub input_bytes: u64,
+    /// How many times a slot started the job (a job that keeps taking the server down is
+    /// not re-queued for ever).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// An output as clients see it: with its download URL.
@@ -148,9 +161,15 @@ pub struct JobView {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub attempts: u32,
 }
 
 impl JobRecord {
+    /// Bytes this job keeps on disk: its upload and its outputs.
+    pub fn data_bytes(&self) -> u64 {
+        self.input_bytes + self.outputs.iter().map(|o| o.bytes).sum::<u64>()
+    }
+
     pub fn view(&self) -> JobView {
         let outputs: Vec<OutputView> = self.outputs.iter().map(|o| o.view(&self.job_id)).collect();
         JobView {
@@ -176,6 +195,7 @@ impl JobRecord {
             created_at: self.created_at.clone(),
             started_at: self.started_at.clone(),
             finished_at: self.finished_at.clone(),
+            attempts: self.attempts,
         }
     }
 }
@@ -217,8 +237,38 @@ pub fn is_safe_id(id: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A record with every optional part empty, for the store's unit tests.
+    pub(crate) fn record(id: &str, status: JobState) -> JobRecord {
+        JobRecord {
+            job_id: id.into(),
+            batch_id: "b1".into(),
+            filename: "a.png".into(),
+            status,
+            progress: 0.0,
+            stage: status.as_str().into(),
+            outputs: vec![],
+            error: None,
+            code: None,
+            triangles: 0,
+            depth: None,
+            method: None,
+            mask: None,
+            watertight: false,
+            warnings: vec![],
+            seconds: None,
+            formats: vec!["stl".into()],
+            quality: "low".into(),
+            created_at: "t0".into(),
+            started_at: None,
+            finished_at: None,
+            spec: None,
+            input_bytes: 0,
+            attempts: 0,
+        }
+    }
 
     #[test]
     fn urls_encode_every_reserved_character() {

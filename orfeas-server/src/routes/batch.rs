@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{JobRecord, JobState, NewJob};
+use crate::jobs::{JobRecord, JobSpec, JobState, NewJob, SettingsSpec};
 use crate::runner::{spawn_batch, ReadyJob};
 use crate::state::AppState;
 use crate::upload::{self, StagingDir};
@@ -33,6 +33,11 @@ pub async fn batch_generate(
             limits.max_request_bytes
         ))
         .closing());
+    }
+    let max_queue = state.config().max_queue;
+    let (queued, _) = state.store().active_counts();
+    if queued >= max_queue {
+        return Err(queue_full(queued, max_queue, None).closing());
     }
     let multipart = multipart.map_err(|e| {
         ApiError::unsupported_media(format!(
@@ -88,7 +93,13 @@ pub async fn batch_generate(
         return Err(error.with_extra(json!({ "rejected": rejected })));
     }
 
+    let (queued, _) = state.store().active_counts();
+    if queued + valid.len() > max_queue {
+        return Err(queue_full(queued, max_queue, Some(valid.len())));
+    }
+
     let settings = request.settings;
+    let settings_spec = SettingsSpec::new(&settings, request.method);
     let formats: Vec<String> = settings
         .formats
         .iter()
@@ -102,11 +113,13 @@ pub async fn batch_generate(
         let stem = sanitize_stem(&file.filename);
         let input_dir = state.input_dir(&job_id);
         let out_dir = state.out_dir(&job_id);
-        let input = input_dir.join(format!("{stem}.{}", file.extension));
+        let input_name = format!("{stem}.{}", file.extension);
+        let input = input_dir.join(&input_name);
         std::fs::create_dir_all(&input_dir)
             .and_then(|()| std::fs::create_dir_all(&out_dir))
             .and_then(|()| std::fs::rename(&file.path, &input))
             .map_err(|e| ApiError::internal(format!("cannot store an upload: {e}")))?;
+        let input_bytes = std::fs::metadata(&input).map_or(0, |m| m.len());
         let cancel = state.job_token();
         new_jobs.push(NewJob {
             record: JobRecord {
@@ -131,6 +144,14 @@ pub async fn batch_generate(
                 created_at: created_at.clone(),
                 started_at: None,
                 finished_at: None,
+                spec: Some(JobSpec {
+                    input: input_name,
+                    stem: stem.clone(),
+                    batch_size: request.batch_size,
+                    settings: settings_spec.clone(),
+                }),
+                input_bytes,
+                attempts: 0,
             },
             cancel: cancel.clone(),
         });
@@ -159,6 +180,10 @@ pub async fn batch_generate(
     let estimated = (total.div_ceil(parallel) as f64 * per_job * 10.0).round() / 10.0;
 
     state.store().add(new_jobs);
+    // Answer 202 only once the jobs are in the journal: an accepted job survives a crash.
+    if let Err(e) = state.store().flush().await {
+        tracing::error!(batch_id = %batch_id, "accepted jobs not yet saved: {e}");
+    }
     spawn_batch(&state, &batch_id, ready, settings, request.batch_size);
     tracing::info!(batch_id = %batch_id, jobs = total, rejected = rejected.len(), "batch accepted");
 
@@ -179,6 +204,21 @@ pub async fn batch_generate(
             "rejected": rejected,
         })),
     ))
+}
+
+/// 429 with what the queue holds; `adding` is the size of a batch that does not fit.
+fn queue_full(queued: usize, max_queue: usize, adding: Option<usize>) -> ApiError {
+    let message = match adding {
+        Some(n) => format!(
+            "the queue is full: {queued} job(s) waiting, {n} more would pass the limit of \
+             {max_queue}; retry when some have finished"
+        ),
+        None => format!(
+            "the queue is full: {queued} job(s) waiting (limit {max_queue}); retry when some \
+             have finished"
+        ),
+    };
+    ApiError::queue_full(message).with_extra(json!({ "queued": queued, "max_queue": max_queue }))
 }
 
 /// A random id (UUID v4, 32 hex digits with dashes): never derived from client input.

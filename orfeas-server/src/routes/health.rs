@@ -8,6 +8,8 @@ use crate::state::AppState;
 
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let processor = state.processor();
+    let config = state.config();
+    let (queued, running) = state.store().active_counts();
     Json(json!({
         "status": if state.is_shutting_down() { "shutting_down" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -28,10 +30,19 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             .iter()
             .map(|b| b.as_str())
             .collect::<Vec<_>>(),
+        "jobs_queued": queued,
+        "jobs_running": running,
+        // Uploads and outputs of the jobs the server keeps (`--max-data-size` bounds it).
+        "data_bytes": state.store().data_bytes(),
         "limits": {
-            "max_file_bytes": state.config().limits.max_file_bytes,
-            "max_request_bytes": state.config().limits.max_request_bytes,
-            "max_files": state.config().limits.max_files,
+            "max_file_bytes": config.limits.max_file_bytes,
+            "max_request_bytes": config.limits.max_request_bytes,
+            "max_files": config.limits.max_files,
+            "max_queue": config.max_queue,
+            "max_megapixels": processor.config().limits.max_pixels as f64 / 1e6,
+            "max_data_bytes": config.max_data_bytes,
+            "keep_results_seconds": config.keep_results.as_secs(),
         },
+        "on_restart": config.on_restart.as_str(),
     }))
 }

@@ -1,7 +1,9 @@
 //! Job and batch state: list, inspect, cancel.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -9,9 +11,37 @@ use crate::error::{ApiError, ApiResult};
 use crate::jobs::{CancelOutcome, JobState, JobView};
 use crate::state::AppState;
 
-/// `GET /api/jobs`: every job, oldest first.
-pub async fn list(State(state): State<AppState>) -> Json<Vec<JobView>> {
-    Json(state.store().list())
+/// Jobs in one page of `GET /api/jobs` when the request names no `limit`.
+pub const DEFAULT_PAGE: usize = 100;
+/// The largest `limit`.
+pub const MAX_PAGE: usize = 1000;
+
+/// `GET /api/jobs?limit=&offset=`: a page of jobs, newest first (an array, as before the
+/// pagination, so old clients keep working); `X-Total-Count` says how many there are.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<(HeaderMap, Json<Vec<JobView>>)> {
+    let number = |name: &str, default: usize, max: usize| -> ApiResult<usize> {
+        match query.get(name).map(|v| v.trim()) {
+            None | Some("") => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{name} must be a whole number from 0 to {max}, not {v:?}"
+                    ))
+                }),
+        }
+    };
+    let limit = number("limit", DEFAULT_PAGE, MAX_PAGE)?;
+    let offset = number("offset", 0, usize::MAX)?;
+    let (total, page) = state.store().page(offset, limit);
+    let mut headers = HeaderMap::new();
+    headers.insert("x-total-count", HeaderValue::from(total));
+    Ok((headers, Json(page)))
 }
 
 /// `GET /api/jobs/{job_id}`.
@@ -98,19 +128,10 @@ pub async fn cancel_batch(
     State(state): State<AppState>,
     Path(batch_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = state.store();
-    let (_, jobs) = store
-        .batch(&batch_id)
+    let cancelled = state
+        .store()
+        .cancel_batch(&batch_id, "cancelled by request")
         .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
-    let mut cancelled = Vec::new();
-    for job in jobs.iter().filter(|j| !j.status.is_terminal()) {
-        if matches!(
-            store.cancel(&job.job_id, "cancelled by request"),
-            CancelOutcome::Cancelled | CancelOutcome::Running
-        ) {
-            cancelled.push(job.job_id.clone());
-        }
-    }
     Ok(Json(
         json!({ "batch_id": batch_id, "cancelled": cancelled, "success": true }),
     ))

@@ -1,18 +1,24 @@
 //! Cancelling a waiting job and a running one.
 
+use orfeas_core::Stage;
 use reqwest::StatusCode;
 
-use crate::support::{by_job, files_below, job_ids, noise_png, png, Server};
+use crate::support::{by_job, files_below, job_ids, png, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_a_queued_and_a_running_job() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), |c| c.batch.slots = 1).await;
+    // Jobs stop at the meshing stage until cancelled: "running" does not depend on timing.
+    let server = Server::start(dir.path(), |c| {
+        c.batch.slots = 1;
+        c.hold_jobs_at = Some(Stage::Meshing);
+    })
+    .await;
     let mut ws = server.ws().await;
     ws.next().await.expect("snapshot");
 
-    // One slot: the big noisy image runs (slowly, quality=high) while the small one waits.
-    let files = vec![("slow.png", noise_png(2048)), ("waiting.png", png(32, 9))];
+    // One slot: the first image runs (held at meshing) while the second one waits.
+    let files = vec![("slow.png", png(48, 3)), ("waiting.png", png(32, 9))];
     let (status, body) = server
         .upload(
             &files,
@@ -26,7 +32,7 @@ async fn cancel_a_queued_and_a_running_job() {
     ws.until(|e| {
         e["event"] == "generation_progress"
             && e["data"]["job_id"] == slow.as_str()
-            && e["data"]["stage"] != "queued"
+            && e["data"]["stage"] == "meshing"
     })
     .await;
     let (_, job) = server.get_json(&format!("/api/jobs/{waiting}")).await;
@@ -67,7 +73,7 @@ async fn cancel_a_queued_and_a_running_job() {
     // Cancelling a whole batch stops its running job and its waiting one.
     let (_, body) = server
         .upload(
-            &[("slow2.png", noise_png(2048)), ("waiting2.png", png(32, 7))],
+            &[("slow2.png", png(48, 8)), ("waiting2.png", png(32, 7))],
             &[("quality", "high")],
         )
         .await;
@@ -75,7 +81,7 @@ async fn cancel_a_queued_and_a_running_job() {
     ws.until(|e| {
         e["event"] == "generation_progress"
             && e["data"]["job_id"] == batch_ids[0].as_str()
-            && e["data"]["stage"] != "queued"
+            && e["data"]["stage"] == "meshing"
     })
     .await;
     let batch = body["batch_id"].as_str().expect("batch");
@@ -97,6 +103,7 @@ async fn cancel_a_queued_and_a_running_job() {
     );
 
     // The slot is free again: a new job runs to completion.
+    server.state.release_held();
     let (_, body) = server
         .upload(&[("after.png", png(32, 4))], &[("quality", "low")])
         .await;

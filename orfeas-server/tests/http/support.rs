@@ -24,6 +24,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    /// The running server's state (e.g. to release jobs held by `hold_jobs_at`).
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -50,7 +52,7 @@ impl Server {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(orfeas_server::serve(listener, state, async move {
+        let handle = tokio::spawn(orfeas_server::serve(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
         Self {
@@ -60,8 +62,16 @@ impl Server {
                 .no_proxy()
                 .build()
                 .expect("client"),
+            state,
             stop: Some(stop),
             handle: Some(handle),
+        }
+    }
+
+    /// Starts the graceful shutdown (as SIGTERM) without waiting for it; `stop` waits.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 
@@ -280,22 +290,6 @@ pub fn png(size: u32, seed: u8) -> Vec<u8> {
     )
 }
 
-/// A large noisy RGB image: slow to mesh at `quality=high`, for cancelling a running job.
-pub fn noise_png(size: u32) -> Vec<u8> {
-    let mut state: u32 = 0x1234_5678;
-    let img = image::RgbImage::from_fn(size, size, |_, _| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let v = (state & 0xff) as u8;
-        image::Rgb([v, v.wrapping_mul(3), v.wrapping_add(91)])
-    });
-    encode(
-        &image::DynamicImage::ImageRgb8(img),
-        image::ImageFormat::Png,
-    )
-}
-
 pub fn jpeg(size: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(size, size, |x, y| {
         image::Rgb([(x * 4) as u8, (y * 4) as u8, 128])
@@ -339,4 +333,38 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Checks a downloaded output by its format: a binary STL's size matches its triangle
+/// count, a GLB's header its magic, version and length; other formats are not empty.
+pub fn check_output(format: &str, bytes: &[u8]) {
+    match format {
+        "stl" => {
+            assert!(bytes.len() >= 84, "STL header");
+            let n = u32::from_le_bytes(bytes[80..84].try_into().expect("count")) as usize;
+            assert!(n > 0, "STL with triangles");
+            assert_eq!(bytes.len(), 84 + 50 * n, "binary STL layout");
+        }
+        "glb" => {
+            assert_eq!(&bytes[..4], b"glTF");
+            assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().expect("v")), 2);
+            let len = u32::from_le_bytes(bytes[8..12].try_into().expect("len")) as usize;
+            assert_eq!(len, bytes.len(), "GLB length field");
+        }
+        _ => assert!(!bytes.is_empty(), "{format} output is empty"),
+    }
+}
+
+/// Downloads every output of a complete job and checks each (see [`check_output`]).
+pub async fn check_outputs(server: &Server, job: &Value) {
+    let outputs = job["outputs"].as_array().expect("outputs");
+    assert!(!outputs.is_empty(), "a complete job has outputs: {job}");
+    for output in outputs {
+        let url = output["url"].as_str().expect("url");
+        let r = server.http.get(server.url(url)).send().await.expect("GET");
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+        let bytes = r.bytes().await.expect("bytes");
+        assert_eq!(Some(bytes.len() as u64), output["bytes"].as_u64(), "{url}");
+        check_output(output["format"].as_str().expect("format"), &bytes);
+    }
 }

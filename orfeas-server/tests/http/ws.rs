@@ -112,14 +112,16 @@ async fn running_jobs_are_heard_from_while_a_stage_runs() {
         c.batch.slots = 1;
         c.progress_interval = std::time::Duration::from_millis(100);
         c.gpu_interval = std::time::Duration::from_millis(200);
+        // Held inside meshing until cancelled: a long, silent stage, whatever the machine.
+        c.hold_jobs_at = Some(orfeas_core::Stage::Meshing);
     })
     .await;
     let mut ws = server.ws().await;
     ws.next().await.expect("snapshot");
     let (_, body) = server
         .upload(
-            &[("slow.png", crate::support::noise_png(2048))],
-            &[("quality", "high"), ("format_type", "stl,glb,obj,ply")],
+            &[("slow.png", crate::support::png(48, 2))],
+            &[("quality", "low")],
         )
         .await;
     let id = job_ids(&body)[0].clone();
