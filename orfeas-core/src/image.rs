@@ -12,6 +12,7 @@ use std::io::{Cursor, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use crate::error::{OrfeasError, Result};
@@ -182,6 +183,16 @@ fn decode(bytes: &[u8], name: String, limits: &ImageLimits) -> Result<LoadedImag
     let orientation = decoder
         .orientation()
         .map_err(|e| map_image_error(&name, e))?;
+    // The limits hold for the image as it is shown: a quarter turn swaps its sides.
+    if matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    ) {
+        check_dimensions(&name, height, width, limits)?;
+    }
     let from_libjpeg = if format == ImageFormat::Jpeg {
         jpeg::decode(bytes)
     } else {

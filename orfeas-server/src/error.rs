@@ -96,8 +96,11 @@ impl From<OrfeasError> for ApiError {
             | OrfeasError::WeightsInvalid { .. }
             | OrfeasError::Device(_)
             | OrfeasError::FeatureDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
-            // A valid image that holds nothing to reconstruct.
-            OrfeasError::NoForeground { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            // A valid image that holds nothing to reconstruct, or whose depth the model
+            // could not estimate (mostly non-finite values).
+            OrfeasError::NoForeground { .. } | OrfeasError::Depth { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.code(), e.to_string())

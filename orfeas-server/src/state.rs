@@ -61,8 +61,9 @@ impl AppState {
             .data_dir
             .canonicalize()
             .map_err(|e| OrfeasError::io(&config.data_dir, e))?;
-        clear_dir(&data_dir.join("uploads"));
-        clear_dir(&data_dir.join("tmp"));
+        // Leftovers of an earlier run (partial uploads, half-built archives).
+        crate::jobs::empty_dir(&data_dir.join("uploads"));
+        crate::jobs::empty_dir(&data_dir.join("tmp"));
         let store = JobStore::open(&data_dir, &config.store)
             .map_err(|e| OrfeasError::io(data_dir.join(crate::jobs::JOURNAL_FILE), e))?;
         let jobs_cancel = CancelToken::new();
@@ -227,22 +228,5 @@ impl AppState {
             store.close();
         })
         .await;
-    }
-}
-
-/// Leftovers of an earlier run (partial uploads, half-built archives) are removed at start.
-fn clear_dir(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            if let Err(e) = result {
-                tracing::warn!(path = %path.display(), "cannot remove a leftover file: {e}");
-            }
-        }
     }
 }

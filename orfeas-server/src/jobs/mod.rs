@@ -16,6 +16,7 @@ pub use persist::{INTERRUPTED, INTERRUPTED_CODE};
 pub use record::{
     download_url, is_safe_id, BatchCounts, JobRecord, JobState, JobView, OutputRecord, OutputView,
 };
+pub(crate) use recovery::empty_dir;
 pub use recovery::{OnRestart, MAX_ATTEMPTS};
 pub use spec::{JobSpec, SettingsSpec};
 pub use store::{CancelOutcome, JobStore, NewJob, StoreOptions};

@@ -81,7 +81,7 @@ impl JobStore {
             match verdict {
                 Ok(()) => {
                     back_to_queue(job);
-                    clear_files(&job_dir.join("out"));
+                    empty_dir(&job_dir.join("out"));
                     self.writer.put(job);
                     requeued.push(job.clone());
                     let id = job.job_id.clone();
@@ -91,7 +91,7 @@ impl JobStore {
                     let bytes_before = job.data_bytes();
                     job.outputs.clear();
                     set_error(job, INTERRUPTED_CODE, reason, now_rfc3339());
-                    clear_files(&job_dir.join("out"));
+                    empty_dir(&job_dir.join("out"));
                     self.writer.put(job);
                     inner.data_bytes -= bytes_before - inner.jobs[idx].data_bytes();
                     failed += 1;
@@ -177,8 +177,9 @@ fn can_rerun(job: &JobRecord, job_dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("{INTERRUPTED}; its stored settings are not valid any more: {e}"))
 }
 
-/// Empties `dir` (a job's outputs), keeping the folder.
-fn clear_files(dir: &Path) {
+/// Empties `dir` (a job's outputs, the staging folders at start), keeping the folder; a
+/// symlink is removed, never followed.
+pub(crate) fn empty_dir(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             remove_any(&entry.path());

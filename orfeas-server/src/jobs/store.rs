@@ -383,9 +383,9 @@ impl JobStore {
             return;
         };
         if inner.jobs[idx].status.is_terminal() {
-            // A job cancelled while waiting that a slot had already started and finished:
-            // its files are not listed anywhere, so they go (the core does not yet roll back
-            // a completion that races a cancel).
+            // The core's commit point already removes the files of a job whose token was
+            // cancelled before it completed; this is the last guard for a record that became
+            // terminal any other way: files that no record lists do not stay on disk.
             if let ProgressEvent::GenerationComplete { outputs, .. } = event {
                 drop(inner);
                 for output in outputs {

@@ -86,6 +86,10 @@ impl Dinov2Config {
     }
 }
 
+/// The largest size a configuration may give (ViT-L's largest is 4096, its MLP): products of
+/// sizes this large (the position grid, `(image_size / patch_size)²`) still fit in a `usize`.
+const MAX_SIZE: usize = 1 << 16;
+
 /// Relative (inverse depth, ReLU head) or metric (sigmoid head × `max_depth`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -204,6 +208,26 @@ impl DepthAnythingConfig {
     /// Rejects configurations this implementation does not run, with the reason.
     pub fn validate(&self) -> Result<(), String> {
         let b = &self.backbone_config;
+        let sizes = [
+            ("backbone_config.hidden_size", b.hidden_size),
+            ("backbone_config.num_hidden_layers", b.num_hidden_layers),
+            ("backbone_config.num_attention_heads", b.num_attention_heads),
+            ("backbone_config.image_size", b.image_size),
+            ("backbone_config.patch_size", b.patch_size),
+            ("backbone_config.num_channels", b.num_channels),
+            ("reassemble_hidden_size", self.reassemble_hidden_size),
+            ("fusion_hidden_size", self.fusion_hidden_size),
+            ("head_hidden_size", self.head_hidden_size),
+        ];
+        let neck = self
+            .neck_hidden_sizes
+            .iter()
+            .map(|&c| ("neck_hidden_sizes", c));
+        if let Some((name, v)) = sizes.into_iter().chain(neck).find(|(_, v)| *v > MAX_SIZE) {
+            return Err(format!(
+                "{name} is {v}, more than {MAX_SIZE}: not a Depth Anything size"
+            ));
+        }
         let n = self.neck_hidden_sizes.len();
         let out = b.resolved_out_indices()?;
         if n == 0 || self.reassemble_factors.len() != n || out.len() != n {

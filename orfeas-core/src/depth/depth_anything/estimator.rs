@@ -8,7 +8,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use super::preprocess::{depth_to_size, preprocess, PreprocessOptions};
-use super::weights::read_checkpoint;
+use super::weights::{build, read_checkpoint};
 use super::{internal, DepthAnythingV2};
 use crate::cancel::CancelToken;
 use crate::depth::{DepthEstimator, HeightMap};
@@ -66,13 +66,13 @@ impl DepthAnythingEstimator {
             crate::Device::Cpu | crate::Device::Auto => 1,
         };
         // Read (and for the authors' layout, renamed) once, whatever the number of copies.
-        let (config, tensors) = read_checkpoint(path)?;
+        let (config, tensors, location) = read_checkpoint(path)?;
         let replicas = (0..copies)
             .map(|_| {
                 let vb =
                     VarBuilder::from_tensors(tensors.clone(), DType::F32, &device.candle_device()?);
                 Ok(Replica {
-                    model: DepthAnythingV2::new(config.clone(), vb)?,
+                    model: build(config.clone(), vb, &location)?,
                     in_use: Mutex::new(()),
                 })
             })

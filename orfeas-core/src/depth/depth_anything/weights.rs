@@ -53,15 +53,47 @@ pub fn load_model_with_dtype(
     device: &Device,
     dtype: DType,
 ) -> Result<DepthAnythingV2> {
-    let (config, tensors) = read_checkpoint(path)?;
-    DepthAnythingV2::new(config, VarBuilder::from_tensors(tensors, dtype, device))
+    let (config, tensors, location) = read_checkpoint(path)?;
+    build(
+        config,
+        VarBuilder::from_tensors(tensors, dtype, device),
+        &location,
+    )
+}
+
+/// Builds the model from what [`read_checkpoint`] read: a tensor missing or of the wrong shape
+/// is ERR_WEIGHTS_NOT_FOUND naming the checkpoint and the configuration it was read with.
+pub(crate) fn build(
+    config: DepthAnythingConfig,
+    vb: VarBuilder,
+    location: &models::WeightsLocation,
+) -> Result<DepthAnythingV2> {
+    DepthAnythingV2::new(config, vb).map_err(|e| match e {
+        OrfeasError::WeightsNotFound(detail) => {
+            let config = location
+                .config
+                .as_ref()
+                .map(|c| format!(" with {}", c.display()))
+                .unwrap_or_default();
+            OrfeasError::WeightsNotFound(format!(
+                "{}{config}: {detail}",
+                location.weights.display()
+            ))
+        }
+        other => other,
+    })
 }
 
 /// The configuration and the tensors (CPU, transformers names) of a checkpoint directory or
-/// file, read once; callers building several replicas clone the map (the tensors are shared).
+/// file, read once, and where they were found; callers building several replicas clone the
+/// map (the tensors are shared).
 pub(crate) fn read_checkpoint(
     path: &Path,
-) -> Result<(DepthAnythingConfig, HashMap<String, Tensor>)> {
+) -> Result<(
+    DepthAnythingConfig,
+    HashMap<String, Tensor>,
+    models::WeightsLocation,
+)> {
     let location = models::weights_at(path)?;
     let file = location.weights.as_path();
     let tensors = read_tensors(file)?;
@@ -93,7 +125,7 @@ pub(crate) fn read_checkpoint(
         })?;
         (load_config(config_file)?, tensors)
     };
-    Ok((config, tensors))
+    Ok((config, tensors, location))
 }
 
 /// Every tensor of a safetensors file or a PyTorch pickle, on the CPU, contiguous.
@@ -106,12 +138,27 @@ fn read_tensors(file: &Path) -> Result<HashMap<String, Tensor>> {
             path: file.to_path_buf(),
             source,
         })?;
-        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+        let unreadable = |e: candle_core::Error| {
             unusable(
                 file,
                 format!("not a readable safetensors file: {}", super::root(&e)),
             )
-        })?
+        };
+        let st = candle_core::safetensors::SliceSafetensors::new(&bytes).map_err(unreadable)?;
+        let views = st.tensors();
+        // No bytes, so the format's checks pass it, whatever its other dimensions claim (and
+        // candle's strides overflow on it).
+        if let Some((name, view)) = views.iter().find(|(_, v)| v.shape().contains(&0)) {
+            return Err(unusable(
+                file,
+                format!("tensor {name} has shape {:?}: no elements", view.shape()),
+            ));
+        }
+        views
+            .iter()
+            .map(|(name, _)| Ok((name.clone(), st.load(name, &Device::Cpu)?)))
+            .collect::<candle_core::Result<HashMap<_, _>>>()
+            .map_err(unreadable)?
     } else {
         candle_core::pickle::read_all(file)
             .map_err(|e| {

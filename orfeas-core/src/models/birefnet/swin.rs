@@ -14,6 +14,9 @@ use super::layers::{Dense, Norm};
 use super::weights::Weights;
 use crate::error::Result;
 
+/// The largest attention window read from a checkpoint (the published models use 12).
+const MAX_WINDOW: usize = 32;
+
 /// The sizes, read from the checkpoint's tensor shapes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct SwinConfig {
@@ -53,6 +56,13 @@ impl SwinConfig {
                 )));
             }
             let win = side.div_ceil(2);
+            // The position index and each block's bias grow with window⁴.
+            if win > MAX_WINDOW {
+                return Err(w.invalid(format!(
+                    "tensor {name}: window {win}; Swin-V1 windows are 7 or 12, at most {MAX_WINDOW} \
+                     is read"
+                )));
+            }
             if stage > 0 && win != window {
                 return Err(w.invalid(format!("tensor {name}: window {win}, stage 0 has {window}")));
             }

@@ -46,8 +46,16 @@ impl Weights {
 
     /// `name` as f32 on the device, with `rank` dimensions.
     pub(super) fn get(&self, name: &str, rank: usize) -> Result<Tensor> {
-        if !self.has(name) {
+        let Ok(view) = self.file.get(name) else {
             return Err(self.invalid(format!("tensor {name} is missing")));
+        };
+        // No bytes, so the format's checks pass it, whatever its other dimensions claim; sizes
+        // read off it would be unbounded (and candle's strides overflow on it).
+        if view.shape().contains(&0) {
+            return Err(self.invalid(format!(
+                "tensor {name} has shape {:?}: no elements",
+                view.shape()
+            )));
         }
         let t = self
             .file

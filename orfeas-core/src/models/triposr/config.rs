@@ -8,6 +8,17 @@ use std::path::Path;
 use super::omegaconf::{self, Node};
 use crate::error::{OrfeasError, Result};
 
+/// The largest size (width, resolution, count) a configuration may give: the published
+/// model's largest is 3072, and products of sizes this large still fit in a `usize`.
+const MAX_SIZE: usize = 1 << 16;
+
+/// The most layers one stack may have (the published model has 16): each adds its tensors to
+/// the table the checkpoint is checked against.
+const MAX_LAYERS: usize = 1024;
+
+/// The largest conditioning image (each job's image is resized to it; 512 published).
+const MAX_COND_IMAGE_SIZE: usize = 4096;
+
 /// The whole model: `TSR.Config` with each part's configuration resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TripoSrConfig {
@@ -233,6 +244,10 @@ impl TripoSrConfig {
         let dir = config_yaml.parent().unwrap_or(Path::new("."));
         Self::from_yaml(&text, dir).map_err(|e| match e {
             Problem::Invalid(detail) => invalid(detail),
+            // The ViT configuration config.yaml names is missing: say which file named it.
+            Problem::External(OrfeasError::WeightsNotFound(detail)) => {
+                OrfeasError::WeightsNotFound(format!("{}: {detail}", config_yaml.display()))
+            }
             Problem::External(err) => err,
         })
     }
@@ -310,6 +325,20 @@ impl TripoSrConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} is 0"));
+        }
+        let layers = [
+            ("backbone.num_layers", b.num_layers),
+            ("decoder.n_hidden_layers", d.n_hidden_layers),
+        ];
+        if let Some((name, n)) = layers.iter().find(|(_, n)| *n > MAX_LAYERS) {
+            return Err(format!("{name} is {n}, more than {MAX_LAYERS} layers"));
+        }
+        // Every job's conditioning image is this size (512 published).
+        if self.cond_image_size > MAX_COND_IMAGE_SIZE {
+            return Err(format!(
+                "cond_image_size {} is more than {MAX_COND_IMAGE_SIZE}",
+                self.cond_image_size
+            ));
         }
         if b.in_channels != t.num_channels {
             return Err(format!(
@@ -575,9 +604,16 @@ impl<'a> Section<'a> {
             Node::Str(s) => s.trim().parse().ok(),
             _ => None,
         };
-        value
+        let value = value
             .and_then(|v| usize::try_from(v).ok())
-            .ok_or_else(|| self.wrong(key, node, "a non-negative integer"))
+            .ok_or_else(|| self.wrong(key, node, "a non-negative integer"))?;
+        if value > MAX_SIZE {
+            return Err(Problem::Invalid(format!(
+                "{} is {value}, more than {MAX_SIZE}: not a TripoSR size",
+                self.full(key)
+            )));
+        }
+        Ok(value)
     }
 
     /// A `float` field (ints and numeric strings convert).
@@ -688,14 +724,16 @@ fn vit_config(name: &str, dir: &Path) -> Result<VitConfig, Problem> {
             local.join("config.json").display()
         )))
     })?;
-    let text = std::fs::read_to_string(&file)
-        .map_err(|source| Problem::External(OrfeasError::io(&file, source)))?;
-    VitConfig::from_json(&text).map_err(|detail| {
+    let invalid = |detail: String| {
         Problem::External(OrfeasError::WeightsInvalid {
             path: file.clone(),
             detail,
         })
-    })
+    };
+    let bytes =
+        std::fs::read(&file).map_err(|source| Problem::External(OrfeasError::io(&file, source)))?;
+    let text = String::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
+    VitConfig::from_json(&text).map_err(invalid)
 }
 
 impl VitConfig {
@@ -710,10 +748,13 @@ impl VitConfig {
         let int = |key: &str, default: usize| -> Result<usize, String> {
             match obj.get(key) {
                 None => Ok(default),
-                Some(v) => v
-                    .as_u64()
-                    .map(|v| v as usize)
-                    .ok_or_else(|| format!("{key} is {v}, expected a non-negative integer")),
+                Some(v) => match v.as_u64() {
+                    Some(n) if n <= MAX_SIZE as u64 => Ok(n as usize),
+                    Some(n) => Err(format!(
+                        "{key} is {n}, more than {MAX_SIZE}: not a ViT size"
+                    )),
+                    None => Err(format!("{key} is {v}, expected a non-negative integer")),
+                },
             }
         };
         let config = Self {
@@ -769,6 +810,18 @@ impl VitConfig {
             return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.hidden_size == 0 || self.intermediate_size == 0 {
+            return Err(format!(
+                "hidden_size {} and intermediate_size {} must be positive",
+                self.hidden_size, self.intermediate_size
+            ));
+        }
+        if self.num_hidden_layers > MAX_LAYERS {
+            return Err(format!(
+                "num_hidden_layers is {}, more than {MAX_LAYERS} layers",
+                self.num_hidden_layers
             ));
         }
         if self.patch_size == 0 || self.image_size < self.patch_size || self.num_channels == 0 {

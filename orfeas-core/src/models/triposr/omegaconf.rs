@@ -10,6 +10,7 @@
 //! read the environment or run code, which a weights file has no business doing. Cycles and
 //! missing keys are errors, as in OmegaConf.
 
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// A YAML value; mapping keys are strings (OmegaConf's `DictConfig` keys).
@@ -42,12 +43,32 @@ impl Node {
 
 /// Parses the first document of `text`.
 pub(super) fn parse(text: &str) -> Result<Node, String> {
+    refuse_aliases(text)?;
     let docs = YamlLoader::load_from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
     let doc = docs
         .into_iter()
         .next()
         .ok_or_else(|| "the file holds no YAML document".to_owned())?;
     convert(doc)
+}
+
+/// The loader expands an alias by copying what it names, so a few hundred bytes of nested
+/// aliases grow into gigabytes ("billion laughs"): aliases are refused from the event stream,
+/// before anything is built. Syntax errors are left to the loader, which reports them.
+fn refuse_aliases(text: &str) -> Result<(), String> {
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token() {
+            Ok((Event::Alias(_), mark)) => {
+                return Err(format!(
+                    "YAML aliases are not supported (line {})",
+                    mark.line()
+                ))
+            }
+            Ok((Event::StreamEnd, _)) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
 }
 
 fn convert(y: Yaml) -> Result<Node, String> {

@@ -488,12 +488,18 @@ fn open_safetensors(path: &Path, len: u64) -> Result<Checkpoint, String> {
         }
         let entry =
             safetensors_entry(info).map_err(|e| not_safetensors(format!("tensor {name}: {e}")))?;
-        if data_start + entry.range.1 > len {
-            return Err(format!(
-                "the file is truncated: tensor {name} ends at byte {} of a {len}-byte file \
-                 (an interrupted download?)",
-                data_start + entry.range.1
-            ));
+        match data_start.checked_add(entry.range.1) {
+            Some(end) if end <= len => {}
+            end => {
+                return Err(format!(
+                    "the file is truncated: tensor {name} ends at byte {} of a {len}-byte file \
+                     (an interrupted download?)",
+                    end.map_or_else(
+                        || format!("{data_start} + {}", entry.range.1),
+                        |e| e.to_string()
+                    )
+                ))
+            }
         }
         entries.insert(name.clone(), entry);
     }
