@@ -6,6 +6,9 @@
     smooth1024.png  a smooth 16-bit gray depth-like map: a few wide Gaussians on gentle slopes
     noisy1024.png   the photo's luminance (Rec. 709 on the stored values), 8-bit gray: a
                     noisy real image, used unsmoothed by the mesher-only comparison
+    batch8/         eight 1024-pixel-wide photographs (scikit-image's bundled astronaut,
+                    coffee, chelsea and rocket, each as is and mirrored), 8-bit RGB: the batch
+                    of benches/slots.sh
 
 Needs numpy, pillow and scikit-image (the photo is bundled with scikit-image, no download).
 The generated images are not committed; re-run this script to make them.
@@ -52,6 +55,14 @@ def main() -> None:
     rgb = np.asarray(p, dtype=np.float64)
     luma = rgb @ np.array([0.2126, 0.7152, 0.0722])
     Image.fromarray(np.clip(np.round(luma), 0, 255).astype(np.uint8), mode="L").save(out / "noisy1024.png")
+    batch = out / "batch8"
+    batch.mkdir(exist_ok=True)
+    for i, name in enumerate(["astronaut", "coffee", "chelsea", "rocket"]):
+        img = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        img = img.resize((N, round(img.height * N / img.width)), Image.LANCZOS)
+        img.save(batch / f"{i * 2 + 1}-{name}.png", optimize=False)
+        img.transpose(Image.FLIP_LEFT_RIGHT).save(batch / f"{i * 2 + 2}-{name}-mirrored.png", optimize=False)
+    print(f"{batch}: {len(list(batch.glob('*.png')))} photos")
     for name in ("photo1024.png", "smooth1024.png", "noisy1024.png"):
         im = Image.open(out / name)
         print(f"{out / name}: {im.size[0]}x{im.size[1]} {im.mode}")

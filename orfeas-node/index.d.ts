@@ -106,8 +106,8 @@ export interface OrfeasError extends Error {
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * Runs batches of images on a fixed number of slots (default 4). Jobs run on native threads;
- * the JS thread only receives progress events and results.
+ * Runs batches of images on a fixed number of slots (default: one per core on the CPU, four
+ * per GPU). Jobs run on native threads; the JS thread only receives progress events and results.
  */
 export declare class BatchProcessor {
   /**
@@ -322,7 +322,7 @@ export interface OutputFile {
 
 /** How a `BatchProcessor` is set up; shared by every batch it runs. */
 export interface ProcessorOptions {
-  /** Jobs processed at once (default 4). */
+  /** Jobs processed at once (default: one per core on the CPU, at most 16; four per GPU). */
   slots?: number
   /** `auto` (default), `cpu`, `cuda` or `cuda:N`. */
   device?: string
@@ -338,7 +338,10 @@ export interface ProcessorOptions {
    * default: the Hugging Face cache.
    */
   weights?: string
-  /** CPU threads shared by all slots (default: every core). */
+  /**
+   * Threads of the process's CPU pool for data-parallel work (default: every core); it is
+   * made once per process, so only the first processor's value counts.
+   */
   threads?: number
   /**
    * BiRefNet's `model.safetensors` (the file or its directory), for `background: 'birefnet'`

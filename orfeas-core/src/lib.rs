@@ -24,6 +24,7 @@ pub mod options;
 pub mod pipeline;
 pub mod progress;
 mod raster;
+pub mod threads;
 
 pub use batch::{BatchConfig, BatchProcessor, Job, JobId, JobResult, JobStatus};
 pub use cancel::CancelToken;

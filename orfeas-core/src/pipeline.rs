@@ -230,11 +230,11 @@ impl ShapeSetup {
                     ))
                 })?,
             };
-            triposr = Some(Arc::new(TripoSr::load(&location, device)?));
+            triposr = Some(load_triposr(&location, device)?);
         } else if all_methods {
             if let Some(location) = models::find_cached_triposr() {
-                match TripoSr::load(&location, device) {
-                    Ok(model) => triposr = Some(Arc::new(model)),
+                match load_triposr(&location, device) {
+                    Ok(model) => triposr = Some(model),
                     Err(e) => {
                         tracing::warn!(
                             "cached TripoSR weights are unusable ({e}); full 3D objects are off"
@@ -276,7 +276,13 @@ impl ShapeSetup {
             None => models::find_cached_segmenter(device == crate::Device::Cpu),
         };
         match location {
-            Some(location) => match Segmenter::load(&location, device) {
+            Some(location) => match models::loaded::get_or_load(
+                "birefnet",
+                &[location.weights.as_path()],
+                device,
+                1,
+                || Segmenter::load(&location, device),
+            ) {
                 Ok(segmenter) => self.masking.segmenter = Some(segmenter),
                 Err(e) if weights.is_none() && background == Background::Auto => {
                     tracing::warn!(
@@ -433,4 +439,16 @@ pub(crate) fn stage_plan(settings: &GenerateSettings, method: Method) -> StagePl
 /// Whether the job asks only for the mask (every format a mask): no shape is made.
 fn cutout_only(settings: &GenerateSettings) -> bool {
     settings.formats.iter().all(|f| f.is_mask())
+}
+
+/// TripoSR from `location` on `device`, the one already loaded when its files are unchanged
+/// (`models::loaded`).
+fn load_triposr(location: &models::TripoSrWeights, device: crate::Device) -> Result<Arc<TripoSr>> {
+    models::loaded::get_or_load(
+        "triposr",
+        &[location.config.as_path(), location.weights.as_path()],
+        device,
+        1,
+        || TripoSr::load(location, device).map(Arc::new),
+    )
 }

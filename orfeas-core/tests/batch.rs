@@ -500,10 +500,23 @@ fn bad_settings_are_refused_before_any_job_runs() {
         .expect_err("refused");
     assert_eq!(err.code(), "ERR_INVALID_INPUT");
     assert!(BatchProcessor::new(BatchConfig {
-        slots: 0,
+        slots: 257,
         ..Default::default()
     })
     .is_err());
+    // 0 asks for the device's default: one slot per core on the CPU.
+    let auto = BatchProcessor::new(BatchConfig {
+        slots: orfeas_core::batch::AUTO_SLOTS,
+        method: orfeas_core::Method::Relief,
+        device: orfeas_core::Device::Cpu,
+        ..Default::default()
+    })
+    .expect("auto slots");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        auto.slots(),
+        cores.min(orfeas_core::batch::MAX_AUTO_CPU_SLOTS)
+    );
 }
 
 #[test]

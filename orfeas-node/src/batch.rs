@@ -104,8 +104,8 @@ impl JobResult {
     }
 }
 
-/// Runs batches of images on a fixed number of slots (default 4). Jobs run on native threads;
-/// the JS thread only receives progress events and results.
+/// Runs batches of images on a fixed number of slots (default: one per core on the CPU, four
+/// per GPU). Jobs run on native threads; the JS thread only receives progress events and results.
 #[napi]
 #[derive(Debug)]
 pub struct BatchProcessor {

@@ -16,7 +16,7 @@ use crate::errors::{from_core, invalid_argument, CodedResult};
 #[napi(object, object_to_js = false)]
 #[derive(Debug, Default)]
 pub struct ProcessorOptions {
-    /// Jobs processed at once (default 4).
+    /// Jobs processed at once (default: one per core on the CPU, at most 16; four per GPU).
     pub slots: Option<u32>,
     /// `auto` (default), `cpu`, `cuda` or `cuda:N`.
     pub device: Option<String>,
@@ -28,7 +28,8 @@ pub struct ProcessorOptions {
     /// The method's weights (file or directory; TripoSR: `config.yaml` + `model.ckpt`);
     /// default: the Hugging Face cache.
     pub weights: Option<String>,
-    /// CPU threads shared by all slots (default: every core).
+    /// Threads of the process's CPU pool for data-parallel work (default: every core); it is
+    /// made once per process, so only the first processor's value counts.
     pub threads: Option<u32>,
     /// BiRefNet's `model.safetensors` (the file or its directory), for `background: 'birefnet'`
     /// (and `auto`); default: the Hugging Face cache (`orfeas fetch-model --model birefnet-lite`).
@@ -39,6 +40,13 @@ impl ProcessorOptions {
     pub fn to_config(&self) -> CodedResult<BatchConfig> {
         let mut config = BatchConfig::default();
         if let Some(slots) = self.slots {
+            // Leaving it out asks for the device's default; 0 is a mistake, not a request.
+            if slots == 0 {
+                return Err(invalid_argument(
+                    "slots",
+                    "must be at least 1 (leave it out for the default)",
+                ));
+            }
             config.slots = slots as usize;
         }
         if let Some(device) = &self.device {

@@ -28,11 +28,11 @@ pub(crate) struct PyBatchProcessor {
 #[pymethods]
 impl PyBatchProcessor {
     #[new]
-    #[pyo3(signature = (slots=4, device="auto", depth=None, weights=None, threads=None, method=None, segmenter_weights=None))]
+    #[pyo3(signature = (slots=None, device="auto", depth=None, weights=None, threads=None, method=None, segmenter_weights=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        slots: usize,
+        slots: Option<usize>,
         device: &str,
         depth: Option<&str>,
         weights: Option<PathBuf>,
@@ -42,8 +42,14 @@ impl PyBatchProcessor {
     ) -> PyResult<Self> {
         // `background` stays `auto`: BiRefNet is loaded when `segmenter_weights` names it (which
         // must then load) or its weights are cached, and each `run` picks its own background.
+        // Leaving it out asks for the device's default; 0 is a mistake, not a request.
+        if slots == Some(0) {
+            return Err(crate::errors::invalid_input(
+                "slots must be at least 1 (leave it out for the default)",
+            ));
+        }
         let config = BatchConfig {
-            slots,
+            slots: slots.unwrap_or(orfeas_core::batch::AUTO_SLOTS),
             device: parse(device)?,
             method: parse_method(method, depth)?,
             weights,

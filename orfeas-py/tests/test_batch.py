@@ -137,3 +137,11 @@ def test_a_callback_that_is_not_callable_is_refused_before_any_work(tmp_path: Pa
     with pytest.raises(TypeError, match="on_progress"):
         orfeas.BatchProcessor(slots=1).run([photo_array], tmp_path, on_progress="print")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_slots_default_to_the_cores_and_zero_is_refused():
+    # One slot per core on the CPU (at most 16); an explicit 0 is a mistake, not "auto".
+    proc = orfeas.BatchProcessor(device="cpu", depth="relief")
+    assert 1 <= proc.slots <= 16
+    with pytest.raises(orfeas.InvalidInputError, match="at least 1"):
+        orfeas.BatchProcessor(slots=0)

@@ -74,7 +74,11 @@ impl ServerConfig {
         Self {
             data_dir: data_dir.into(),
             limits: UploadLimits::default(),
-            batch: BatchConfig::default(),
+            // A server promises that a job reported complete is on the disk.
+            batch: BatchConfig {
+                durable: true,
+                ..BatchConfig::default()
+            },
             defaults: GenerateSettings::default(),
             store: StoreOptions::default(),
             cancel_wait: Duration::from_secs(30),

@@ -1,9 +1,9 @@
 //! The slot scheduler: a bounded queue feeding N slot threads.
 //!
 //! Slots bound how many jobs are in flight (and, with CUDA, how many model streams exist).
-//! CPU work is bounded separately: every job runs inside one shared rayon pool sized to the
-//! machine's cores, so four slots on a two-core machine keep two cores busy instead of
-//! oversubscribing them, and data-parallel stages inside a job share the same threads.
+//! Each job runs on its slot's thread, so its serial stages and its file writes overlap with
+//! other jobs' work; only data-parallel sections enter the process's one CPU pool
+//! (`crate::threads`), which every slot, every processor and every single-image call share.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,7 +28,9 @@ use crate::progress::{ProgressEvent, ProgressSink, Stage};
 /// How a [`BatchProcessor`] is set up; shared by all batches it runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchConfig {
-    /// Jobs processed at once (default 4).
+    /// Jobs processed at once; [`AUTO_SLOTS`] (the default) follows the device: four per GPU
+    /// (model streams overlap there), one per core on the CPU (capped at
+    /// [`MAX_AUTO_CPU_SLOTS`]), where more slots than cores only add memory.
     pub slots: usize,
     /// Jobs waiting beyond the running ones before `run` blocks its caller (default 64).
     pub queue_capacity: usize,
@@ -48,14 +50,41 @@ pub struct BatchConfig {
     /// BiRefNet's `model.safetensors` (file or directory), `--segmenter-weights`.
     pub segmenter_weights: Option<std::path::PathBuf>,
     pub limits: ImageLimits,
-    /// CPU threads shared by all slots (default: available cores).
+    /// Threads of the process's CPU pool for data-parallel work (default: every core). The
+    /// pool is made once per process: this sizes it only when this processor is the first
+    /// user of it (see `threads::ensure_pool`).
     pub threads: Option<usize>,
+    /// Sync each job's files and their directory to the disk before it completes, so that a
+    /// job reported complete survives a power cut (on for `orfeas serve`). Off, files are
+    /// still published atomically by rename, which survives a crash of the process.
+    pub durable: bool,
+}
+
+/// `slots` value asking for the device's default (see [`BatchConfig::slots`]).
+pub const AUTO_SLOTS: usize = 0;
+
+/// The most slots [`AUTO_SLOTS`] gives on the CPU: each slot holds one job's buffers (about
+/// 150 MB at `high`), and the data-parallel stages already spread one job over the cores.
+pub const MAX_AUTO_CPU_SLOTS: usize = 16;
+
+/// Slots on a GPU when the caller names none.
+const GPU_SLOTS: usize = 4;
+
+/// The number of slots `slots` means on `device` (already resolved).
+pub fn resolve_slots(slots: usize, device: Device) -> usize {
+    match (slots, device) {
+        (AUTO_SLOTS, Device::Cuda(_)) => GPU_SLOTS,
+        (AUTO_SLOTS, _) => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_AUTO_CPU_SLOTS),
+        (n, _) => n,
+    }
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
         Self {
-            slots: 4,
+            slots: AUTO_SLOTS,
             queue_capacity: 64,
             method: Method::Auto,
             all_methods: false,
@@ -65,6 +94,7 @@ impl Default for BatchConfig {
             segmenter_weights: None,
             limits: ImageLimits::default(),
             threads: None,
+            durable: false,
         }
     }
 }
@@ -91,7 +121,6 @@ struct Shared {
     device: Device,
     /// The methods with their models loaded once, shared by every slot.
     setup: ShapeSetup,
-    pool: rayon::ThreadPool,
     queue: Mutex<Queue>,
     task_ready: Condvar,
     space_ready: Condvar,
@@ -136,14 +165,15 @@ static BATCH_COUNTER: AtomicU64 = AtomicU64::new(1);
 
 impl BatchProcessor {
     /// Starts the slot threads. Fails on a bad configuration or an unusable device.
-    pub fn new(config: BatchConfig) -> Result<Self> {
-        if config.slots == 0 || config.slots > 256 {
+    pub fn new(mut config: BatchConfig) -> Result<Self> {
+        if config.slots > 256 {
             return Err(OrfeasError::InvalidInput(format!(
-                "slots must be between 1 and 256, got {}",
+                "slots must be between 1 and 256 (or 0 for the device's default), got {}",
                 config.slots
             )));
         }
         let device = config.device.resolve()?;
+        config.slots = resolve_slots(config.slots, device);
         let setup = ShapeSetup::resolve_on(
             config.method,
             config.weights.as_deref(),
@@ -162,24 +192,11 @@ impl BatchProcessor {
             config.segmenter_weights.as_deref(),
             device,
         )?;
-        let threads = config
-            .threads
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            })
-            .max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("orfeas-cpu-{i}"))
-            .build()
-            .map_err(|e| OrfeasError::Internal(format!("cannot start the CPU pool: {e}")))?;
+        crate::threads::ensure_pool(config.threads);
         let shared = Arc::new(Shared {
             config,
             device,
             setup,
-            pool,
             queue: Mutex::new(Queue::default()),
             task_ready: Condvar::new(),
             space_ready: Condvar::new(),
@@ -388,10 +405,9 @@ fn process(shared: &Shared, task: Task) {
     } else {
         batch.emit(batch.tally.shift(Phase::Queued, Phase::Processing));
         shared.busy.fetch_add(1, Ordering::Relaxed);
+        // On this slot's thread: only data-parallel sections enter the shared pool.
         let out = catch_unwind(AssertUnwindSafe(|| {
-            shared
-                .pool
-                .install(|| run_one(shared, &batch, &job, &cancel, &mut report))
+            run_one(shared, &batch, &job, &cancel, &mut report)
         }))
         .unwrap_or_else(|panic| {
             let msg = panic
@@ -555,7 +571,7 @@ fn run_one(
         .stem
         .clone()
         .unwrap_or_else(|| super::sanitize_stem(&input));
-    export_files(
+    let outputs = export_files(
         &model,
         &batch.settings.formats,
         &job.out_dir,
@@ -567,5 +583,13 @@ fn run_one(
                 plan.within(Stage::Exporting, done as f32 / total as f32),
             )
         },
-    )
+    )?;
+    // Once per job, on the slot's thread: the files, then their directory.
+    if shared.config.durable {
+        if let Err(e) = crate::export::sync_outputs(&outputs) {
+            crate::export::remove_outputs(&outputs);
+            return Err(e);
+        }
+    }
+    Ok(outputs)
 }

@@ -21,24 +21,40 @@ use super::{export_error, texture as png, ExportInput, MeshFormat, GENERATOR};
 use crate::error::Result;
 
 /// Builds the whole GLB file in memory (its header states the total length up front).
-pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
+pub(super) fn encode(input: &ExportInput<'_>) -> Result<Glb> {
     let mesh = input.mesh;
     let texture = input.texture.filter(|_| !mesh.uvs.is_empty());
     let colored = texture.is_none() && !mesh.colors.is_empty();
     let split = split_at_creases(mesh, CREASE_DEGREES);
     let count = split.source.len();
+    let texture_png = texture
+        .map(|t| png::encode_png(MeshFormat::Glb, t))
+        .transpose()?;
 
-    let mut b = Builder::default();
-    let positions: Vec<[f32; 3]> = split
-        .source
-        .iter()
-        .map(|&s| to_gltf(mesh.positions[s as usize]).map(|c| c / 1000.0))
-        .collect();
-    let (min, max) = bounds(&positions);
-    let view = b.view(
-        &flat(&positions),
+    // Every view's size is known: the BIN chunk is allocated once, at its final size, and
+    // each attribute is written straight into it.
+    let per_vertex = 12 + 12 + if texture.is_some() { 8 } else { 0 } + if colored { 4 } else { 0 };
+    let bin_len = count * per_vertex
+        + split.triangles.len() * 12
+        + texture_png
+            .as_ref()
+            .map_or(0, |p| p.len().next_multiple_of(4));
+    let mut b = Builder::with_capacity(bin_len);
+    let (mut min, mut max) = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
+    let view = b.view_with(
+        count * 12,
         Some(12),
         Some(buffer::Target::ArrayBuffer),
+        |bin| {
+            for &s in &split.source {
+                let p = to_gltf(mesh.positions[s as usize]).map(|c| c / 1000.0);
+                for k in 0..3 {
+                    min[k] = min[k].min(p[k]);
+                    max[k] = max[k].max(p[k]);
+                }
+                put_f32s(bin, &p);
+            }
+        },
     );
     let position = b.accessor(
         view,
@@ -50,8 +66,16 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
     b.root.accessors[position.value()].min = Some(json::Value::from(min.to_vec()));
     b.root.accessors[position.value()].max = Some(json::Value::from(max.to_vec()));
 
-    let normals: Vec<[f32; 3]> = split.normals.iter().map(|&n| to_gltf(n)).collect();
-    let view = b.view(&flat(&normals), Some(12), Some(buffer::Target::ArrayBuffer));
+    let view = b.view_with(
+        count * 12,
+        Some(12),
+        Some(buffer::Target::ArrayBuffer),
+        |bin| {
+            for &n in &split.normals {
+                put_f32s(bin, &to_gltf(n));
+            }
+        },
+    );
     let normal = b.accessor(
         view,
         count,
@@ -64,9 +88,17 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
     attributes.insert(Valid(mesh::Semantic::Positions), position);
     attributes.insert(Valid(mesh::Semantic::Normals), normal);
     let mut base_color_texture = None;
-    if let Some(texture) = texture {
-        let uvs: Vec<[f32; 2]> = split.source.iter().map(|&s| mesh.uvs[s as usize]).collect();
-        let view = b.view(&flat(&uvs), Some(8), Some(buffer::Target::ArrayBuffer));
+    if let Some(texture_png) = &texture_png {
+        let view = b.view_with(
+            count * 8,
+            Some(8),
+            Some(buffer::Target::ArrayBuffer),
+            |bin| {
+                for &s in &split.source {
+                    put_f32s(bin, &mesh.uvs[s as usize]);
+                }
+            },
+        );
         let uv = b.accessor(
             view,
             count,
@@ -75,19 +107,20 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
             false,
         );
         attributes.insert(Valid(mesh::Semantic::TexCoords(0)), uv);
-        base_color_texture = Some(b.texture(&png::encode_png(MeshFormat::Glb, texture)?));
+        base_color_texture = Some(b.texture(texture_png));
     } else if colored {
         // VEC3 u8 is 3 bytes: pad each element to 4 so every vertex starts 4-byte aligned.
-        let rgb0: Vec<u8> = split
-            .source
-            .iter()
-            .flat_map(|&s| mesh.colors[s as usize])
-            .collect();
-        let rgb0: Vec<u8> = rgb0
-            .chunks_exact(3)
-            .flat_map(|c| [c[0], c[1], c[2], 0])
-            .collect();
-        let view = b.view(&rgb0, Some(4), Some(buffer::Target::ArrayBuffer));
+        let view = b.view_with(
+            count * 4,
+            Some(4),
+            Some(buffer::Target::ArrayBuffer),
+            |bin| {
+                for &s in &split.source {
+                    let [r, g, b] = mesh.colors[s as usize];
+                    bin.extend_from_slice(&[r, g, b, 0]);
+                }
+            },
+        );
         let color = b.accessor(
             view,
             count,
@@ -98,13 +131,16 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
         attributes.insert(Valid(mesh::Semantic::Colors(0)), color);
     }
 
-    let indices: Vec<u8> = split
-        .triangles
-        .iter()
-        .flatten()
-        .flat_map(|i| i.to_le_bytes())
-        .collect();
-    let view = b.view(&indices, None, Some(buffer::Target::ElementArrayBuffer));
+    let view = b.view_with(
+        split.triangles.len() * 12,
+        None,
+        Some(buffer::Target::ElementArrayBuffer),
+        |bin| {
+            for &i in split.triangles.iter().flatten() {
+                bin.extend_from_slice(&i.to_le_bytes());
+            }
+        },
+    );
     let indices = b.accessor(
         view,
         split.triangles.len() * 3,
@@ -159,27 +195,53 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Vec<u8>> {
 }
 
 /// Root under construction plus the BIN chunk it describes (one buffer).
-#[derive(Default)]
 struct Builder {
     root: Root,
     bin: Vec<u8>,
 }
 
+/// A finished GLB: the header and JSON chunk, and the BIN chunk (header included), kept
+/// apart so that the file is streamed without copying the BIN chunk once more.
+pub(super) struct Glb {
+    head: Vec<u8>,
+    bin: Vec<u8>,
+}
+
+impl Glb {
+    pub(super) fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&self.head)?;
+        out.write_all(&self.bin)
+    }
+}
+
 impl Builder {
-    /// Appends `data` as a new bufferView starting at a 4-byte aligned offset.
-    fn view(
+    /// Room for `bin_len` bytes of views and the BIN chunk's 8-byte header.
+    fn with_capacity(bin_len: usize) -> Self {
+        let mut bin = Vec::with_capacity(8 + bin_len);
+        bin.resize(8, 0); // the chunk header, filled in by `finish`
+        Self {
+            root: Root::default(),
+            bin,
+        }
+    }
+
+    /// Appends a new bufferView of `len` bytes, starting at a 4-byte aligned offset, that
+    /// `fill` writes straight into the BIN chunk.
+    fn view_with(
         &mut self,
-        data: &[u8],
+        len: usize,
         stride: Option<usize>,
         target: Option<buffer::Target>,
+        fill: impl FnOnce(&mut Vec<u8>),
     ) -> Index<buffer::View> {
         pad_to_4(&mut self.bin, 0);
-        let offset = self.bin.len();
-        self.bin.extend_from_slice(data);
+        let start = self.bin.len();
+        fill(&mut self.bin);
+        debug_assert_eq!(self.bin.len() - start, len, "bufferView length");
         self.root.push(buffer::View {
             buffer: Index::new(0),
-            byte_length: USize64::from(data.len()),
-            byte_offset: Some(USize64::from(offset)),
+            byte_length: USize64::from(len),
+            byte_offset: Some(USize64::from(start - 8)),
             byte_stride: stride.map(buffer::Stride),
             name: None,
             target: target.map(Valid),
@@ -214,7 +276,7 @@ impl Builder {
 
     /// Embeds a PNG: bufferView (no target), image, linear clamp-to-edge sampler, texture.
     fn texture(&mut self, png: &[u8]) -> Index<json::Texture> {
-        let view = self.view(png, None, None);
+        let view = self.view_with(png.len(), None, None, |bin| bin.extend_from_slice(png));
         let source = self.root.push(json::Image {
             buffer_view: Some(view),
             mime_type: Some(json::image::MimeType("image/png".to_owned())),
@@ -242,15 +304,16 @@ impl Builder {
     /// Adds asset and buffer, serialises JSON, and writes the GLB container:
     /// 12-byte header (`glTF`, version 2, total length), JSON chunk padded with spaces,
     /// BIN chunk padded with zeros.
-    fn finish(mut self) -> Result<Vec<u8>> {
+    fn finish(mut self) -> Result<Glb> {
         pad_to_4(&mut self.bin, 0);
+        let bin_len = self.bin.len() - 8;
         self.root.asset = json::Asset {
             generator: Some(GENERATOR.to_owned()),
             version: "2.0".to_owned(),
             ..Default::default()
         };
         self.root.push(json::Buffer {
-            byte_length: USize64::from(self.bin.len()),
+            byte_length: USize64::from(bin_len),
             name: None,
             uri: None,
             extensions: None,
@@ -263,7 +326,7 @@ impl Builder {
             )
         })?;
         pad_to_4(&mut text, b' ');
-        let total = 12 + 8 + text.len() + 8 + self.bin.len();
+        let total = 12 + 8 + text.len() + 8 + bin_len;
         let too_big = || {
             export_error(
                 MeshFormat::Glb,
@@ -271,17 +334,21 @@ impl Builder {
             )
         };
         let total32 = u32::try_from(total).map_err(|_| too_big())?;
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(b"glTF");
-        out.extend_from_slice(&2u32.to_le_bytes());
-        out.extend_from_slice(&total32.to_le_bytes());
-        for (kind, chunk) in [(b"JSON", &text), (b"BIN\0", &self.bin)] {
-            let len = u32::try_from(chunk.len()).map_err(|_| too_big())?;
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(kind);
-            out.extend_from_slice(chunk);
-        }
-        Ok(out)
+        let text_len = u32::try_from(text.len()).map_err(|_| too_big())?;
+        let bin_len32 = u32::try_from(bin_len).map_err(|_| too_big())?;
+        let mut head = Vec::with_capacity(20 + text.len());
+        head.extend_from_slice(b"glTF");
+        head.extend_from_slice(&2u32.to_le_bytes());
+        head.extend_from_slice(&total32.to_le_bytes());
+        head.extend_from_slice(&text_len.to_le_bytes());
+        head.extend_from_slice(b"JSON");
+        head.extend_from_slice(&text);
+        self.bin[..4].copy_from_slice(&bin_len32.to_le_bytes());
+        self.bin[4..8].copy_from_slice(b"BIN\0");
+        Ok(Glb {
+            head,
+            bin: self.bin,
+        })
     }
 }
 
@@ -290,24 +357,11 @@ fn to_gltf([x, y, z]: [f32; 3]) -> [f32; 3] {
     [x, z, -y]
 }
 
-fn bounds(points: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
-    let init = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
-    points.iter().fold(init, |(mut lo, mut hi), p| {
-        for k in 0..3 {
-            lo[k] = lo[k].min(p[k]);
-            hi[k] = hi[k].max(p[k]);
-        }
-        (lo, hi)
-    })
-}
-
-/// Little-endian bytes of fixed-size float arrays.
-fn flat<const N: usize>(values: &[[f32; N]]) -> Vec<u8> {
-    values
-        .iter()
-        .flatten()
-        .flat_map(|v| v.to_le_bytes())
-        .collect()
+/// Appends little-endian floats.
+fn put_f32s(bin: &mut Vec<u8>, values: &[f32]) {
+    for v in values {
+        bin.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 fn pad_to_4(bytes: &mut Vec<u8>, fill: u8) {

@@ -133,6 +133,14 @@ pub fn save(
     save::save_parts(parts, dir, stem)
 }
 
+/// Syncs files [`save`] published to the disk, their directories included: once per job,
+/// after its last file, for callers that promise outputs survive a power cut (`orfeas serve`,
+/// `BatchConfig::durable`). `save` itself only publishes by rename, which survives a crash of
+/// the process but not of the machine.
+pub fn sync_outputs(files: &[OutputFile]) -> Result<()> {
+    save::sync_published(files.iter().map(|f| f.path.as_path()))
+}
+
 /// Removes files [`save`] published, to roll back a job that failed or was cancelled after
 /// writing them. Best effort: a file that cannot be removed is logged, and the job's own
 /// outcome (the error, or `cancelled`) is what its caller reports.
@@ -234,7 +242,10 @@ fn parts<'a>(
         })],
         MeshFormat::StlAscii => vec![Part::new(name, ext, move |out| stl::write_ascii(mesh, out))],
         MeshFormat::Ply => vec![Part::new(name, ext, move |out| ply::write(mesh, out))],
-        MeshFormat::Glb => vec![Part::bytes(name, ext, glb::encode(input)?)],
+        MeshFormat::Glb => {
+            let glb = glb::encode(input)?;
+            vec![Part::new(name, ext, move |out| glb.write_to(out))]
+        }
         MeshFormat::ThreeMf => vec![Part::bytes(
             name,
             ext,

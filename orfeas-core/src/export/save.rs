@@ -3,9 +3,13 @@
 //! A reader (a slicer, the download route, a user's file manager) must never see a half-written
 //! model under its final name, and a job must never silently replace another job's output.
 //! So every file is written under a hidden temporary name in the same directory (same file
-//! system, so the final step is a cheap metadata operation), flushed and synced, then published
-//! with `hard_link` — which fails atomically if the final name exists — and the temporary name
+//! system, so the final step is a cheap metadata operation), flushed, then published with
+//! `hard_link` — which fails atomically if the final name exists — and the temporary name
 //! removed. Where hard links are unsupported we fall back to "check, then rename".
+//!
+//! Publishing is not syncing: a crash of the machine (not of the process) can still lose a
+//! file published moments before. Whoever needs outputs to survive that syncs them once per
+//! job with [`sync_published`], files and directory together, instead of once per file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter};
@@ -81,14 +85,42 @@ pub(super) fn save_parts(parts: Vec<Part<'_>>, dir: &Path, stem: &str) -> Result
     Ok(written.into_iter().map(|(_, f)| f).collect())
 }
 
-/// Creates `tmp` (never an existing file), streams the part into it, syncs; returns its size.
+/// Creates `tmp` (never an existing file), streams the part into it; returns its size.
 fn write_temp(tmp: &Path, write: WriteFn<'_>) -> io::Result<u64> {
     let file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
     let mut out = BufWriter::with_capacity(1 << 16, file);
     write(&mut out)?;
     let file: File = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_all()?;
     Ok(file.metadata()?.len())
+}
+
+/// Makes published files durable: each file's data, then each directory holding them (so
+/// that their names survive a power cut too), each directory once.
+pub(super) fn sync_published<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for path in paths {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| OrfeasError::io(path, e))?;
+        if let Some(dir) = path.parent().filter(|d| !dirs.contains(d)) {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        sync_dir(dir).map_err(|e| OrfeasError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened as files here; the file system orders the rename itself.
+#[cfg(not(unix))]
+fn sync_dir(_: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Moves `tmp` to `final_path` unless that name exists; removes `tmp` on success.
@@ -123,5 +155,24 @@ fn already_exists(path: &Path) -> OrfeasError {
 fn remove_all<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) {
     for p in paths {
         let _ = fs::remove_file(p.as_ref());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncing_published_files_syncs_them_and_their_folder_or_says_which_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.stl"), dir.path().join("b.glb"));
+        fs::write(&a, b"a").unwrap();
+        fs::write(&b, b"b").unwrap();
+        sync_published([a.as_path(), b.as_path()]).expect("synced");
+        fs::remove_file(&b).unwrap();
+        let err = sync_published([a.as_path(), b.as_path()]).expect_err("b is gone");
+        assert_eq!(err.code(), "ERR_IO");
+        assert!(err.to_string().contains("b.glb"), "{err}");
     }
 }

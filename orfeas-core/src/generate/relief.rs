@@ -85,7 +85,13 @@ impl DepthSetup {
             tracing::info!("no Depth Anything weights found; auto uses the weight-free estimators");
             return Ok(method.into());
         };
-        match DepthAnythingEstimator::load(&location.weights, device, slots) {
+        let files: Vec<&Path> = std::iter::once(location.weights.as_path())
+            .chain(location.config.as_deref())
+            .collect();
+        let loaded = models::loaded::get_or_load("depth-anything", &files, device, slots, || {
+            DepthAnythingEstimator::load(&location.weights, device, slots)
+        });
+        match loaded {
             Ok(model) => Ok(Self {
                 method,
                 model: Some(model),

@@ -5,6 +5,7 @@
 //! Hugging Face cache so other tools share the files.
 
 pub mod birefnet;
+pub mod loaded;
 mod segmenter;
 pub mod triposr;
 

@@ -100,7 +100,7 @@ class Mesh:
 class BatchProcessor:
     def __new__(
         cls,
-        slots: int = 4,
+        slots: Optional[int] = None,
         device: str = "auto",
         depth: Optional[str] = None,
         weights: Optional[Union[str, os.PathLike[str]]] = None,

@@ -45,6 +45,7 @@ pub fn run(args: GenerateArgs) -> ExitCode {
         weights: args.method.weights.clone(),
         background: args.shape.background,
         segmenter_weights: args.shape.segmenter_weights.clone(),
+        durable: args.durable,
         ..BatchConfig::default()
     };
     let processor = match BatchProcessor::new(config) {

@@ -64,8 +64,8 @@ pub struct GenerateArgs {
     /// Quality preset: working resolution, tolerance and triangle budget.
     #[arg(short, long, default_value = "medium", value_parser = parse_from_str::<Quality>)]
     pub quality: Quality,
-    /// Jobs processed at once.
-    #[arg(long, default_value_t = 4)]
+    /// Jobs processed at once (default: one per core on the CPU, at most 16; four per GPU).
+    #[arg(long, default_value_t = orfeas_core::batch::AUTO_SLOTS, hide_default_value = true, value_parser = parse_slots)]
     pub slots: usize,
     #[command(flatten)]
     pub method: MethodArgs,
@@ -80,6 +80,11 @@ pub struct GenerateArgs {
     /// Print one JSON summary on stdout at the end (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
+    /// Sync each job's files and the output directory to the disk before reporting it done
+    /// (survives a power cut; costs a few milliseconds per job). Files are always published
+    /// atomically by rename.
+    #[arg(long)]
+    pub durable: bool,
 }
 
 #[derive(Debug, Args)]
@@ -93,8 +98,8 @@ pub struct ServeArgs {
     /// Uploads, outputs and the job journal (jobs.journal) live here.
     #[arg(long, default_value = "orfeas-data", value_name = "DIR")]
     pub data_dir: PathBuf,
-    /// Jobs processed at once.
-    #[arg(long, default_value_t = 4)]
+    /// Jobs processed at once (default: one per core on the CPU, at most 16; four per GPU).
+    #[arg(long, default_value_t = orfeas_core::batch::AUTO_SLOTS, hide_default_value = true, value_parser = parse_slots)]
     pub slots: usize,
     /// The method of requests that name none (any method whose weights are found can be
     /// asked for per request).
@@ -128,6 +133,10 @@ pub struct ServeArgs {
     /// Most jobs waiting at once; uploads beyond it get 429 (retry later).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_queue: usize,
+    /// Sync each job's files and folder to the disk before it is reported complete, so a
+    /// power cut cannot lose a finished job (`--durable false` trades that for speed).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub durable: bool,
     /// Finished jobs older than this are removed with their upload and outputs (e.g. 12h,
     /// 7d, 4w).
     #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
@@ -256,5 +265,15 @@ impl ShapeArgs {
             keep_largest: self.keep_largest,
             background: self.background,
         }
+    }
+}
+
+/// `--slots N`: 1 to 256 (leaving the flag out asks for the device's default).
+fn parse_slots(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a slot count from 1 to 256 (leave --slots out for the default)"
+        )),
     }
 }

@@ -37,6 +37,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         weights: args.method.weights.clone(),
         background: args.shape.background,
         segmenter_weights: args.shape.segmenter_weights.clone(),
+        durable: args.durable,
         ..BatchConfig::default()
     };
     config.limits = UploadLimits {
