@@ -242,12 +242,14 @@ impl ShapeGenerator for ReliefGenerator {
         } else {
             false
         };
-        let texture = Texture {
-            width: work.width,
-            height: work.height,
-            rgba: work.rgba.clone(),
-        };
         mesh.colors = sample_colors(&mesh, &work);
+        // The working image's last use: its pixels become the texture without a copy.
+        let (working_width, working_height) = (work.width, work.height);
+        let texture = Texture {
+            width: working_width,
+            height: working_height,
+            rgba: work.rgba,
+        };
         let report = ModelReport {
             method: estimated.name,
             depth: estimated.name,
@@ -257,8 +259,8 @@ impl ShapeGenerator for ReliefGenerator {
             warnings,
             shape: ShapeReport::Relief(ReliefReport {
                 max_error: hf.max_error,
-                working_width: work.width,
-                working_height: work.height,
+                working_width,
+                working_height,
             }),
         };
         Ok(Model {
@@ -333,7 +335,8 @@ struct Prepared {
     /// The masking stage's result, at the size it was made.
     foreground: Foreground,
     /// Kept only until the estimator is chosen: the model reads it, the others drop it at once
-    /// (a 12 MP input is ~100 MB decoded).
+    /// (a 12 MP input is ~100 MB decoded). `None` when the input already fits the working
+    /// size: `work` is then the input itself, not a copy.
     original: Option<LoadedImage>,
     original_size: (u32, u32),
     work: LoadedImage,
@@ -350,7 +353,14 @@ fn prepare(
     cancel: &CancelToken,
     progress: &mut Progress<'_>,
 ) -> Result<Prepared> {
-    let work = original.fit_within(preset.working_size);
+    // An image already within the working size is its own working copy: no copy of it.
+    let (original, work) = if original.width.max(original.height) <= preset.working_size.max(1) {
+        (None, original)
+    } else {
+        let work = original.fit_within(preset.working_size);
+        (Some(original), work)
+    };
+    let full = original.as_ref().unwrap_or(&work);
     cancel.check()?;
     progress.stage(Stage::Masking);
     let learned = background == Background::Birefnet
@@ -359,16 +369,16 @@ fn prepare(
         // A 16-bit gray image is a height map: its zero border is terrain, not backdrop.
         foreground::separate(&work, Background::None, masking, cancel)?
     } else if learned {
-        foreground::separate(&original, background, masking, cancel)?
+        foreground::separate(full, background, masking, cancel)?
     } else {
         foreground::separate(&work, background, masking, cancel)?
     };
     let mask = foreground.at_size(work.width, work.height)?.to_mask();
     cancel.check()?;
-    let original_size = (original.width, original.height);
+    let original_size = (full.width, full.height);
     Ok(Prepared {
         foreground,
-        original: Some(original),
+        original,
         original_size,
         work,
         mask,
@@ -410,10 +420,7 @@ fn estimate(
         Chosen::Model(model) => {
             // The model sees the full-resolution input, as the reference processor does, and
             // its one prediction is resampled to both sizes.
-            let original = original.ok_or_else(|| {
-                OrfeasError::Internal("the full-size image was already released".into())
-            })?;
-            let prediction = model.predict(&original, cancel)?;
+            let prediction = model.predict(original.as_ref().unwrap_or(work), cancel)?;
             drop(original);
             from_prediction(&prediction, work, mask, (*width, *height), wants_raw)
         }

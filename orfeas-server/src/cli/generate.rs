@@ -39,7 +39,7 @@ pub fn run(args: GenerateArgs) -> ExitCode {
         ));
     }
     let config = BatchConfig {
-        slots: args.slots,
+        slots: args.slots.unwrap_or(orfeas_core::batch::AUTO_SLOTS),
         method,
         device: args.device,
         weights: args.method.weights.clone(),

@@ -65,8 +65,8 @@ pub struct GenerateArgs {
     #[arg(short, long, default_value = "medium", value_parser = parse_from_str::<Quality>)]
     pub quality: Quality,
     /// Jobs processed at once (default: one per core on the CPU, at most 16; four per GPU).
-    #[arg(long, default_value_t = orfeas_core::batch::AUTO_SLOTS, hide_default_value = true, value_parser = parse_slots)]
-    pub slots: usize,
+    #[arg(long, value_parser = parse_slots)]
+    pub slots: Option<usize>,
     #[command(flatten)]
     pub method: MethodArgs,
     /// Where the model runs: auto, cpu, cuda or cuda:N.
@@ -99,8 +99,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "orfeas-data", value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Jobs processed at once (default: one per core on the CPU, at most 16; four per GPU).
-    #[arg(long, default_value_t = orfeas_core::batch::AUTO_SLOTS, hide_default_value = true, value_parser = parse_slots)]
-    pub slots: usize,
+    #[arg(long, value_parser = parse_slots)]
+    pub slots: Option<usize>,
     /// The method of requests that name none (any method whose weights are found can be
     /// asked for per request).
     #[command(flatten)]

@@ -30,7 +30,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let mut config = ServerConfig::new(&args.data_dir);
     config.defaults = defaults;
     config.batch = BatchConfig {
-        slots: args.slots,
+        slots: args.slots.unwrap_or(orfeas_core::batch::AUTO_SLOTS),
         method,
         all_methods: true,
         device: args.device,
