@@ -348,6 +348,11 @@ export interface ProcessorOptions {
    * (and `auto`); default: the Hugging Face cache (`orfeas fetch-model --model birefnet-lite`).
    */
   segmenterWeights?: string
+  /**
+   * Sync each job's files and folder to the disk before it completes, so that a finished
+   * job survives a power cut (default `false`: files are still published atomically).
+   */
+  durable?: boolean
 }
 
 /** Options of `BatchProcessor.run`. */

@@ -92,6 +92,15 @@ test('one bad input fails alone, with its code, and the others complete', async 
   for (const e of errors) assert.equal(e.data.success, false)
 })
 
+test('a durable processor completes with its files on disk', async () => {
+  const dir = tempDir()
+  const proc = new BatchProcessor({ slots: 1, durable: true })
+  const [result] = await proc.run([example('heart.bmp')], { outDir: path.join(dir, 'out'), quality: 'low' })
+  assert.equal(result.status, 'complete')
+  assert.ok(result.outputs.length > 0)
+  for (const file of result.outputs) assert.ok(fs.statSync(file).size > 0, file)
+})
+
 test('aborting mid-batch cancels the rest and leaves no partial files', async () => {
   const out = tempDir()
   const proc = new BatchProcessor({ slots: 1 })

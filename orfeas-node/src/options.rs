@@ -34,6 +34,9 @@ pub struct ProcessorOptions {
     /// BiRefNet's `model.safetensors` (the file or its directory), for `background: 'birefnet'`
     /// (and `auto`); default: the Hugging Face cache (`orfeas fetch-model --model birefnet-lite`).
     pub segmenter_weights: Option<String>,
+    /// Sync each job's files and folder to the disk before it completes, so that a finished
+    /// job survives a power cut (default `false`: files are still published atomically).
+    pub durable: Option<bool>,
 }
 
 impl ProcessorOptions {
@@ -49,6 +52,7 @@ impl ProcessorOptions {
             }
             config.slots = slots as usize;
         }
+        config.durable = self.durable.unwrap_or(false);
         if let Some(device) = &self.device {
             config.device = device.parse::<Device>().map_err(|e| from_core(&e))?;
         }

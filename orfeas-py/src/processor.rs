@@ -28,7 +28,7 @@ pub(crate) struct PyBatchProcessor {
 #[pymethods]
 impl PyBatchProcessor {
     #[new]
-    #[pyo3(signature = (slots=None, device="auto", depth=None, weights=None, threads=None, method=None, segmenter_weights=None))]
+    #[pyo3(signature = (slots=None, device="auto", depth=None, weights=None, threads=None, method=None, segmenter_weights=None, durable=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -39,6 +39,7 @@ impl PyBatchProcessor {
         threads: Option<usize>,
         method: Option<&str>,
         segmenter_weights: Option<PathBuf>,
+        durable: bool,
     ) -> PyResult<Self> {
         // `background` stays `auto`: BiRefNet is loaded when `segmenter_weights` names it (which
         // must then load) or its weights are cached, and each `run` picks its own background.
@@ -55,6 +56,7 @@ impl PyBatchProcessor {
             weights,
             threads,
             segmenter_weights,
+            durable,
             ..BatchConfig::default()
         };
         // Loading weights can take seconds: without the GIL.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, Dict, List
@@ -142,6 +143,14 @@ def test_a_callback_that_is_not_callable_is_refused_before_any_work(tmp_path: Pa
 def test_slots_default_to_the_cores_and_zero_is_refused():
     # One slot per core on the CPU (at most 16); an explicit 0 is a mistake, not "auto".
     proc = orfeas.BatchProcessor(device="cpu", depth="relief")
-    assert 1 <= proc.slots <= 16
+    # At most the CPUs this process may use (a CPU quota can make it fewer).
+    assert 1 <= proc.slots <= min(len(os.sched_getaffinity(0)), 16)
     with pytest.raises(orfeas.InvalidInputError, match="at least 1"):
         orfeas.BatchProcessor(slots=0)
+
+
+def test_a_durable_batch_completes_with_its_files(tmp_path: Path, photo_array: np.ndarray):
+    proc = orfeas.BatchProcessor(slots=1, device="cpu", depth="relief", durable=True)
+    [result] = proc.run([photo_array], tmp_path, quality="low", formats=["stl"])
+    assert result.status == "complete"
+    assert all(Path(p).stat().st_size > 0 for p in result.outputs)

@@ -4,7 +4,7 @@ A thin binding over the Rust engine ``orfeas-core``. The GIL is released while w
 progress arrives as dicts (``{"event": name, **data}``, the WebSocket events' shapes); errors
 are subclasses of :class:`OrfeasError` carrying a stable ``.code``.
 
->>> proc = orfeas.BatchProcessor(slots=4)
+>>> proc = orfeas.BatchProcessor()
 >>> results = proc.run(["photos/"], "out", formats=["stl", "glb"], on_progress=print)
 >>> mesh = orfeas.image_to_mesh("photo.jpg")
 >>> mesh.vertices.shape, mesh.faces.shape
@@ -64,21 +64,26 @@ class BatchProcessor:
     both agreeing). ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. ``weights``: the
     method's weights, a file or directory (Depth Anything: transformers layout or the authors'
     ``.pth``; TripoSR: ``config.yaml`` + ``model.ckpt``); else the Hugging Face cache is
-    searched. ``threads``: CPU threads shared by all slots (default: every core).
+    searched. ``slots``: jobs at once (default: one per core on the CPU, at most 16; four per
+    GPU). ``threads``: the process's CPU pool for data-parallel work (default: every core; the
+    pool is made once per process, so only the first processor's value counts).
     ``segmenter_weights``: BiRefNet's ``model.safetensors`` (the file or its directory) for
     ``background="birefnet"`` (and ``"auto"``); else the Hugging Face cache is searched
     (``orfeas fetch-model --model birefnet-lite``). :attr:`backgrounds` says what can run.
+    ``durable``: sync each job's files and folder to the disk before it completes (default
+    off; files are always published atomically by rename).
     """
 
     def __init__(
         self,
-        slots: int = 4,
+        slots: Optional[int] = None,
         device: str = "auto",
         depth: Optional[str] = None,
         weights: Optional[PathLike] = None,
         threads: Optional[int] = None,
         method: Optional[str] = None,
         segmenter_weights: Optional[PathLike] = None,
+        durable: bool = False,
     ) -> None:
         self._native = _orfeas.BatchProcessor(
             slots=slots,
@@ -88,6 +93,7 @@ class BatchProcessor:
             threads=threads,
             method=method,
             segmenter_weights=None if segmenter_weights is None else os.fspath(segmenter_weights),
+            durable=durable,
         )
 
     @property

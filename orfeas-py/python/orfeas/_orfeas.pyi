@@ -107,6 +107,7 @@ class BatchProcessor:
         threads: Optional[int] = None,
         method: Optional[str] = None,
         segmenter_weights: Optional[Union[str, os.PathLike[str]]] = None,
+        durable: bool = False,
     ) -> BatchProcessor: ...
     @property
     def slots(self) -> int: ...
