@@ -172,6 +172,8 @@ impl BatchProcessor {
                 config.slots
             )));
         }
+        // Before anything (loading weights included) can use rayon and fix the pool's size.
+        crate::threads::ensure_pool(config.threads);
         let device = config.device.resolve()?;
         config.slots = resolve_slots(config.slots, device);
         let setup = ShapeSetup::resolve_on(
@@ -192,7 +194,6 @@ impl BatchProcessor {
             config.segmenter_weights.as_deref(),
             device,
         )?;
-        crate::threads::ensure_pool(config.threads);
         let shared = Arc::new(Shared {
             config,
             device,
