@@ -296,6 +296,14 @@ impl LoadedImage {
         }
     }
 
+    /// Whether the longest side is at most `max_side` (at least 1): then [`fit_within`]
+    /// would return the image as it is.
+    ///
+    /// [`fit_within`]: Self::fit_within
+    pub fn fits_within(&self, max_side: u32) -> bool {
+        self.width.max(self.height) <= max_side.max(1)
+    }
+
     /// A copy whose longest side is at most `max_side`; smaller images are returned as they are.
     ///
     /// Integer block averaging for the bulk of the reduction, then a triangle filter (scaled to
@@ -303,11 +311,11 @@ impl LoadedImage {
     /// good enough for height maps, and much faster than `imageops::resize` on camera-sized
     /// photos. `luma` is resampled as f32 so 16-bit height maps keep their precision.
     pub fn fit_within(&self, max_side: u32) -> LoadedImage {
-        let max_side = max_side.max(1);
-        let longest = self.width.max(self.height);
-        if longest <= max_side {
+        if self.fits_within(max_side) {
             return self.clone();
         }
+        let max_side = max_side.max(1);
+        let longest = self.width.max(self.height);
         let scale = f64::from(max_side) / f64::from(longest);
         let nw = ((f64::from(self.width) * scale).round() as u32).clamp(1, max_side);
         let nh = ((f64::from(self.height) * scale).round() as u32).clamp(1, max_side);

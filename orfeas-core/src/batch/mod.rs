@@ -6,7 +6,7 @@ mod processor;
 mod tally;
 
 pub use naming::{assign_stems, sanitize_stem};
-pub use processor::{resolve_slots, BatchConfig, BatchProcessor, AUTO_SLOTS, MAX_AUTO_CPU_SLOTS};
+pub use processor::{BatchConfig, BatchProcessor, AUTO_SLOTS, MAX_AUTO_CPU_SLOTS};
 
 use std::fmt;
 use std::path::PathBuf;

@@ -71,7 +71,7 @@ pub const MAX_AUTO_CPU_SLOTS: usize = 16;
 const GPU_SLOTS: usize = 4;
 
 /// The number of slots `slots` means on `device` (already resolved).
-pub fn resolve_slots(slots: usize, device: Device) -> usize {
+fn resolve_slots(slots: usize, device: Device) -> usize {
     match (slots, device) {
         (AUTO_SLOTS, Device::Cuda(_)) => GPU_SLOTS,
         (AUTO_SLOTS, _) => std::thread::available_parallelism()

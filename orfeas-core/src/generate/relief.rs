@@ -354,7 +354,7 @@ fn prepare(
     progress: &mut Progress<'_>,
 ) -> Result<Prepared> {
     // An image already within the working size is its own working copy: no copy of it.
-    let (original, work) = if original.width.max(original.height) <= preset.working_size.max(1) {
+    let (original, work) = if original.fits_within(preset.working_size) {
         (None, original)
     } else {
         let work = original.fit_within(preset.working_size);
