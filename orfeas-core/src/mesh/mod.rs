@@ -3,14 +3,20 @@
 mod check;
 mod components;
 mod edges;
+mod greedy;
 mod heightfield;
 mod marching_cubes;
+mod mesher;
+mod rtin;
 mod solid;
+mod tiled;
+mod tiling;
 
 pub use check::{check_solid, SolidReport};
 pub use components::keep_largest_component;
-pub use heightfield::{triangulate_heightfield, CornerGrid, HeightfieldMesh, MeshingLimits};
+pub use heightfield::{CornerGrid, HeightfieldMesh, MeshingLimits};
 pub use marching_cubes::marching_cubes;
+pub use mesher::triangulate_heightfield;
 pub use solid::{build_solid, build_surface, Scale};
 
 /// An indexed triangle mesh. Plain vectors, so bindings can hand them out as arrays.
