@@ -13,9 +13,11 @@
 //!
 //! Where it differs from hmm, for speed:
 //! * Each triangle is scanned row by row over its exact span (integer edge bounds stepped per
-//!   row, no division in the loop) instead of testing every point of its bounding box, and
-//!   the inner loop is a plain max over a row slice, which vectorises.
-//! * The start mesh is measured in parallel; only the insertion loop is serial.
+//!   row, no division in the loop) instead of testing every point of its bounding box; the
+//!   plane is evaluated per point, not accumulated, and the position of the worst point is
+//!   looked for only in a row that beats the best so far.
+//! * The start mesh is measured in parallel, and tiles (`tiled.rs`) run their insertion loops
+//!   side by side.
 //! * Triangles already within tolerance never enter the queue, and stale queue entries are
 //!   skipped (their error no longer matches the slot's) instead of being removed in place.
 
@@ -214,17 +216,12 @@ impl<'g> Refiner<'g> {
         }
     }
 
-    /// The deferred triangles that are still current, with their shared edge and point.
-    pub fn take_deferred(&mut self) -> Vec<(Entry, u64, [i32; 2])> {
-        let deferred = std::mem::take(&mut self.deferred);
+    /// The deferred entries that are still current (a changed triangle was measured and
+    /// queued again).
+    pub fn take_deferred(&mut self) -> Vec<Entry> {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        deferred.retain(|e| self.is_current(*e));
         deferred
-            .into_iter()
-            .filter(|e| self.is_current(*e))
-            .filter_map(|e| {
-                let key = self.shared_edge_of(e.tri)?;
-                Some((e, key, self.candidate[e.tri as usize]))
-            })
-            .collect()
     }
 
     /// Whether `entry` still describes its triangle.
@@ -263,6 +260,7 @@ impl<'g> Refiner<'g> {
     /// Splits the shared edge `key` at `p` (a grid point on it) on this tile's side.
     pub fn split_shared(&mut self, key: u64, p: [i32; 2]) {
         let Some(e) = self.shared.remove(&key) else {
+            debug_assert!(false, "edge {key} is not shared by this tile");
             return;
         };
         let (t, k) = (e / 3, e as usize % 3);

@@ -178,7 +178,7 @@ fn exact_tail(
     // Points deferred in the last round go back to their queues; here they are inserted on
     // both sides as they come up.
     for t in tiles.iter_mut() {
-        for (entry, _, _) in t.take_deferred() {
+        for entry in t.take_deferred() {
             t.requeue(entry);
         }
     }
@@ -244,7 +244,7 @@ fn split_shared_edges(
 ) -> bool {
     let mut any = false;
     for i in 0..tiles.len() {
-        for (entry, _, _) in tiles[i].take_deferred() {
+        for entry in tiles[i].take_deferred() {
             // An earlier split in this pass may have changed the triangle: then it has been
             // measured again and queued anew, and this entry is stale.
             if !tiles[i].is_current(entry) {
