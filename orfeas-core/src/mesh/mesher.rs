@@ -33,8 +33,8 @@ const START_BLOCK: u32 = 32;
 
 /// Above this expected share of the grid's cells in the result, RTIN meshes instead of
 /// greedy insertion. On a 1025² grid (2 threads) greedy insertion takes about 0.13 s at a
-/// 10 % share and 0.9 s at 45 %, RTIN 0.05–0.1 s at any share; a quarter is where the
-/// greedy mesher's 35–40 % fewer triangles stop being worth the extra time.
+/// 10 % share and 0.9 s at 45 %, RTIN 0.05–0.16 s at any share; a quarter is where the
+/// greedy mesher's 15–40 % fewer triangles stop being worth the extra time.
 const DENSE_SHARE: f64 = 0.25;
 
 /// Meshes `grid` within `limits`. Fails only when the mask leaves nothing to mesh.

@@ -4,12 +4,13 @@
 //! across their common edges, and a point that falls on one (a shared edge) is inserted on
 //! both sides at once, between the parallel passes, so the tiles stay one conforming mesh.
 //!
-//! Without a triangle cap every tile simply refines to the tolerance. With one, the order
-//! across tiles matters: refinement runs in rounds of falling error thresholds, every tile
-//! down to the round's threshold, each within its share of what is left of the cap
-//! (proportional to how many of its triangles are above the threshold). When a round uses
-//! up a share, the rest of the cap goes to the exact greedy order across all tiles, one
-//! point at a time, so the result is the greedy one up to the rounds' granularity.
+//! Without a cap that can bind, every tile simply refines to the tolerance. With one, the
+//! order across tiles matters: refinement runs in rounds of falling error thresholds (half
+//! the worst error left, or the threshold the rest of the cap can afford), every tile down to
+//! the round's threshold within its share of what is left of the cap (proportional to how many
+//! of its triangles are above the threshold). When little is left, or a round uses up a
+//! share, the rest of the cap goes to the exact greedy order across all tiles, one point at a
+//! time, so the result is the greedy one up to the rounds' granularity.
 //!
 //! Every step is deterministic: the tiles do not see each other while they run in parallel.
 
