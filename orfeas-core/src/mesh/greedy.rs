@@ -178,11 +178,7 @@ impl<'g> Refiner<'g> {
 
     /// Queued triangles whose error is above `theta`.
     pub fn count_above(&self, theta: f32) -> usize {
-        self.queue
-            .iter()
-            .filter(|e| self.is_current(**e))
-            .filter(|e| f32::from_bits(e.error_bits) > theta)
-            .count()
+        self.errors_above(theta).count()
     }
 
     /// Inserts while the worst triangle is above `theta`, at most `budget` points. Points

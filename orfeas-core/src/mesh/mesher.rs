@@ -117,19 +117,20 @@ fn mesh_greedily(
 ) -> Result<HeightfieldMesh> {
     let block = start_block(grid, max_triangles);
     let tile = tile_side(grid).max(block as i32);
-    mesh_greedily_in_tiles(grid, tolerance, max_triangles, tile, cancel)
+    mesh_greedily_in_tiles(grid, tolerance, max_triangles, block, tile, cancel)
 }
 
-/// [`mesh_greedily`] with the tile side given (tests use small tiles on small grids).
+/// [`mesh_greedily`] with the start blocks and tiles given (tests use small tiles on small
+/// grids); `tile` is a multiple of `block`.
 fn mesh_greedily_in_tiles(
     grid: &CornerGrid,
     tolerance: f32,
     max_triangles: usize,
+    block: u32,
     tile: i32,
     cancel: &CancelToken,
 ) -> Result<HeightfieldMesh> {
     let start = if grid.inside().iter().all(|&i| i) {
-        let block = start_block(grid, max_triangles).min(tile as u32);
         block_tiling(grid.width(), grid.height(), block)
     } else {
         // The coarsest RTIN mesh that keeps to the mask, no triangle larger than a tile.
@@ -544,7 +545,7 @@ mod tests {
             });
             let cap = [usize::MAX, 1_500, 4_000][(seed % 3) as usize];
             let e = [0.002, 0.0, 0.005][(seed % 3) as usize];
-            let m = match mesh_greedily_in_tiles(&g, e, cap, 32, &CancelToken::new()) {
+            let m = match mesh_greedily_in_tiles(&g, e, cap, 32, 32, &CancelToken::new()) {
                 Ok(m) => m,
                 Err(err) => panic!("seed {seed}: {err}"),
             };

@@ -64,24 +64,17 @@ pub(super) fn refine_in_tiles(
     // A full triangulation of the grid has 2·cells triangles: a cap above that cannot bind.
     let cap_binds = (max_triangles as u64) < 2 * (width as u64 - 1) * (height as u64 - 1);
     let mut per_above = 4.0f64;
-    loop {
+    // Whether the rest of the cap goes in the exact greedy order.
+    let finish_exactly = loop {
         cancel.check()?;
         let top = top_error(&mut tiles);
         if top <= tolerance || count(&tiles) + 2 > max_triangles {
-            break;
+            break false;
         }
         let remaining = (max_triangles - count(&tiles)) / 2;
         let Some(theta) = next_threshold(&tiles, top, tolerance, cap_binds, remaining, per_above)
         else {
-            exact_tail(
-                &mut tiles,
-                &mut owners,
-                stride,
-                tolerance,
-                max_triangles,
-                cancel,
-            )?;
-            break;
+            break true;
         };
         let above: Vec<usize> = tiles.par_iter().map(|t| t.count_above(theta)).collect();
         let total_above: usize = above.iter().sum();
@@ -116,25 +109,24 @@ pub(super) fn refine_in_tiles(
             .any(|(t, &b)| b == 0 && t.top_error() > theta);
         let added = count(&tiles) - before;
         per_above = added as f64 / 2.0 / total_above.max(1) as f64;
-        if added == 0 && !spent_share {
-            break; // nothing could be inserted (only points the cap leaves no room for)
-        }
         if spent_share {
-            exact_tail(
-                &mut tiles,
-                &mut owners,
-                stride,
-                tolerance,
-                max_triangles,
-                cancel,
-            )?;
-            break;
+            break true;
         }
+        if added == 0 {
+            break false; // nothing could be inserted (only points the cap leaves no room for)
+        }
+    };
+    if finish_exactly {
+        exact_tail(
+            &mut tiles,
+            &mut owners,
+            stride,
+            tolerance,
+            max_triangles,
+            cancel,
+        )?;
     }
-    let max_error = tiles
-        .iter_mut()
-        .map(|t| t.top_error())
-        .fold(tolerance, f32::max);
+    let max_error = top_error(&mut tiles).max(tolerance);
     Ok(merge(tiles, stride, tile, max_error))
 }
 
