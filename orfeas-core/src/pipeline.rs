@@ -409,11 +409,12 @@ pub(crate) fn export_files(
 ) -> Result<Vec<OutputFile>> {
     let data = model.export_data(formats);
     let input = data.input();
+    let png = export::TexturePng::default();
     let mut written: Vec<OutputFile> = Vec::new();
     for (i, &format) in formats.iter().enumerate() {
         let step = cancel
             .check()
-            .and_then(|()| export::save(format, &input, dir, stem));
+            .and_then(|()| export::save_sharing(format, &input, dir, stem, &png));
         match step {
             Ok(files) => written.extend(files),
             Err(e) => {

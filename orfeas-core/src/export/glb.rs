@@ -17,19 +17,18 @@ use json::validation::{Checked::Valid, USize64};
 use json::{accessor, buffer, material, mesh, texture, Index, Root};
 
 use super::normals::{split_at_creases, CREASE_DEGREES};
-use super::{export_error, texture as png, ExportInput, MeshFormat, GENERATOR};
+use super::texture::TexturePng;
+use super::{export_error, ExportInput, MeshFormat, GENERATOR};
 use crate::error::Result;
 
 /// Builds the whole GLB file in memory (its header states the total length up front).
-pub(super) fn encode(input: &ExportInput<'_>) -> Result<Glb> {
+pub(super) fn encode(input: &ExportInput<'_>, png: &TexturePng) -> Result<Glb> {
     let mesh = input.mesh;
     let texture = input.texture.filter(|_| !mesh.uvs.is_empty());
     let colored = texture.is_none() && !mesh.colors.is_empty();
     let split = split_at_creases(mesh, CREASE_DEGREES);
     let count = split.source.len();
-    let texture_png = texture
-        .map(|t| png::encode_png(MeshFormat::Glb, t))
-        .transpose()?;
+    let texture_png = texture.map(|t| png.get(MeshFormat::Glb, t)).transpose()?;
 
     // Every view's size is known: the BIN chunk is allocated once, at its final size, and
     // each attribute is written straight into it.
@@ -88,7 +87,7 @@ pub(super) fn encode(input: &ExportInput<'_>) -> Result<Glb> {
     attributes.insert(Valid(mesh::Semantic::Positions), position);
     attributes.insert(Valid(mesh::Semantic::Normals), normal);
     let mut base_color_texture = None;
-    if let Some(texture_png) = &texture_png {
+    if let Some(texture_png) = texture_png {
         let view = b.view_with(
             count * 8,
             Some(8),

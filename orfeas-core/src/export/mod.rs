@@ -34,6 +34,7 @@ use crate::mesh::{Mesh, Texture};
 use crate::models::triposr::DensityGrid;
 
 pub use format::MeshFormat;
+pub(crate) use texture::TexturePng;
 
 /// The `asset.generator` / file comment naming this library and its version.
 pub(crate) const GENERATOR: &str = concat!("orfeas ", env!("CARGO_PKG_VERSION"));
@@ -83,7 +84,8 @@ pub fn write_format(
     input: &ExportInput<'_>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let Some(main) = parts(format, input, None)?.into_iter().next() else {
+    let png = TexturePng::default();
+    let Some(main) = parts(format, input, None, &png)?.into_iter().next() else {
         return Err(export_error(format, "nothing to write"));
     };
     let mut buffered = BufWriter::new(out);
@@ -128,8 +130,20 @@ pub fn save(
     dir: &Path,
     stem: &str,
 ) -> Result<Vec<OutputFile>> {
+    save_sharing(format, input, dir, stem, &TexturePng::default())
+}
+
+/// [`save`] for one of several formats of the same input: the texture PNG in `png` is
+/// encoded by the first format that needs it and reused by the others.
+pub(crate) fn save_sharing(
+    format: MeshFormat,
+    input: &ExportInput<'_>,
+    dir: &Path,
+    stem: &str,
+    png: &TexturePng,
+) -> Result<Vec<OutputFile>> {
     save::check_stem(stem)?;
-    let parts = parts(format, input, Some(stem))?;
+    let parts = parts(format, input, Some(stem), png)?;
     save::save_parts(parts, dir, stem)
 }
 
@@ -191,6 +205,7 @@ fn parts<'a>(
     format: MeshFormat,
     input: &ExportInput<'a>,
     stem: Option<&'a str>,
+    png: &'a TexturePng,
 ) -> Result<Vec<Part<'a>>> {
     let name = format.as_str();
     let ext = format.extension();
@@ -243,7 +258,7 @@ fn parts<'a>(
         MeshFormat::StlAscii => vec![Part::new(name, ext, move |out| stl::write_ascii(mesh, out))],
         MeshFormat::Ply => vec![Part::new(name, ext, move |out| ply::write(mesh, out))],
         MeshFormat::Glb => {
-            let glb = glb::encode(input)?;
+            let glb = glb::encode(input, png)?;
             vec![Part::new(name, ext, move |out| glb.write_to(out))]
         }
         MeshFormat::ThreeMf => vec![Part::bytes(
@@ -251,7 +266,7 @@ fn parts<'a>(
             ext,
             threemf::encode(mesh).map_err(|e| export_error(format, e))?,
         )],
-        _ => obj::parts(input, stem)?,
+        _ => obj::parts(input, stem, png)?,
     })
 }
 

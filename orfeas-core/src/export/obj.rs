@@ -11,7 +11,8 @@
 
 use std::io::{self, Write};
 
-use super::{texture, ExportInput, MeshFormat, Part, GENERATOR};
+use super::texture::TexturePng;
+use super::{ExportInput, MeshFormat, Part, GENERATOR};
 use crate::error::Result;
 use crate::mesh::Mesh;
 
@@ -24,18 +25,22 @@ pub(super) fn is_textured(input: &ExportInput<'_>) -> bool {
 }
 
 /// The `.obj` part, then the `.mtl` and `.png` parts when textured and a stem names them.
-pub(super) fn parts<'a>(input: &ExportInput<'a>, stem: Option<&'a str>) -> Result<Vec<Part<'a>>> {
+pub(super) fn parts<'a>(
+    input: &ExportInput<'a>,
+    stem: Option<&'a str>,
+    png: &'a TexturePng,
+) -> Result<Vec<Part<'a>>> {
     let mesh = input.mesh;
     let (Some(texture), Some(stem)) = (input.texture.filter(|_| is_textured(input)), stem) else {
         return Ok(vec![Part::new("obj", "obj", move |out| {
             write_obj(mesh, None, out)
         })]);
     };
-    let png = texture::encode_png(MeshFormat::Obj, texture)?;
+    let png = png.get(MeshFormat::Obj, texture)?;
     Ok(vec![
         Part::new("obj", "obj", move |out| write_obj(mesh, Some(stem), out)),
         Part::new("mtl", "mtl", move |out| write_mtl(stem, out)),
-        Part::bytes("png", "png", png),
+        Part::new("png", "png", move |out| out.write_all(png)),
     ])
 }
 
