@@ -9,8 +9,8 @@ use super::{export_error, MeshFormat};
 use crate::error::Result;
 use crate::mesh::Texture;
 
-/// The texture's PNG, encoded at most once however many formats of one job embed it: at the
-/// `high` preset the encoding is as long as meshing, and OBJ and GLB carry the same bytes.
+/// The texture's PNG, encoded at most once however many formats of one job embed it: OBJ (a
+/// side file) and GLB (embedded) carry the same bytes.
 #[derive(Debug, Default)]
 pub(crate) struct TexturePng(OnceCell<Vec<u8>>);
 
