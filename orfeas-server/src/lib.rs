@@ -12,6 +12,7 @@
 //! previous process left unfinished.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;

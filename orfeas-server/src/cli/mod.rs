@@ -7,6 +7,7 @@ mod inputs;
 mod progress_view;
 pub mod serve;
 mod summary;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,9 @@ pub enum Command {
     },
     /// Run the HTTP server and the Batch Studio page.
     Serve(ServeArgs),
+    /// Pull jobs from a NATS JetStream queue and run them (one of several machines behind
+    /// `orfeas serve --queue`).
+    Worker(WorkerArgs),
     /// Show NVIDIA GPU telemetry (JSON), or say plainly that there is none. Always exits 0.
     Gpu {
         /// Print JSON even when no GPU is present (`{"available": false, ...}`).
@@ -151,6 +155,36 @@ pub struct ServeArgs {
     pub on_restart: OnRestart,
     /// On SIGTERM / Ctrl-C, how long running jobs may take to finish; then they are stopped
     /// and re-queued for the next start.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
+    pub drain_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The queue: nats://HOST:PORT (a nats-server with JetStream, `-js`).
+    #[arg(long, value_name = "URL")]
+    pub queue: String,
+    /// Jobs run at once (default: one per core on the CPU, at most 16; four per GPU).
+    #[arg(long, value_parser = parse_slots)]
+    pub slots: Option<usize>,
+    /// Where the models run: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_from_str::<Device>)]
+    pub device: Device,
+    /// The models to load (jobs name their own method; these weights are loaded once).
+    #[command(flatten)]
+    pub method: MethodArgs,
+    /// BiRefNet's model.safetensors (or its directory); default: the Hugging Face cache.
+    #[arg(long, value_name = "PATH")]
+    pub segmenter_weights: Option<PathBuf>,
+    /// How long a job may go without progress before another worker gets it, when this
+    /// worker is the first to use the queue (the queue keeps the first lease it was given).
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
+    pub lease: std::time::Duration,
+    /// The worker's name in the studio and in events (default: host-pid).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// On SIGTERM / Ctrl-C, how long running jobs may take to finish; then they are stopped
+    /// and handed back to the queue.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
     pub drain_timeout: std::time::Duration,
 }

@@ -135,8 +135,16 @@ fn mb_to_bytes(mb: f64) -> u64 {
     }
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, after saying the server drains.
 async fn shutdown_signal() {
+    stop_signal().await;
+    eprintln!(
+        "orfeas serve: draining (no new jobs; running ones may finish, the rest resume at the next start)"
+    );
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub(super) async fn stop_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -157,7 +165,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    eprintln!(
-        "orfeas serve: draining (no new jobs; running ones may finish, the rest resume at the next start)"
-    );
 }

@@ -1,0 +1,390 @@
+//! The connection to NATS and the four things that live there (see the module doc of
+//! [`super`]), created on first use so that a bare `nats-server -js` is enough.
+//!
+//! nats-server 2.9 (Debian 12) is the floor: the KV and object-store streams are created
+//! with `create_stream` and then opened, because the client's own `create_key_value` reads
+//! account-info fields that 2.9 does not send.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use async_nats::HeaderMap;
+
+use super::message::JobMessage;
+use super::state::{input_key, state_key, JobState};
+use super::{
+    ClusterError, FILES_BUCKET, JOBS_STREAM, JOBS_SUBJECT, STATE_BUCKET, WORKERS_CONSUMER,
+};
+
+/// How to reach the queue, and the job semantics fixed when the consumer is first created.
+#[derive(Clone, Debug)]
+pub struct BrokerSettings {
+    /// `nats://HOST:PORT`.
+    pub url: String,
+    /// The consumer's `ack_wait`: how long a job may go without a progress heartbeat before
+    /// it is handed to another worker.
+    pub lease: Duration,
+    /// Deliveries that may run a job; one more delivery records the failure.
+    pub max_attempts: i64,
+    /// How long to wait for the server at start before saying it is unreachable.
+    pub connect_timeout: Duration,
+}
+
+impl BrokerSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            lease: Duration::from_secs(60),
+            max_attempts: 3,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connected broker with its streams and stores open.
+#[derive(Clone)]
+pub struct Broker {
+    pub(crate) client: async_nats::Client,
+    pub(crate) jobs: stream::Stream,
+    pub(crate) consumer: consumer::PullConsumer,
+    pub(crate) state: kv::Store,
+    pub(crate) files: object_store::ObjectStore,
+    /// The lease in force (the consumer's `ack_wait`, which the first user fixed).
+    pub(crate) lease: Duration,
+    /// Deliveries that may run a job (the consumer's `max_deliver` less the last one).
+    pub(crate) max_attempts: u64,
+}
+
+/// A job accepted by the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// The job's message in the jobs stream.
+    pub sequence: u64,
+    /// False when a job of this id was already there (nothing was published again).
+    pub new: bool,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("lease", &self.lease)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// Connects and opens (creating where missing) the jobs stream, the workers' consumer,
+    /// the state bucket and the files bucket. An address where nothing answers is
+    /// `ERR_QUEUE_UNREACHABLE` within `connect_timeout`, never a hang.
+    pub async fn connect(settings: &BrokerSettings) -> Result<Self, ClusterError> {
+        let unreachable = |detail: String| ClusterError::Unreachable {
+            url: settings.url.clone(),
+            detail,
+        };
+        let client = tokio::time::timeout(
+            settings.connect_timeout,
+            async_nats::ConnectOptions::new()
+                .connection_timeout(settings.connect_timeout)
+                .name("orfeas")
+                .connect(settings.url.as_str()),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no answer within {:?}", settings.connect_timeout)))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let js = jetstream::new(client.clone());
+        let jobs = open_jobs_stream(&js).await.map_err(|e| match e {
+            ClusterError::Broker(detail)
+                if detail.contains("503") || detail.contains("not enabled") =>
+            {
+                ClusterError::NoJetStream {
+                    url: settings.url.clone(),
+                    detail,
+                }
+            }
+            other => other,
+        })?;
+        let consumer = jobs
+            .get_or_create_consumer(
+                WORKERS_CONSUMER,
+                consumer::pull::Config {
+                    durable_name: Some(WORKERS_CONSUMER.to_owned()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: settings.lease,
+                    max_deliver: settings.max_attempts.max(1) + 1,
+                    // Jobs out at once over all workers; sized far above any cluster's slots.
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ClusterError::broker("opening the workers' consumer", e))?;
+        let mut consumer = consumer;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| ClusterError::broker("reading the workers' consumer", e))?;
+        let lease = info.config.ack_wait;
+        let max_attempts = u64::try_from(info.config.max_deliver - 1)
+            .unwrap_or(1)
+            .max(1);
+        if lease != settings.lease {
+            tracing::info!(
+                "the queue's lease is {lease:?} (fixed when its consumer was created), not {:?}",
+                settings.lease
+            );
+        }
+        let state = open_state_bucket(&js).await?;
+        let files = open_files_bucket(&js).await?;
+        Ok(Self {
+            client,
+            jobs,
+            consumer,
+            state,
+            files,
+            lease,
+            max_attempts,
+        })
+    }
+
+    /// The lease in force.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Whether the connection is up now (the client reconnects on its own).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Queues a job: its input goes to the files bucket, its state to the state bucket
+    /// (`queued`, created only if absent), then its message to the jobs stream, de-duplicated
+    /// by job id. Submitting a job id the queue already knows publishes nothing.
+    pub async fn submit(&self, job: &JobMessage, input: &Path) -> Result<Submitted, ClusterError> {
+        if let Some((state, _)) = self.job_state(&job.job_id).await? {
+            return Ok(Submitted {
+                sequence: queued_sequence(&state),
+                new: false,
+            });
+        }
+        let mut file = tokio::fs::File::open(input).await?;
+        self.files
+            .put(input_key(&job.job_id).as_str(), &mut file)
+            .await
+            .map_err(|e| ClusterError::broker("storing an input", e))?;
+        let mut queued = JobState::Queued {
+            batch_id: job.batch_id.clone(),
+            filename: job.filename.clone(),
+            sequence: 0,
+        };
+        // The state exists before the message, so a worker always finds it; a submit that
+        // stops between the two leaves a `queued` job with no message, which submitting it
+        // again (the front end's restart) publishes.
+        let revision = match self
+            .state
+            .create(state_key(&job.job_id), queued.to_bytes())
+            .await
+        {
+            Ok(revision) => revision,
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                return Ok(Submitted {
+                    sequence: 0,
+                    new: false,
+                })
+            }
+            Err(e) => return Err(ClusterError::broker("recording a queued job", e)),
+        };
+        let sequence = self.publish(job).await?;
+        if let JobState::Queued { sequence: s, .. } = &mut queued {
+            *s = sequence;
+        }
+        // Only while still queued: a worker may have taken the job already.
+        self.swap_state(&job.job_id, revision, &queued).await?;
+        Ok(Submitted {
+            sequence,
+            new: true,
+        })
+    }
+
+    /// Publishes a job's message (again, after a restart: the stream drops a repeat within
+    /// its de-duplication window).
+    pub async fn publish(&self, job: &JobMessage) -> Result<u64, ClusterError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", job.job_id.as_str());
+        let payload =
+            serde_json::to_vec(job).map_err(|e| ClusterError::broker("encoding a job", e))?;
+        let ack = jetstream::new(self.client.clone())
+            .publish_with_headers(JOBS_SUBJECT, headers, payload.into())
+            .await
+            .map_err(|e| ClusterError::broker("publishing a job", e))?
+            .await
+            .map_err(|e| ClusterError::broker("publishing a job", e))?;
+        Ok(ack.sequence)
+    }
+
+    /// A job's state and its revision, or `None` for a job the queue does not know.
+    pub async fn job_state(&self, job_id: &str) -> Result<Option<(JobState, u64)>, ClusterError> {
+        let Some(entry) = self
+            .state
+            .entry(state_key(job_id))
+            .await
+            .map_err(|e| ClusterError::broker("reading a job state", e))?
+        else {
+            return Ok(None);
+        };
+        if entry.operation != kv::Operation::Put {
+            return Ok(None);
+        }
+        let state = JobState::parse(&entry.value).map_err(ClusterError::Broker)?;
+        Ok(Some((state, entry.revision)))
+    }
+
+    /// Replaces a job's state if it is still at `revision`; false when someone else changed
+    /// it first (the caller lost the race and must not act as if it had won).
+    pub async fn swap_state(
+        &self,
+        job_id: &str,
+        revision: u64,
+        next: &JobState,
+    ) -> Result<Option<u64>, ClusterError> {
+        match self
+            .state
+            .update(state_key(job_id), next.to_bytes(), revision)
+            .await
+        {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(ClusterError::broker("changing a job state", e)),
+        }
+    }
+
+    /// Reads a whole object of the files bucket into `to` (a file created here).
+    pub async fn download(&self, key: &str, to: &Path) -> Result<u64, ClusterError> {
+        let mut object = self
+            .files
+            .get(key)
+            .await
+            .map_err(|e| ClusterError::broker(&format!("reading {key} from the store"), e))?;
+        let mut file = tokio::fs::File::create(to).await?;
+        let bytes = tokio::io::copy(&mut object, &mut file).await?;
+        tokio::io::AsyncWriteExt::flush(&mut file).await?;
+        Ok(bytes)
+    }
+
+    /// Writes a local file as an object of the files bucket.
+    pub async fn upload(&self, key: &str, from: &Path) -> Result<u64, ClusterError> {
+        let mut file = tokio::fs::File::open(from).await?;
+        let info = self
+            .files
+            .put(key, &mut file)
+            .await
+            .map_err(|e| ClusterError::broker(&format!("writing {key} to the store"), e))?;
+        Ok(info.size as u64)
+    }
+
+    /// The names of the files bucket's objects that start with `prefix`, sorted.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, ClusterError> {
+        use futures_util::StreamExt;
+        let mut list = self
+            .files
+            .list()
+            .await
+            .map_err(|e| ClusterError::broker("listing the store", e))?;
+        let mut keys = Vec::new();
+        while let Some(info) = list.next().await {
+            let info = info.map_err(|e| ClusterError::broker("listing the store", e))?;
+            if !info.deleted && info.name.starts_with(prefix) {
+                keys.push(info.name);
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Removes an object; one already gone is not an error.
+    pub async fn remove(&self, key: &str) {
+        if let Err(e) = self.files.delete(key).await {
+            tracing::debug!("cannot remove {key} from the store: {e}");
+        }
+    }
+
+    /// Messages waiting in the jobs stream (queued and running jobs).
+    pub async fn pending_jobs(&self) -> Result<u64, ClusterError> {
+        let mut jobs = self.jobs.clone();
+        let info = jobs
+            .info()
+            .await
+            .map_err(|e| ClusterError::broker("reading the jobs stream", e))?;
+        Ok(info.state.messages)
+    }
+}
+
+/// The stream sequence of a queued job's message (0 when unknown or no longer queued).
+fn queued_sequence(state: &JobState) -> u64 {
+    match state {
+        JobState::Queued { sequence, .. } => *sequence,
+        _ => 0,
+    }
+}
+
+async fn open_jobs_stream(js: &jetstream::Context) -> Result<stream::Stream, ClusterError> {
+    js.get_or_create_stream(stream::Config {
+        name: JOBS_STREAM.to_owned(),
+        subjects: vec![JOBS_SUBJECT.to_owned()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        // A job id published twice within this window is stored once.
+        duplicate_window: Duration::from_secs(24 * 3600),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::broker("opening the jobs stream", e))
+}
+
+async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, ClusterError> {
+    if let Ok(store) = js.get_key_value(STATE_BUCKET).await {
+        return Ok(store);
+    }
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{STATE_BUCKET}"),
+        subjects: vec![format!("$KV.{STATE_BUCKET}.>")],
+        max_messages_per_subject: 1,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::broker("creating the state bucket", e))?;
+    js.get_key_value(STATE_BUCKET)
+        .await
+        .map_err(|e| ClusterError::broker("opening the state bucket", e))
+}
+
+async fn open_files_bucket(
+    js: &jetstream::Context,
+) -> Result<object_store::ObjectStore, ClusterError> {
+    if let Ok(store) = js.get_object_store(FILES_BUCKET).await {
+        return Ok(store);
+    }
+    js.get_or_create_stream(stream::Config {
+        name: format!("OBJ_{FILES_BUCKET}"),
+        subjects: vec![
+            format!("$O.{FILES_BUCKET}.C.>"),
+            format!("$O.{FILES_BUCKET}.M.>"),
+        ],
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::broker("creating the files bucket", e))?;
+    js.get_object_store(FILES_BUCKET)
+        .await
+        .map_err(|e| ClusterError::broker("opening the files bucket", e))
+}
