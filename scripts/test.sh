@@ -26,6 +26,14 @@ cargo fmt --all --check
 step "clippy (workspace, every target, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ] && [ -z "${ORFEAS_NATS_SERVER:-}" ]; then
+  step "Installing Debian's nats-server (the cluster tests start their own)"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q nats-server
+fi
+
 step "Rust tests (workspace)"
 cargo test --workspace --locked
 

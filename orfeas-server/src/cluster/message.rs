@@ -107,7 +107,7 @@ mod tests {
         assert!(JobMessage::parse(&serde_json::to_vec(&m).expect("json")).is_err());
         let mut m = message();
         m.job_id = "../../etc".into();
-        let e = JobMessage::parse(&serde_json::to_vec(&m).expect("json")).unwrap_err();
+        let e = JobMessage::parse(&serde_json::to_vec(&m).expect("json")).expect_err("accepted");
         assert!(e.contains("plain name"), "{e}");
     }
 }
