@@ -222,6 +222,26 @@ fn parse_from_str<T: std::str::FromStr<Err = orfeas_core::OrfeasError>>(
     s.parse::<T>().map_err(|e| e.to_string())
 }
 
+/// Exit status of a command that failed while running.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit status of a command refused before it started (bad flags, unusable weights).
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// The async runtime of the long-running commands, or the exit status after saying why it
+/// could not start.
+pub(crate) fn runtime(
+    thread_name: &str,
+) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(thread_name)
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::ExitCode::from(EXIT_FAILED)
+        })
+}
+
 /// Logs go to stderr; stdout is reserved for `--json`. A server (`quiet_default = false`)
 /// logs warnings by default: refused downloads and failed saves must be visible.
 pub fn init_logging(verbose: u8, quiet_default: bool) {

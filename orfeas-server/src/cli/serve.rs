@@ -8,8 +8,7 @@ use orfeas_server::{AppState, ServerConfig, UploadLimits};
 
 use super::ServeArgs;
 
-const EXIT_FAILED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
+use super::{EXIT_FAILED, EXIT_USAGE};
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let method = match args.method.method() {
@@ -67,16 +66,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("orfeas-http")
-        .build()
-    {
+    let runtime = match super::runtime("orfeas-http") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let state = match tokio::task::spawn_blocking(move || AppState::new(config)).await {

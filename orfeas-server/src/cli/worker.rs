@@ -11,8 +11,8 @@ use orfeas_server::cluster::{run_worker, Broker, BrokerSettings, WorkerSettings}
 
 use super::WorkerArgs;
 
-const EXIT_FAILED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
+use super::{EXIT_FAILED, EXIT_USAGE};
+
 /// The queue could not be reached or used at start.
 const EXIT_QUEUE: u8 = 3;
 
@@ -43,16 +43,9 @@ pub fn run(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("orfeas-worker")
-        .build()
-    {
+    let runtime = match super::runtime("orfeas-worker") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return code,
     };
     let mut broker_settings = BrokerSettings::new(&args.queue);
     broker_settings.lease = args.lease;

@@ -46,6 +46,7 @@ impl BrokerSettings {
 #[derive(Clone)]
 pub struct Broker {
     pub(crate) client: async_nats::Client,
+    js: jetstream::Context,
     pub(crate) jobs: stream::Stream,
     pub(crate) consumer: consumer::PullConsumer,
     pub(crate) state: kv::Store,
@@ -105,7 +106,7 @@ impl Broker {
             }
             other => other,
         })?;
-        let consumer = jobs
+        let mut consumer = jobs
             .get_or_create_consumer(
                 WORKERS_CONSUMER,
                 consumer::pull::Config {
@@ -120,7 +121,6 @@ impl Broker {
             )
             .await
             .map_err(|e| ClusterError::broker("opening the workers' consumer", e))?;
-        let mut consumer = consumer;
         let info = consumer
             .info()
             .await
@@ -139,6 +139,7 @@ impl Broker {
         let files = open_files_bucket(&js).await?;
         Ok(Self {
             client,
+            js,
             jobs,
             consumer,
             state,
@@ -214,7 +215,8 @@ impl Broker {
         headers.insert("Nats-Msg-Id", job.job_id.as_str());
         let payload =
             serde_json::to_vec(job).map_err(|e| ClusterError::broker("encoding a job", e))?;
-        let ack = jetstream::new(self.client.clone())
+        let ack = self
+            .js
             .publish_with_headers(JOBS_SUBJECT, headers, payload.into())
             .await
             .map_err(|e| ClusterError::broker("publishing a job", e))?

@@ -67,6 +67,13 @@ impl WorkerSettings {
     }
 }
 
+impl WorkerSettings {
+    /// The folder of one attempt of one job (its input and outputs while it runs).
+    fn attempt_dir(&self, job: &JobMessage, attempt: u64) -> PathBuf {
+        self.work_dir.join(format!("{}-{attempt}", job.job_id))
+    }
+}
+
 /// Running jobs by id, to stop them on a cancel request or at the end of a drain.
 type Running = Arc<Mutex<HashMap<String, CancelToken>>>;
 
@@ -273,7 +280,7 @@ async fn attempt_job(
     lock(running).insert(job.job_id.clone(), cancel.clone());
     let outcome = run_attempt(broker, processor, settings, message, job, attempt, &cancel).await;
     lock(running).remove(&job.job_id);
-    let dir = settings.work_dir.join(format!("{}-{attempt}", job.job_id));
+    let dir = settings.attempt_dir(job, attempt);
     let finished = finish(broker, settings, message, job, attempt, revision, outcome).await;
     let _ = tokio::fs::remove_dir_all(&dir).await;
     finished
@@ -307,7 +314,7 @@ async fn run_attempt(
             })
         }
     };
-    let dir = settings.work_dir.join(format!("{}-{attempt}", job.job_id));
+    let dir = settings.attempt_dir(job, attempt);
     let input_dir = dir.join("input");
     tokio::fs::create_dir_all(&input_dir).await?;
     let input = input_dir.join(safe_file_name(&job.filename));
@@ -317,7 +324,7 @@ async fn run_attempt(
     let sink = Arc::new(ChannelSink(events));
     let core_job = Job {
         id: job.job_id.clone().into(),
-        input: ImageSource::Path(input.clone()),
+        input: ImageSource::Path(input),
         out_dir: dir.join("out"),
         stem: Some(job.stem.clone()),
         cancel: Some(cancel.clone()),
@@ -341,14 +348,7 @@ async fn run_attempt(
             if !matches!(event, ProgressEvent::GenerationProgress { .. }) {
                 continue; // terminal events are published after the result is committed
             }
-            publish_event(
-                broker,
-                settings,
-                job,
-                attempt,
-                &event_json(&event, &input, job),
-            )
-            .await;
+            publish_event(broker, settings, job, attempt, &event_json(&event, job)).await;
             if last_heartbeat.elapsed() >= heartbeat_every {
                 last_heartbeat = Instant::now();
                 ack(message, AckKind::Progress).await;
@@ -549,21 +549,13 @@ async fn publish_event(
     }
 }
 
-/// A core event as JSON, with the local input path replaced by the upload's name.
-fn event_json(
-    event: &ProgressEvent,
-    input: &std::path::Path,
-    job: &JobMessage,
-) -> serde_json::Value {
+/// A core progress event as JSON, with the upload's name as its input (not the worker's
+/// local copy). Only progress events are forwarded; final ones carry redacted errors.
+fn event_json(event: &ProgressEvent, job: &JobMessage) -> serde_json::Value {
     let mut value = serde_json::to_value(event).unwrap_or_default();
     if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
         if data.contains_key("input") {
             data.insert("input".into(), json!(job.filename));
-        }
-        if let Some(error) = data.get_mut("error") {
-            if let Some(text) = error.as_str() {
-                *error = json!(text.replace(&input.display().to_string(), &job.filename));
-            }
         }
     }
     value
@@ -572,7 +564,7 @@ fn event_json(
 /// An error message as users may see it: the worker's local paths replaced by the upload's
 /// name (clients never learn where a worker keeps its files).
 fn redact(error: &str, settings: &WorkerSettings, job: &JobMessage, attempt: u64) -> String {
-    let dir = settings.work_dir.join(format!("{}-{attempt}", job.job_id));
+    let dir = settings.attempt_dir(job, attempt);
     let input = dir.join("input").join(safe_file_name(&job.filename));
     error
         .replace(&input.display().to_string(), &job.filename)
