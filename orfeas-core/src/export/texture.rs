@@ -64,10 +64,10 @@ mod tests {
             rgba: vec![255, 0, 0, 255, 0, 0, 255, 255],
         };
         let png = TexturePng::default();
-        let first = png.get(MeshFormat::Obj, &texture).unwrap();
-        let second = png.get(MeshFormat::Glb, &texture).unwrap();
+        let first = png.get(MeshFormat::Obj, &texture).expect("encodes");
+        let second = png.get(MeshFormat::Glb, &texture).expect("shared");
         assert!(std::ptr::eq(first, second), "encoded a second time");
-        let decoded = image::load_from_memory(first).unwrap().to_rgba8();
+        let decoded = image::load_from_memory(first).expect("a PNG").to_rgba8();
         assert_eq!(decoded.as_raw(), &texture.rgba);
     }
 
@@ -80,7 +80,7 @@ mod tests {
         };
         let png = TexturePng::default();
         for format in [MeshFormat::Obj, MeshFormat::Glb] {
-            let e = png.get(format, &texture).unwrap_err();
+            let e = png.get(format, &texture).expect_err("3 bytes for 4 pixels");
             assert_eq!(e.code(), "ERR_EXPORT");
         }
     }
