@@ -37,11 +37,13 @@ fn record(i: usize, batch: &str, status: JobState) -> JobRecord {
                     format: "stl".into(),
                     file: format!("photo_{i}.stl"),
                     bytes: 1_200_084,
+                    key: None,
                 },
                 OutputRecord {
                     format: "glb".into(),
                     file: format!("photo_{i}.glb"),
                     bytes: 950_000,
+                    key: None,
                 },
             ]
         } else {
@@ -72,6 +74,7 @@ fn record(i: usize, batch: &str, status: JobState) -> JobRecord {
         }),
         input_bytes: 350_000,
         attempts: 1,
+        worker: None,
     }
 }
 

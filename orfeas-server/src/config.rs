@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub gpu_interval: Duration,
     /// Longest silence for a running job before its last progress is re-sent (under 2 s).
     pub progress_interval: Duration,
+    /// `orfeas serve --queue`: jobs run on cluster workers, so the jobs an earlier run left
+    /// unfinished are the queue's (submitted again, never re-run or failed here).
+    pub queue: bool,
 }
 
 impl ServerConfig {
@@ -92,6 +95,7 @@ impl ServerConfig {
             hold_jobs_at: None,
             gpu_interval: Duration::from_secs(2),
             progress_interval: Duration::from_millis(1500),
+            queue: false,
         }
     }
 }

@@ -21,11 +21,22 @@ pub fn frame(event: &str, data: &impl Serialize) -> EventText {
     Utf8Bytes::from(value.to_string())
 }
 
+/// A job event's frame; a job that a cluster worker runs also says which worker and which
+/// attempt (CONTRACT §10), so a client can tell a redelivered job from a stuck one.
+fn job_frame(event: &str, job: &JobRecord, mut data: serde_json::Value) -> EventText {
+    if let (Some(worker), Some(fields)) = (&job.worker, data.as_object_mut()) {
+        fields.insert("worker".into(), json!(worker));
+        fields.insert("attempt".into(), json!(job.attempts));
+    }
+    frame(event, &data)
+}
+
 /// `generation_progress`: stage changes and the periodic re-send while a stage runs.
 pub fn progress(job: &JobRecord) -> EventText {
-    frame(
+    job_frame(
         "generation_progress",
-        &json!({
+        job,
+        json!({
             "job_id": job.job_id,
             "batch_id": job.batch_id,
             "filename": job.filename,
@@ -39,9 +50,10 @@ pub fn progress(job: &JobRecord) -> EventText {
 /// `generation_complete`: the outputs as download URLs (never server paths).
 pub fn complete(job: &JobRecord) -> EventText {
     let view = job.view();
-    frame(
+    job_frame(
         "generation_complete",
-        &json!({
+        job,
+        json!({
             "job_id": view.job_id,
             "batch_id": view.batch_id,
             "filename": view.filename,
@@ -61,9 +73,10 @@ pub fn complete(job: &JobRecord) -> EventText {
 
 /// `generation_error`: the message names the file; `code` is the stable error code.
 pub fn error(job: &JobRecord) -> EventText {
-    frame(
+    job_frame(
         "generation_error",
-        &json!({
+        job,
+        json!({
             "job_id": job.job_id,
             "batch_id": job.batch_id,
             "filename": job.filename,
@@ -76,9 +89,10 @@ pub fn error(job: &JobRecord) -> EventText {
 
 /// `generation_cancelled`: the job stopped on request; nothing partial is left.
 pub fn cancelled(job: &JobRecord) -> EventText {
-    frame(
+    job_frame(
         "generation_cancelled",
-        &json!({
+        job,
+        json!({
             "job_id": job.job_id,
             "batch_id": job.batch_id,
             "filename": job.filename,

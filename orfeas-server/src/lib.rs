@@ -56,7 +56,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    runner::resume(&state, state.take_requeued());
+    if state.front().is_none() {
+        runner::resume(&state, state.take_requeued());
+    }
     let ticker = tokio::spawn(ticker::run(state.clone()));
     let retention = tokio::spawn(retention::run(state.clone()));
     let on_signal = {

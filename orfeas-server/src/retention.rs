@@ -29,12 +29,21 @@ pub async fn run(state: AppState) {
                     }
                 }
             }
-            expired.len()
+            expired
         })
         .await;
-        if let Ok(n) = swept {
-            if n > 0 {
-                tracing::info!(jobs = n, "expired finished jobs removed with their files");
+        if let Ok(expired) = swept {
+            if !expired.is_empty() {
+                if let Some(front) = state.front() {
+                    // Results kept in the cluster's store go with the records.
+                    if let Err(e) = front.broker().forget(&expired).await {
+                        tracing::warn!("expired jobs stay in the queue's store for now: {e}");
+                    }
+                }
+                tracing::info!(
+                    jobs = expired.len(),
+                    "expired finished jobs removed with their files"
+                );
             }
         }
     }

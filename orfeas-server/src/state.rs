@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use orfeas_core::{BatchProcessor, CancelToken, OrfeasError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Front;
 use crate::config::ServerConfig;
 use crate::jobs::{JobRecord, JobStore};
 
@@ -42,6 +43,8 @@ struct Inner {
     requeued: Mutex<Vec<JobRecord>>,
     /// Set by [`AppState::release_held`]: jobs held at `hold_jobs_at` go on.
     held_released: AtomicBool,
+    /// The queue, when this server is a cluster's front end (`--queue`).
+    front: OnceLock<Arc<Front>>,
 }
 
 impl AppState {
@@ -67,7 +70,11 @@ impl AppState {
         let store = JobStore::open(&data_dir, &config.store)
             .map_err(|e| OrfeasError::io(data_dir.join(crate::jobs::JOURNAL_FILE), e))?;
         let jobs_cancel = CancelToken::new();
-        let requeued = store.recover(config.on_restart, || jobs_cancel.child());
+        let requeued = if config.queue {
+            store.hold_unfinished(|| jobs_cancel.child())
+        } else {
+            store.recover(config.on_restart, || jobs_cancel.child())
+        };
         store.sweep_unlisted();
         let processor = BatchProcessor::new(config.batch.clone())?;
         let in_flight = Arc::new(Semaphore::new(processor.slots() * 2));
@@ -84,6 +91,7 @@ impl AppState {
                 in_flight,
                 requeued: Mutex::new(requeued),
                 held_released: AtomicBool::new(false),
+                front: OnceLock::new(),
             }),
         })
     }
@@ -103,6 +111,16 @@ impl AppState {
 
     pub fn store(&self) -> &Arc<JobStore> {
         &self.inner.store
+    }
+
+    /// The queue this server fronts, once [`cluster::start_front`](crate::cluster::start_front)
+    /// connected it.
+    pub fn front(&self) -> Option<&Arc<Front>> {
+        self.inner.front.get()
+    }
+
+    pub(crate) fn attach_front(&self, front: Arc<Front>) {
+        let _ = self.inner.front.set(front);
     }
 
     /// A fresh token for one job, cancelled with the server.

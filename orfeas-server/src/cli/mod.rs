@@ -157,6 +157,18 @@ pub struct ServeArgs {
     /// and re-queued for the next start.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// Front a cluster: jobs go to this NATS JetStream queue (nats://HOST:PORT) and run on
+    /// `orfeas worker` processes; this server runs none itself unless --slots is given.
+    #[arg(long, value_name = "URL")]
+    pub queue: Option<String>,
+    /// With --queue: how long a job may go without progress before another worker gets it
+    /// (when this is the first process to use the queue; the queue keeps its first lease).
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
+    pub lease: std::time::Duration,
+    /// With --queue: where inputs and results are kept; `nats` (the queue's own object
+    /// store, so machines need no shared disk).
+    #[arg(long, default_value = "nats", value_name = "STORE")]
+    pub store: String,
 }
 
 #[derive(Debug, Args)]

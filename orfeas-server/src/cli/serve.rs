@@ -2,8 +2,10 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use orfeas_core::BatchConfig;
+use orfeas_server::cluster::{run_worker, Broker, BrokerSettings, WorkerSettings};
 use orfeas_server::{AppState, ServerConfig, UploadLimits};
 
 use super::ServeArgs;
@@ -66,6 +68,21 @@ pub fn run(args: ServeArgs) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
 
+    if args.queue.is_some() {
+        if args.store != "nats" {
+            eprintln!(
+                "error: --store {:?}: this version keeps a cluster's files in the queue's own \
+                 object store only (--store nats); file:// and s3:// stores are not available yet",
+                args.store
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        config.queue = true;
+        if args.slots.is_none() {
+            // A front end alone runs no jobs: its processor only checks requests.
+            config.batch.slots = 1;
+        }
+    }
     let runtime = match super::runtime("orfeas-http") {
         Ok(r) => r,
         Err(code) => return code,
@@ -82,6 +99,40 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(EXIT_FAILED);
             }
         };
+        let mut local_worker = None;
+        if let Some(queue) = &args.queue {
+            let mut settings = BrokerSettings::new(queue);
+            settings.lease = args.lease;
+            let broker = match Broker::connect(&settings).await {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error [{}]: {e}", e.code());
+                    return ExitCode::from(super::worker::EXIT_QUEUE);
+                }
+            };
+            orfeas_server::cluster::start_front(&state, broker.clone());
+            if args.slots.is_some() {
+                // `--slots` with `--queue`: this machine is also a worker of its own queue.
+                let stop = state.shutdown_token().clone();
+                let mut worker = WorkerSettings::on_this_host();
+                worker.drain_timeout = args.drain_timeout;
+                local_worker = Some(tokio::spawn(run_worker(
+                    broker,
+                    Arc::clone(state.processor()),
+                    worker,
+                    async move { stop.cancelled().await },
+                )));
+            }
+            eprintln!(
+                "orfeas serve: front end of {queue} (lease {:?}; {})",
+                settings.lease,
+                if local_worker.is_some() {
+                    "runs jobs here too"
+                } else {
+                    "jobs run on orfeas worker processes"
+                }
+            );
+        }
         let addr = format!("{}:{}", args.host, args.port);
         let listener = match tokio::net::TcpListener::bind(&addr).await {
             Ok(l) => l,
@@ -106,7 +157,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        match orfeas_server::serve(listener, state, shutdown_signal()).await {
+        let served = orfeas_server::serve(listener, state, shutdown_signal()).await;
+        if let Some(worker) = local_worker {
+            if let Ok(Err(e)) = worker.await {
+                eprintln!("error [{}]: {e}", e.code());
+            }
+        }
+        match served {
             Ok(()) => {
                 eprintln!("orfeas serve: stopped");
                 ExitCode::SUCCESS

@@ -14,7 +14,7 @@ use super::WorkerArgs;
 use super::{EXIT_FAILED, EXIT_USAGE};
 
 /// The queue could not be reached or used at start.
-const EXIT_QUEUE: u8 = 3;
+pub(super) const EXIT_QUEUE: u8 = 3;
 
 pub fn run(args: WorkerArgs) -> ExitCode {
     let method = match args.method.method() {

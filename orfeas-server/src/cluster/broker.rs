@@ -17,6 +17,9 @@ use super::{
     ClusterError, FILES_BUCKET, JOBS_STREAM, JOBS_SUBJECT, STATE_BUCKET, WORKERS_CONSUMER,
 };
 
+/// How long the broker may take to answer a request or acknowledge a write.
+const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How to reach the queue, and the job semantics fixed when the consumer is first created.
 #[derive(Clone, Debug)]
 pub struct BrokerSettings {
@@ -94,7 +97,11 @@ impl Broker {
         .await
         .map_err(|_| unreachable(format!("no answer within {:?}", settings.connect_timeout)))?
         .map_err(|e| unreachable(e.to_string()))?;
-        let js = jetstream::new(client.clone());
+        // Every request and publish acknowledgement waits this long: a chunk of a large result
+        // on a busy broker can take seconds, and a timeout costs a whole redelivery.
+        let js = jetstream::ContextBuilder::new()
+            .timeout(JETSTREAM_TIMEOUT)
+            .build(client.clone());
         let jobs = open_jobs_stream(&js).await.map_err(|e| match e {
             ClusterError::Broker(detail)
                 if detail.contains("503") || detail.contains("not enabled") =>
@@ -261,26 +268,76 @@ impl Broker {
         }
     }
 
-    /// Reads a whole object of the files bucket into `to` (a file created here).
+    /// Reads a whole object of the files bucket into `to` (a file created here). Bounded in
+    /// time (see [`transfer_limit`]): a read whose consumer the broker dropped (this process
+    /// was paused, the broker restarted) fails instead of holding a slot for ever.
     pub async fn download(&self, key: &str, to: &Path) -> Result<u64, ClusterError> {
         let mut object = self
             .files
             .get(key)
             .await
             .map_err(|e| ClusterError::broker(&format!("reading {key} from the store"), e))?;
+        let limit = transfer_limit(object.info().size as u64);
         let mut file = tokio::fs::File::create(to).await?;
-        let bytes = tokio::io::copy(&mut object, &mut file).await?;
-        tokio::io::AsyncWriteExt::flush(&mut file).await?;
-        Ok(bytes)
+        let copy = async {
+            let bytes = tokio::io::copy(&mut object, &mut file).await?;
+            tokio::io::AsyncWriteExt::flush(&mut file).await?;
+            Ok::<u64, std::io::Error>(bytes)
+        };
+        match tokio::time::timeout(limit, copy).await {
+            Ok(bytes) => Ok(bytes?),
+            Err(_) => Err(ClusterError::Broker(format!(
+                "reading {key} from the store took longer than {limit:?}"
+            ))),
+        }
     }
 
-    /// Writes a local file as an object of the files bucket.
+    /// Opens an object of the files bucket for reading (downloads stream from it).
+    pub async fn open(&self, key: &str) -> Result<object_store::Object, ClusterError> {
+        self.files
+            .get(key)
+            .await
+            .map_err(|e| ClusterError::broker(&format!("reading {key} from the store"), e))
+    }
+
+    /// Forgets jobs the front end no longer keeps (retention): their states, cancel requests,
+    /// inputs and results leave the queue.
+    pub async fn forget(&self, job_ids: &[String]) -> Result<(), ClusterError> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        let gone: std::collections::HashSet<&str> = job_ids.iter().map(String::as_str).collect();
+        for key in self.keys("").await? {
+            let job = key
+                .strip_prefix("results/")
+                .or_else(|| key.strip_prefix("inputs/"))
+                .and_then(|rest| rest.split('/').next());
+            if job.is_some_and(|j| gone.contains(j)) {
+                self.remove(&key).await;
+            }
+        }
+        for id in job_ids {
+            for key in [state_key(id), super::state::cancel_key(id)] {
+                if let Err(e) = self.state.purge(&key).await {
+                    tracing::debug!("cannot forget {key}: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a local file as an object of the files bucket, bounded in time like
+    /// [`download`](Self::download).
     pub async fn upload(&self, key: &str, from: &Path) -> Result<u64, ClusterError> {
         let mut file = tokio::fs::File::open(from).await?;
-        let info = self
-            .files
-            .put(key, &mut file)
+        let limit = transfer_limit(file.metadata().await?.len());
+        let info = tokio::time::timeout(limit, self.files.put(key, &mut file))
             .await
+            .map_err(|_| {
+                ClusterError::Broker(format!(
+                    "writing {key} to the store took longer than {limit:?}"
+                ))
+            })?
             .map_err(|e| ClusterError::broker(&format!("writing {key} to the store"), e))?;
         Ok(info.size as u64)
     }
@@ -311,6 +368,38 @@ impl Broker {
         }
     }
 
+    /// Removes job messages the workers' consumer has acknowledged but the stream still
+    /// holds. A broker killed without syncing (nats-server's default lazy fsync) can come
+    /// back with its consumer's acknowledgements on disk and the stream's removal of the
+    /// same messages lost: nothing would deliver them again, and they would count as
+    /// waiting for ever. Everything below the consumer's ack floor is finished (it is the
+    /// only consumer), so it is purged. Returns how many were removed.
+    pub async fn sweep_acknowledged(&self) -> Result<u64, ClusterError> {
+        let mut consumer = self.consumer.clone();
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| ClusterError::broker("reading the workers' consumer", e))?;
+        let floor = info.ack_floor.stream_sequence;
+        let mut jobs = self.jobs.clone();
+        let first = jobs
+            .info()
+            .await
+            .map_err(|e| ClusterError::broker("reading the jobs stream", e))?
+            .state
+            .first_sequence;
+        if floor == 0 || first > floor {
+            return Ok(0);
+        }
+        let purged = self
+            .jobs
+            .purge()
+            .sequence(floor + 1)
+            .await
+            .map_err(|e| ClusterError::broker("removing finished job messages", e))?;
+        Ok(purged.purged)
+    }
+
     /// Messages waiting in the jobs stream (queued and running jobs).
     pub async fn pending_jobs(&self) -> Result<u64, ClusterError> {
         let mut jobs = self.jobs.clone();
@@ -320,6 +409,12 @@ impl Broker {
             .map_err(|e| ClusterError::broker("reading the jobs stream", e))?;
         Ok(info.state.messages)
     }
+}
+
+/// How long moving `bytes` to or from the store may take: 30 s, plus a second per megabyte
+/// (a slow link's pace), so only a transfer that has stopped is given up.
+fn transfer_limit(bytes: u64) -> Duration {
+    Duration::from_secs(30 + bytes / 1_000_000)
 }
 
 /// The stream sequence of a queued job's message (0 when unknown or no longer queued).

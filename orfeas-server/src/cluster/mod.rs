@@ -15,12 +15,14 @@
 
 mod broker;
 mod error;
+mod front;
 pub mod message;
 pub mod state;
 pub mod worker;
 
 pub use broker::{Broker, BrokerSettings, Submitted};
 pub use error::ClusterError;
+pub use front::{start as start_front, Front, PRESENCE_TIMEOUT};
 pub use message::{JobMessage, WorkerEvent, WorkerPresence};
 pub use state::{JobState, StoredOutput};
 pub use worker::{run_worker, WorkerSettings};

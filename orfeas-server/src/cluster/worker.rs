@@ -74,6 +74,9 @@ impl WorkerSettings {
     }
 }
 
+/// How long one pull request waits for a job.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+
 /// Running jobs by id, to stop them on a cancel request or at the end of a drain.
 type Running = Arc<Mutex<HashMap<String, CancelToken>>>;
 
@@ -92,7 +95,7 @@ pub async fn run_worker(
         broker.clone(),
         settings.clone(),
         processor.slots(),
-        Arc::clone(&slots),
+        Arc::clone(&running),
     ));
     let watcher = tokio::spawn(watch_cancels(broker.clone(), Arc::clone(&running)));
     let mut jobs = JoinSet::new();
@@ -107,19 +110,25 @@ pub async fn run_worker(
             },
         };
         // One message per free slot, fetched only when the slot is free: a message waiting
-        // in a local buffer would spend its lease doing nothing.
+        // in a local buffer would spend its lease doing nothing. A long-lived pull request
+        // makes rare the race where a delivery meets a request that has just expired (that
+        // delivery is lost here and comes back after its lease).
         let fetched = broker
             .consumer
             .fetch()
             .max_messages(1)
-            .expires(Duration::from_secs(2))
+            .expires(PULL_EXPIRES)
             .messages()
             .await;
         let message = match fetched {
+            // A broker that restarts forgets pull requests without answering them: the wait
+            // is bounded here too, or this slot would wait for ever.
             Ok(mut batch) => tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                next = batch.next() => next,
+                next = tokio::time::timeout(PULL_EXPIRES + Duration::from_secs(5), batch.next()) => {
+                    next.ok().flatten()
+                }
             },
             Err(e) => {
                 tracing::warn!("cannot pull from the queue ({e}); retrying");
@@ -173,8 +182,9 @@ pub async fn run_worker(
     Ok(())
 }
 
-/// One delivery of one job, from its message to its acknowledgement. Broker failures here
-/// leave the message unacknowledged: it comes back when its lease ends.
+/// One delivery of one job, from its message to its acknowledgement. After a broker failure
+/// the message is handed back: it comes back in two seconds, or when its lease ends if the
+/// broker did not hear that either.
 async fn handle(
     broker: &Broker,
     processor: &Arc<BatchProcessor>,
@@ -200,6 +210,8 @@ async fn handle(
     .await
     {
         tracing::warn!(job_id = %job.job_id, attempt, "queue error ({e}); the job will be delivered again");
+        // Sooner than at the end of the lease, if the broker hears it.
+        ack(&message, AckKind::Nak(Some(Duration::from_secs(2)))).await;
     }
 }
 
@@ -278,6 +290,11 @@ async fn attempt_job(
     };
     let cancel = CancelToken::new();
     lock(running).insert(job.job_id.clone(), cancel.clone());
+    // A cancel asked for before the watcher could see this job (between the front end's
+    // request and this swap) stops it here instead of being missed.
+    if broker.cancel_requested(&job.job_id).await.unwrap_or(false) {
+        cancel.cancel();
+    }
     let outcome = run_attempt(broker, processor, settings, message, job, attempt, &cancel).await;
     lock(running).remove(&job.job_id);
     let dir = settings.attempt_dir(job, attempt);
@@ -571,12 +588,13 @@ fn redact(error: &str, settings: &WorkerSettings, job: &JobMessage, attempt: u64
         .replace(&format!("{}/", dir.display()), "")
 }
 
-/// Says every `presence_every` that this worker is alive, with its slot use.
-async fn announce(broker: Broker, settings: WorkerSettings, total: usize, slots: Arc<Semaphore>) {
+/// Says every `presence_every` that this worker is alive, with its slot use: the jobs it
+/// runs (a free slot waiting on the queue for its next job is not busy).
+async fn announce(broker: Broker, settings: WorkerSettings, total: usize, running: Running) {
     let mut every = tokio::time::interval(settings.presence_every);
     loop {
         every.tick().await;
-        let busy = total.saturating_sub(slots.available_permits());
+        let busy = lock(&running).len().min(total);
         publish_presence(&broker, &settings, total, busy, true).await;
     }
 }

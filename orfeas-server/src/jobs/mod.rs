@@ -7,6 +7,7 @@ mod journal;
 mod persist;
 mod record;
 mod recovery;
+mod remote;
 mod spec;
 mod store;
 mod writer;

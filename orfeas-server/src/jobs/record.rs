@@ -40,6 +40,10 @@ pub struct OutputRecord {
     pub format: String,
     pub file: String,
     pub bytes: u64,
+    /// Where a cluster worker stored the file (its key in the shared files store); absent for
+    /// files this server wrote itself under the job's own folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The server's record of one job; persisted in the journal as is.
@@ -91,6 +95,10 @@ pub struct JobRecord {
     /// not re-queued for ever).
     #[serde(default)]
     pub attempts: u32,
+    /// The cluster worker that runs or ran the job (`orfeas serve --queue`); absent when this
+    /// server runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// An output as clients see it: with its download URL.
@@ -162,6 +170,8 @@ pub struct JobView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 impl JobRecord {
@@ -196,6 +206,7 @@ impl JobRecord {
             started_at: self.started_at.clone(),
             finished_at: self.finished_at.clone(),
             attempts: self.attempts,
+            worker: self.worker.clone(),
         }
     }
 }
@@ -267,6 +278,7 @@ pub(crate) mod tests {
             spec: None,
             input_bytes: 0,
             attempts: 0,
+            worker: None,
         }
     }
 

@@ -129,7 +129,7 @@ impl Inner {
         }
     }
 
-    fn counts(&self, batch_id: &str) -> BatchCounts {
+    pub(super) fn counts(&self, batch_id: &str) -> BatchCounts {
         let mut counts = BatchCounts {
             batch_id: batch_id.to_owned(),
             ..BatchCounts::default()
@@ -450,6 +450,7 @@ impl JobStore {
                             format: o.format.clone(),
                             file,
                             bytes: o.bytes,
+                            key: None,
                         })
                     })
                     .collect();

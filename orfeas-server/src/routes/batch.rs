@@ -152,6 +152,7 @@ pub async fn batch_generate(
                 }),
                 input_bytes,
                 attempts: 0,
+                worker: None,
             },
             cancel: cancel.clone(),
         });
@@ -184,7 +185,10 @@ pub async fn batch_generate(
     if let Err(e) = state.store().flush().await {
         tracing::error!(batch_id = %batch_id, "accepted jobs not yet saved: {e}");
     }
-    spawn_batch(&state, &batch_id, ready, settings, request.batch_size);
+    match state.front() {
+        Some(front) => front.submit(job_ids.iter().cloned()),
+        None => spawn_batch(&state, &batch_id, ready, settings, request.batch_size),
+    }
     tracing::info!(batch_id = %batch_id, jobs = total, rejected = rejected.len(), "batch accepted");
 
     let message = if rejected.is_empty() {

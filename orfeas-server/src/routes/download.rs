@@ -11,7 +11,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::error::{ApiError, ApiResult};
 use crate::files::{attachment, content_type, open_output};
-use crate::jobs::{JobRecord, JobState};
+use crate::jobs::{JobRecord, JobState, OutputRecord};
 use crate::state::AppState;
 
 /// `GET /api/download/{job_id}/{filename}`: the name is looked up among the outputs the
@@ -30,6 +30,24 @@ pub async fn download(
         .find(|o| o.file == filename)
         .ok_or_else(|| ApiError::not_found(format!("job {job_id:?} has no output {filename:?}")))?
         .clone();
+    if let Some(key) = &output.key {
+        let front = state.front().ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "{filename:?} is in the cluster's store, and this server was started without --queue"
+            ))
+        })?;
+        let object = front
+            .broker()
+            .open(key)
+            .await
+            .map_err(|e| store_error(&filename, &e))?;
+        return Ok(file_response(
+            Body::from_stream(ReaderStream::new(object)),
+            output.bytes,
+            content_type(&output.format, &output.file),
+            &attachment(&output.file),
+        ));
+    }
     let opened = {
         let state = state.clone();
         let output = output.clone();
@@ -44,6 +62,15 @@ pub async fn download(
         content_type(&output.format, &output.file),
         &attachment(&output.file),
     ))
+}
+
+/// 503: a result the queue's store holds cannot be read now (the queue is away).
+fn store_error(file: &str, e: &crate::cluster::ClusterError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        e.code(),
+        format!("{file:?} cannot be read from the cluster's store now; retry later: {e}"),
+    )
 }
 
 fn file_response(body: Body, len: u64, content_type: &str, disposition: &str) -> Response {
@@ -109,8 +136,8 @@ fn build_zip(state: &AppState, jobs: &[JobRecord]) -> Result<(std::fs::File, u64
     let mut names = HashSet::new();
     for job in jobs {
         for output in &job.outputs {
-            let mut opened = match open_output(state, job, output) {
-                Ok(o) => o,
+            let mut source = match open_source(state, job, output) {
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(job_id = %job.job_id, file = %output.file, "left out of the archive: {}", e.message);
                     continue;
@@ -118,7 +145,7 @@ fn build_zip(state: &AppState, jobs: &[JobRecord]) -> Result<(std::fs::File, u64
             };
             let name = unique_name(&mut names, &output.file);
             writer.start_file(name, options).map_err(zip_error)?;
-            std::io::copy(&mut opened.file, &mut writer).map_err(io_error)?;
+            std::io::copy(&mut source, &mut writer).map_err(io_error)?;
         }
     }
     let mut file = writer.finish().map_err(zip_error)?;
@@ -126,6 +153,28 @@ fn build_zip(state: &AppState, jobs: &[JobRecord]) -> Result<(std::fs::File, u64
     let len = file.seek(SeekFrom::End(0)).map_err(io_error)?;
     file.seek(SeekFrom::Start(0)).map_err(io_error)?;
     Ok((file, len))
+}
+
+/// An output to copy into the archive: the job's own file, or a reader of the cluster's
+/// store bridged to this blocking thread.
+fn open_source(
+    state: &AppState,
+    job: &JobRecord,
+    output: &OutputRecord,
+) -> Result<Box<dyn std::io::Read>, ApiError> {
+    let Some(key) = &output.key else {
+        return Ok(Box::new(open_output(state, job, output)?.file));
+    };
+    let front = state
+        .front()
+        .ok_or_else(|| ApiError::unavailable("this server was started without --queue"))?;
+    let runtime = tokio::runtime::Handle::current();
+    let object = runtime
+        .block_on(front.broker().open(key))
+        .map_err(|e| store_error(&output.file, &e))?;
+    Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+        object, runtime,
+    )))
 }
 
 /// `cat.stl`, then `cat (2).stl`, ... when two jobs of a batch had the same upload name.

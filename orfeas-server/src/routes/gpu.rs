@@ -23,10 +23,43 @@ pub async fn stats_value(state: &AppState) -> Value {
         );
         obj.insert("queue".into(), json!(queued));
         obj.insert("device".into(), json!(processor.device().to_string()));
+        if let Some(front) = state.front() {
+            add_workers(obj, &front.workers(), front.is_connected());
+        }
     }
     value
 }
 
 pub async fn gpu_stats(State(state): State<AppState>) -> Json<Value> {
     Json(stats_value(&state).await)
+}
+
+/// A front end's view: every live worker (CONTRACT §10; its own `--slots` announce themselves
+/// as one), and slots summed over them, so the studio's slot meter shows the cluster.
+fn add_workers(
+    obj: &mut serde_json::Map<String, Value>,
+    workers: &[crate::cluster::WorkerPresence],
+    connected: bool,
+) {
+    let (mut total, mut busy) = (0, 0);
+    for w in workers {
+        total += w.slots.total;
+        busy += w.slots.busy;
+    }
+    obj.insert("slots".into(), json!({ "total": total, "busy": busy }));
+    obj.insert(
+        "workers".into(),
+        json!(workers
+            .iter()
+            .map(|w| json!({ "id": w.id, "host": w.host, "slots": w.slots, "gpus": w.gpus }))
+            .collect::<Vec<_>>()),
+    );
+    obj.insert(
+        "queue_state".into(),
+        json!(if connected {
+            "connected"
+        } else {
+            "disconnected"
+        }),
+    );
 }

@@ -10,7 +10,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let processor = state.processor();
     let config = state.config();
     let (queued, running) = state.store().active_counts();
-    Json(json!({
+    let mut health = json!({
         "status": if state.is_shutting_down() { "shutting_down" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "device": processor.device().to_string(),
@@ -44,5 +44,25 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             "keep_results_seconds": config.keep_results.as_secs(),
         },
         "on_restart": config.on_restart.as_str(),
-    }))
+    });
+    if let (Some(front), Some(fields)) = (state.front(), health.as_object_mut()) {
+        // A front end: whether it reaches the queue, and how many workers it hears from.
+        // Finished results stay downloadable from the store while the queue is connected;
+        // uploads are accepted while it is away and submitted when it is back.
+        fields.insert(
+            "queue".into(),
+            json!(if front.is_connected() {
+                "connected"
+            } else {
+                "disconnected"
+            }),
+        );
+        let workers = front.workers();
+        fields.insert("workers".into(), json!(workers.len()));
+        fields.insert(
+            "slots".into(),
+            json!(workers.iter().map(|w| w.slots.total).sum::<usize>()),
+        );
+    }
+    Json(health)
 }

@@ -65,7 +65,14 @@ pub async fn cancel_job(
     Path(job_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let store = state.store();
-    match store.cancel(&job_id, "cancelled by request") {
+    let outcome = match state.front() {
+        Some(front) => front
+            .cancel(store, &job_id, "cancelled by request")
+            .await
+            .map_err(|e| queue_error(&e))?,
+        None => store.cancel(&job_id, "cancelled by request"),
+    };
+    match outcome {
         CancelOutcome::NotFound => Err(ApiError::not_found(format!("no job {job_id:?}"))),
         CancelOutcome::Finished(status) => Err(already_finished(&job_id, status)),
         CancelOutcome::Cancelled => Ok((
@@ -87,6 +94,15 @@ pub async fn cancel_job(
             )),
         },
     }
+}
+
+/// 503 when the queue could not be asked (it is away); the job is unchanged.
+fn queue_error(e: &crate::cluster::ClusterError) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        e.code(),
+        format!("the queue cannot be reached, nothing was cancelled: {e}"),
+    )
 }
 
 fn already_finished(job_id: &str, status: JobState) -> ApiError {
@@ -128,10 +144,30 @@ pub async fn cancel_batch(
     State(state): State<AppState>,
     Path(batch_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let cancelled = state
-        .store()
-        .cancel_batch(&batch_id, "cancelled by request")
-        .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
+    let reason = "cancelled by request";
+    let cancelled = match state.front() {
+        Some(front) => {
+            let (_, jobs) = state
+                .store()
+                .batch(&batch_id)
+                .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?;
+            let mut cancelled = Vec::new();
+            for job in jobs.iter().filter(|j| !j.status.is_terminal()) {
+                match front.cancel(state.store(), &job.job_id, reason).await {
+                    Ok(CancelOutcome::Cancelled | CancelOutcome::Running) => {
+                        cancelled.push(job.job_id.clone());
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(queue_error(&e)),
+                }
+            }
+            cancelled
+        }
+        None => state
+            .store()
+            .cancel_batch(&batch_id, reason)
+            .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id:?}")))?,
+    };
     Ok(Json(
         json!({ "batch_id": batch_id, "cancelled": cancelled, "success": true }),
     ))

@@ -1,0 +1,581 @@
+//! `orfeas serve --queue` in front of real `orfeas worker` processes: uploads, events,
+//! downloads and cancels through the same HTTP API and WebSocket as one machine, while the
+//! broker, a worker or the front end itself is killed, paused or restarted.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::*;
+
+/// A real `orfeas serve --queue` process on a free port.
+struct FrontEnd {
+    child: Child,
+    base: String,
+}
+
+impl FrontEnd {
+    fn start(queue: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orfeas"))
+            .args([
+                "serve", "--port", "0", "--method", "relief", "--queue", queue,
+            ])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn orfeas serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[serve] {line}");
+                if let Some(rest) = line.strip_prefix("orfeas serve: http://") {
+                    let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server banner");
+        Self {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FrontEnd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(45))
+        .build()
+        .expect("client")
+}
+
+/// A WebSocket client like the studio: every event it receives, in order.
+struct Studio {
+    events: Arc<Mutex<Vec<Value>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Studio {
+    async fn connect(base: &str) -> Self {
+        let url = base.replacen("http://", "ws://", 1) + "/ws";
+        let (mut stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&events);
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Text(text) = message {
+                    if let Ok(value) = serde_json::from_str::<Value>(&text) {
+                        sink.lock().expect("lock").push(value);
+                    }
+                }
+            }
+        });
+        Self { events, reader }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().expect("lock").clone()
+    }
+
+    /// Terminal events by job id.
+    fn terminals(&self) -> HashMap<String, Vec<Value>> {
+        let mut by_job: HashMap<String, Vec<Value>> = HashMap::new();
+        for e in self.events() {
+            if matches!(
+                e["event"].as_str(),
+                Some("generation_complete" | "generation_error" | "generation_cancelled")
+            ) {
+                let id = e["data"]["job_id"].as_str().unwrap_or_default().to_owned();
+                by_job.entry(id).or_default().push(e);
+            }
+        }
+        by_job
+    }
+
+    /// Waits until every job in `ids` had its terminal event.
+    async fn wait_terminal(&self, ids: &[String]) -> HashMap<String, Vec<Value>> {
+        let deadline = Instant::now() + TEST_LIMIT;
+        loop {
+            let terminals = self.terminals();
+            if ids.iter().all(|id| terminals.contains_key(id)) {
+                return terminals;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "terminal events missing; got {:?}",
+                terminals.keys()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Studio {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Uploads `images` as one batch; returns the job ids.
+async fn upload(
+    base: &str,
+    images: Vec<(String, Vec<u8>)>,
+    fields: &[(&str, &str)],
+) -> Vec<String> {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    for (name, bytes) in images {
+        form = form.part(
+            "files",
+            reqwest::multipart::Part::bytes(bytes).file_name(name),
+        );
+    }
+    let response = http()
+        .post(format!("{base}/api/batch-generate"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("json");
+    body["job_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_owned())
+        .collect()
+}
+
+async fn get_json(url: &str) -> Value {
+    http()
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Polls `GET url` until `done` holds, bounded.
+async fn wait_json(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + TEST_LIMIT;
+    loop {
+        if let Ok(response) = http().get(url).send().await {
+            if let Ok(value) = response.json::<Value>().await {
+                if done(&value) {
+                    return value;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "never {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every result of every job is under one attempt's prefix in the store.
+async fn assert_one_set_of_files(broker: &orfeas_server::cluster::Broker, ids: &[String]) {
+    for id in ids {
+        let keys = broker.keys(&format!("results/{id}/")).await.expect("keys");
+        let attempts: HashSet<&str> = keys.iter().filter_map(|k| k.split('/').nth(2)).collect();
+        assert_eq!(attempts.len(), 1, "job {id}: {keys:?}");
+    }
+}
+
+/// No job's progress goes backwards on the wire, and nothing of a job comes after its
+/// terminal event.
+fn assert_forwards(events: &[Value]) {
+    let mut last: HashMap<String, (f64, u64)> = HashMap::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    for e in events {
+        let data = &e["data"];
+        let Some(id) = data["job_id"].as_str() else {
+            continue;
+        };
+        assert!(!finished.contains(id), "an event after the end: {e}");
+        match e["event"].as_str() {
+            Some("generation_progress") => {
+                let progress = data["progress"].as_f64().unwrap_or(0.0);
+                let attempt = data["attempt"].as_u64().unwrap_or(0);
+                let (p, a) = last.get(id).copied().unwrap_or((0.0, 0));
+                assert!(progress >= p, "progress went back {p} → {progress}: {e}");
+                assert!(attempt >= a, "an older attempt's event: {e}");
+                last.insert(id.to_owned(), (progress, attempt));
+            }
+            Some("generation_complete" | "generation_error" | "generation_cancelled") => {
+                finished.insert(id.to_owned());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn images(n: u32, size: u32) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| (format!("img{i}.png"), png(size, i)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_runs_a_batch_on_two_workers_and_serves_every_result() {
+    bounded(async {
+        let nats = Nats::start();
+        let broker = connect(&nats.url(), Duration::from_secs(30)).await;
+        let data = tempfile::tempdir().expect("tempdir");
+        let _w1 = Worker::start(&nats.url(), "w1", &["--slots", "1"]);
+        let _w2 = Worker::start(&nats.url(), "w2", &["--slots", "1"]);
+        let front = FrontEnd::start(&nats.url(), data.path(), &[]);
+        let base = front.base.clone();
+        let health = wait_json(&format!("{base}/api/health"), "two workers", |h| {
+            h["workers"] == 2
+        })
+        .await;
+        assert_eq!(health["queue"], "connected", "{health}");
+        let stats = get_json(&format!("{base}/api/gpu-stats")).await;
+        let ids: HashSet<&str> = stats["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .filter_map(|w| w["id"].as_str())
+            .collect();
+        assert_eq!(ids, HashSet::from(["w1", "w2"]), "{stats}");
+        assert_eq!(stats["slots"]["total"], 2, "{stats}");
+
+        let studio = Studio::connect(&base).await;
+        let jobs = upload(
+            &base,
+            images(4, 96),
+            &[("quality", "low"), ("format_type", "stl,glb")],
+        )
+        .await;
+        let terminals = studio.wait_terminal(&jobs).await;
+        let mut ran_on = HashSet::new();
+        for id in &jobs {
+            let events = &terminals[id];
+            assert_eq!(events.len(), 1, "one terminal event: {events:?}");
+            assert_eq!(events[0]["event"], "generation_complete", "{events:?}");
+            ran_on.insert(
+                events[0]["data"]["worker"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+            // Usually the first; a busy broker that times out a write redelivers.
+            assert!(
+                events[0]["data"]["attempt"].as_u64() >= Some(1),
+                "{events:?}"
+            );
+        }
+        assert!(ran_on.iter().all(|w| w == "w1" || w == "w2"), "{ran_on:?}");
+        assert_forwards(&studio.events());
+        assert_one_set_of_files(&broker, &jobs).await;
+
+        // Downloads stream from the queue's store: the bytes are the worker's.
+        let job = get_json(&format!("{base}/api/jobs/{}", jobs[0])).await;
+        let stl = job["outputs"]
+            .as_array()
+            .expect("outputs")
+            .iter()
+            .find(|o| o["format"] == "stl")
+            .expect("an stl");
+        let bytes = http()
+            .get(format!("{base}{}", stl["url"].as_str().expect("url")))
+            .send()
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("bytes");
+        let count = u32::from_le_bytes(bytes[80..84].try_into().expect("4 bytes")) as usize;
+        assert!(count > 0);
+        assert_eq!(bytes.len(), 84 + 50 * count);
+        assert_eq!(bytes.len() as u64, stl["bytes"].as_u64().expect("bytes"));
+
+        // The batch ZIP holds every output.
+        let batch = job["batch_id"].as_str().expect("batch");
+        let zip = http()
+            .get(format!("{base}/api/batches/{batch}/zip"))
+            .send()
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("zip");
+        let archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).expect("a zip");
+        assert_eq!(archive.len(), 8, "4 jobs × (stl, glb)");
+
+        // A finished job cannot be cancelled.
+        let r = http()
+            .delete(format!("{base}/api/jobs/{}", jobs[0]))
+            .send()
+            .await
+            .expect("DELETE");
+        assert_eq!(r.status(), 409);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_mid_batch_loses_nothing() {
+    bounded(async {
+        let mut nats = Nats::start();
+        let broker = connect(&nats.url(), Duration::from_secs(4)).await;
+        drop(broker);
+        let data = tempfile::tempdir().expect("tempdir");
+        let _worker = Worker::start(&nats.url(), "w1", &["--slots", "2"]);
+        let front = FrontEnd::start(&nats.url(), data.path(), &[]);
+        let base = front.base.clone();
+        let studio = Studio::connect(&base).await;
+        let jobs = upload(
+            &base,
+            images(6, 256),
+            &[("quality", "medium"), ("format_type", "stl")],
+        )
+        .await;
+        // Once the first job is done, the broker dies and comes back on the same store.
+        let deadline = Instant::now() + TEST_LIMIT;
+        while studio.terminals().is_empty() {
+            assert!(Instant::now() < deadline, "no job finished");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        nats.kill();
+        wait_json(&format!("{base}/api/health"), "disconnected", |h| {
+            h["queue"] == "disconnected"
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        nats.restart();
+
+        let terminals = studio.wait_terminal(&jobs).await;
+        for id in &jobs {
+            assert_eq!(terminals[id].len(), 1, "{:?}", terminals[id]);
+            assert_eq!(terminals[id][0]["event"], "generation_complete");
+        }
+        assert_forwards(&studio.events());
+        let broker = connect(&nats.url(), Duration::from_secs(4)).await;
+        assert_one_set_of_files(&broker, &jobs).await;
+        // An acknowledgement lost with the broker leaves its message until the lease ends; the
+        // redelivery finds the job complete and is acknowledged then.
+        // An acknowledgement lost with the broker leaves its message until the lease ends (the
+        // redelivery finds the job complete); a removal the broker lost is swept by the front end.
+        let deadline = Instant::now() + TEST_LIMIT;
+        while broker.pending_jobs().await.expect("pending") > 0 {
+            assert!(Instant::now() < deadline, "the jobs stream kept messages");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let health = get_json(&format!("{base}/api/health")).await;
+        assert_eq!(health["queue"], "connected", "{health}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_through_the_front_end_queued_running_and_finished() {
+    bounded(async {
+        let nats = Nats::start();
+        let broker = connect(&nats.url(), Duration::from_secs(30)).await;
+        let data = tempfile::tempdir().expect("tempdir");
+        let _worker = Worker::start(&nats.url(), "w1", &["--slots", "1"]);
+        let front = FrontEnd::start(&nats.url(), data.path(), &[]);
+        let base = front.base.clone();
+        wait_json(&format!("{base}/api/health"), "a worker", |h| {
+            h["workers"] == 1
+        })
+        .await;
+        let studio = Studio::connect(&base).await;
+        // One slot: the big job runs, the small one waits behind it.
+        let jobs = upload(
+            &base,
+            vec![
+                ("big.png".into(), png(1536, 1)),
+                ("small.png".into(), png(64, 2)),
+            ],
+            &[("quality", "high"), ("format_type", "stl,glb,obj")],
+        )
+        .await;
+        let (big, small) = (&jobs[0], &jobs[1]);
+        wait_json(&format!("{base}/api/jobs/{big}"), "running", |j| {
+            j["status"] == "processing"
+        })
+        .await;
+        let r = http()
+            .delete(format!("{base}/api/jobs/{small}"))
+            .send()
+            .await
+            .expect("DELETE");
+        assert_eq!(r.status(), 200);
+        let r = http()
+            .delete(format!("{base}/api/jobs/{big}"))
+            .send()
+            .await
+            .expect("DELETE");
+        assert!(r.status() == 200 || r.status() == 202, "{}", r.status());
+        let terminals = studio.wait_terminal(&jobs).await;
+        for id in &jobs {
+            assert_eq!(terminals[id].len(), 1);
+            assert_eq!(
+                terminals[id][0]["event"], "generation_cancelled",
+                "{:?}",
+                terminals[id]
+            );
+        }
+        assert!(broker.keys("results/").await.expect("keys").is_empty());
+        let deadline = Instant::now() + TEST_LIMIT;
+        while broker.pending_jobs().await.expect("pending") > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "cancelled jobs stayed in the stream"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The worker is free again and runs the next job.
+        let next = upload(&base, images(1, 64), &[("quality", "low")]).await;
+        let terminals = studio.wait_terminal(&next).await;
+        assert_eq!(terminals[&next[0]][0]["event"], "generation_complete");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_paused_past_its_lease_yields_one_result() {
+    bounded(async {
+        let nats = Nats::start();
+        let lease = Duration::from_secs(2);
+        let broker = connect(&nats.url(), lease).await;
+        let data = tempfile::tempdir().expect("tempdir");
+        let sleeper = Worker::start(&nats.url(), "sleeper", &["--slots", "1"]);
+        let front = FrontEnd::start(&nats.url(), data.path(), &[]);
+        let base = front.base.clone();
+        wait_json(&format!("{base}/api/health"), "a worker", |h| {
+            h["workers"] == 1
+        })
+        .await;
+        let studio = Studio::connect(&base).await;
+        let jobs = upload(
+            &base,
+            vec![("big.png".into(), png(1024, 3))],
+            &[("quality", "high"), ("format_type", "stl,glb")],
+        )
+        .await;
+        // Frozen in the middle of its work (not while it fetches the input).
+        wait_json(&format!("{base}/api/jobs/{}", jobs[0]), "running", |j| {
+            j["worker"] == "sleeper" && j["progress"].as_f64() >= Some(20.0)
+        })
+        .await;
+        sleeper.signal("-STOP");
+        let _awake = Worker::start(&nats.url(), "awake", &["--slots", "1"]);
+        let terminals = studio.wait_terminal(&jobs).await;
+        let done = &terminals[&jobs[0]];
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0]["event"], "generation_complete");
+        assert_eq!(done[0]["data"]["worker"], "awake", "{done:?}");
+        sleeper.signal("-CONT");
+        // The sleeper finishes its stale attempt, loses the swap and removes what it wrote.
+        let deadline = Instant::now() + TEST_LIMIT;
+        loop {
+            let stats = get_json(&format!("{base}/api/gpu-stats")).await;
+            let idle = stats["workers"]
+                .as_array()
+                .and_then(|w| w.iter().find(|w| w["id"] == "sleeper"))
+                .is_some_and(|w| w["slots"]["busy"] == 0);
+            if idle {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sleeper never came back: {stats}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_one_set_of_files(&broker, &jobs).await;
+        assert_forwards(&studio.events());
+        let job = get_json(&format!("{base}/api/jobs/{}", jobs[0])).await;
+        assert_eq!(job["status"], "complete");
+        assert_eq!(job["worker"], "awake");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_restarted_while_workers_run_has_the_whole_batch() {
+    bounded(async {
+        let nats = Nats::start();
+        let _broker = connect(&nats.url(), Duration::from_secs(30)).await;
+        let data = tempfile::tempdir().expect("tempdir");
+        let _worker = Worker::start(&nats.url(), "w1", &["--slots", "2"]);
+        let mut front = FrontEnd::start(&nats.url(), data.path(), &[]);
+        let studio = Studio::connect(&front.base).await;
+        let jobs = upload(
+            &front.base,
+            images(6, 256),
+            &[("quality", "medium"), ("format_type", "stl")],
+        )
+        .await;
+        let deadline = Instant::now() + TEST_LIMIT;
+        while studio.terminals().is_empty() {
+            assert!(Instant::now() < deadline, "no job finished");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(studio);
+        front.kill();
+        let front = FrontEnd::start(&nats.url(), data.path(), &[]);
+        // A studio that reconnects gets every job, and sees the rest finish.
+        let studio = Studio::connect(&front.base).await;
+        let deadline = Instant::now() + TEST_LIMIT;
+        loop {
+            let list = get_json(&format!("{}/api/jobs", front.base)).await;
+            let list = list.as_array().expect("jobs").clone();
+            assert_eq!(list.len(), jobs.len(), "{list:?}");
+            if list.iter().all(|j| j["status"] == "complete") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "jobs left unfinished: {list:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let snapshot = studio
+            .events()
+            .into_iter()
+            .find(|e| e["event"] == "snapshot")
+            .expect("a snapshot");
+        assert_eq!(
+            snapshot["data"]["jobs"].as_array().map(Vec::len),
+            Some(jobs.len()),
+            "{snapshot}"
+        );
+        assert_forwards(&studio.events());
+    })
+    .await;
+}
