@@ -165,10 +165,12 @@ pub struct ServeArgs {
     /// (when this is the first process to use the queue; the queue keeps its first lease).
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = orfeas_server::units::parse_duration)]
     pub lease: std::time::Duration,
-    /// With --queue: where inputs and results are kept; `nats` (the queue's own object
-    /// store, so machines need no shared disk).
-    #[arg(long, default_value = "nats", value_name = "STORE")]
-    pub store: String,
+    /// With --queue: where inputs and results are kept: `nats` (the default: the queue's own
+    /// object store, so machines need no shared disk), `file:///DIR` (a directory every
+    /// machine mounts at the same path) or `s3://BUCKET/PREFIX` (credentials and endpoint from
+    /// the AWS_* environment of each machine). Every machine of a queue uses the same store.
+    #[arg(long, value_name = "STORE", requires = "queue", value_parser = parse_store)]
+    pub store: Option<orfeas_server::cluster::StoreLocation>,
 }
 
 #[derive(Debug, Args)]
@@ -342,4 +344,8 @@ fn parse_slots(text: &str) -> Result<usize, String> {
             "{text:?} is not a slot count from 1 to 256 (leave --slots out for the default)"
         )),
     }
+}
+
+fn parse_store(text: &str) -> Result<orfeas_server::cluster::StoreLocation, String> {
+    orfeas_server::cluster::StoreLocation::parse(text)
 }

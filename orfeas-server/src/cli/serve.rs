@@ -69,14 +69,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 
     if args.queue.is_some() {
-        if args.store != "nats" {
-            eprintln!(
-                "error: --store {:?}: this version keeps a cluster's files in the queue's own \
-                 object store only (--store nats); file:// and s3:// stores are not available yet",
-                args.store
-            );
-            return ExitCode::from(EXIT_USAGE);
-        }
         config.queue = true;
         if args.slots.is_none() {
             // A front end alone runs no jobs: its processor only checks requests.
@@ -103,6 +95,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         if let Some(queue) = &args.queue {
             let mut settings = BrokerSettings::new(queue);
             settings.lease = args.lease;
+            settings.store = Some(args.store.clone().unwrap_or_default());
             let broker = match Broker::connect(&settings).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -110,6 +103,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
                     return ExitCode::from(super::worker::EXIT_QUEUE);
                 }
             };
+            let shown = format!(
+                "lease {:?}, files in {}",
+                broker.lease(),
+                broker.files().location()
+            );
             orfeas_server::cluster::start_front(&state, broker.clone());
             if args.slots.is_some() {
                 // `--slots` with `--queue`: this machine is also a worker of its own queue.
@@ -124,8 +122,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 )));
             }
             eprintln!(
-                "orfeas serve: front end of {queue} (lease {:?}; {})",
-                settings.lease,
+                "orfeas serve: front end of {queue} ({shown}; {})",
                 if local_worker.is_some() {
                     "runs jobs here too"
                 } else {

@@ -63,12 +63,14 @@ pub fn run(args: WorkerArgs) -> ExitCode {
             }
         };
         eprintln!(
-            "orfeas worker {}: pulling from {} ({} slots, device {}, lease {:?}; can run {})",
+            "orfeas worker {}: pulling from {} ({} slots, device {}, lease {:?}, files in {}; \
+             can run {})",
             settings.id,
             args.queue,
             processor.slots(),
             processor.device(),
             broker.lease(),
+            broker.files().location(),
             processor
                 .available_methods()
                 .iter()

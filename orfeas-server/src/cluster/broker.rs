@@ -5,17 +5,18 @@
 //! with `create_stream` and then opened, because the client's own `create_key_value` reads
 //! account-info fields that 2.9 does not send.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::HeaderMap;
 
+use super::files::{CreateDirectory, Files, StoreLocation};
 use super::message::JobMessage;
-use super::state::{input_key, state_key, JobState};
-use super::{
-    ClusterError, FILES_BUCKET, JOBS_STREAM, JOBS_SUBJECT, STATE_BUCKET, WORKERS_CONSUMER,
-};
+use super::state::{input_key, state_key, JobState, STORE_KEY};
+use super::{ClusterError, JOBS_STREAM, JOBS_SUBJECT, STATE_BUCKET, WORKERS_CONSUMER};
 
 /// How long the broker may take to answer a request or acknowledge a write.
 const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +33,11 @@ pub struct BrokerSettings {
     pub max_attempts: i64,
     /// How long to wait for the server at start before saying it is unreachable.
     pub connect_timeout: Duration,
+    /// Where inputs and results go. A front end names it (`--store`) and records it in the
+    /// queue; a worker leaves it `None` and uses the one the queue records (the queue's own
+    /// object store while no front end has named one), and each job's message names its
+    /// store as well.
+    pub store: Option<StoreLocation>,
 }
 
 impl BrokerSettings {
@@ -41,6 +47,7 @@ impl BrokerSettings {
             lease: Duration::from_secs(60),
             max_attempts: 3,
             connect_timeout: Duration::from_secs(5),
+            store: None,
         }
     }
 }
@@ -53,7 +60,10 @@ pub struct Broker {
     pub(crate) jobs: stream::Stream,
     pub(crate) consumer: consumer::PullConsumer,
     pub(crate) state: kv::Store,
-    pub(crate) files: object_store::ObjectStore,
+    /// The store this process writes new files to (see [`BrokerSettings::store`]).
+    pub(crate) files: Files,
+    /// Stores other than `files` that jobs' messages named, opened on first use.
+    other_stores: Arc<Mutex<HashMap<StoreLocation, Files>>>,
     /// The lease in force (the consumer's `ack_wait`, which the first user fixed).
     pub(crate) lease: Duration,
     /// Deliveries that may run a job (the consumer's `max_deliver` less the last one).
@@ -143,7 +153,11 @@ impl Broker {
             );
         }
         let state = open_state_bucket(&js).await?;
-        let files = open_files_bucket(&js).await?;
+        let files = open_store(&js, &state, settings).await?;
+        // A store this process cannot write is found now, not on every job.
+        files
+            .probe(&format!("probes/{}", uuid::Uuid::new_v4()))
+            .await?;
         Ok(Self {
             client,
             js,
@@ -151,8 +165,36 @@ impl Broker {
             consumer,
             state,
             files,
+            other_stores: Arc::default(),
             lease,
             max_attempts,
+        })
+    }
+
+    /// The store this process writes new files to.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// This broker with `location` as its store: a job's message names the store its input
+    /// is in, and its results go there too (a worker that joined before any front end named
+    /// a store still follows each job's).
+    pub async fn with_store(&self, location: &StoreLocation) -> Result<Self, ClusterError> {
+        if location == self.files.location() {
+            return Ok(self.clone());
+        }
+        let known = lock(&self.other_stores).get(location).cloned();
+        let files = match known {
+            Some(files) => files,
+            None => {
+                let files = Files::open(location, &self.js, CreateDirectory::No).await?;
+                lock(&self.other_stores).insert(location.clone(), files.clone());
+                files
+            }
+        };
+        Ok(Self {
+            files,
+            ..self.clone()
         })
     }
 
@@ -176,11 +218,11 @@ impl Broker {
                 new: false,
             });
         }
-        let mut file = tokio::fs::File::open(input).await?;
-        self.files
-            .put(input_key(&job.job_id).as_str(), &mut file)
-            .await
-            .map_err(|e| ClusterError::broker("storing an input", e))?;
+        self.with_store(&job.store)
+            .await?
+            .files
+            .put_file(&input_key(&job.job_id), input)
+            .await?;
         let mut queued = JobState::Queued {
             batch_id: job.batch_id.clone(),
             filename: job.filename.clone(),
@@ -268,38 +310,6 @@ impl Broker {
         }
     }
 
-    /// Reads a whole object of the files bucket into `to` (a file created here). Bounded in
-    /// time (see [`transfer_limit`]): a read whose consumer the broker dropped (this process
-    /// was paused, the broker restarted) fails instead of holding a slot for ever.
-    pub async fn download(&self, key: &str, to: &Path) -> Result<u64, ClusterError> {
-        let mut object = self
-            .files
-            .get(key)
-            .await
-            .map_err(|e| ClusterError::broker(&format!("reading {key} from the store"), e))?;
-        let limit = transfer_limit(object.info().size as u64);
-        let mut file = tokio::fs::File::create(to).await?;
-        let copy = async {
-            let bytes = tokio::io::copy(&mut object, &mut file).await?;
-            tokio::io::AsyncWriteExt::flush(&mut file).await?;
-            Ok::<u64, std::io::Error>(bytes)
-        };
-        match tokio::time::timeout(limit, copy).await {
-            Ok(bytes) => Ok(bytes?),
-            Err(_) => Err(ClusterError::Broker(format!(
-                "reading {key} from the store took longer than {limit:?}"
-            ))),
-        }
-    }
-
-    /// Opens an object of the files bucket for reading (downloads stream from it).
-    pub async fn open(&self, key: &str) -> Result<object_store::Object, ClusterError> {
-        self.files
-            .get(key)
-            .await
-            .map_err(|e| ClusterError::broker(&format!("reading {key} from the store"), e))
-    }
-
     /// Forgets jobs the front end no longer keeps (retention): their states, cancel requests,
     /// inputs and results leave the queue.
     pub async fn forget(&self, job_ids: &[String]) -> Result<(), ClusterError> {
@@ -307,13 +317,13 @@ impl Broker {
             return Ok(());
         }
         let gone: std::collections::HashSet<&str> = job_ids.iter().map(String::as_str).collect();
-        for key in self.keys("").await? {
+        for key in self.files.keys("").await? {
             let job = key
                 .strip_prefix("results/")
                 .or_else(|| key.strip_prefix("inputs/"))
                 .and_then(|rest| rest.split('/').next());
             if job.is_some_and(|j| gone.contains(j)) {
-                self.remove(&key).await;
+                self.files.remove(&key).await;
             }
         }
         for id in job_ids {
@@ -324,48 +334,6 @@ impl Broker {
             }
         }
         Ok(())
-    }
-
-    /// Writes a local file as an object of the files bucket, bounded in time like
-    /// [`download`](Self::download).
-    pub async fn upload(&self, key: &str, from: &Path) -> Result<u64, ClusterError> {
-        let mut file = tokio::fs::File::open(from).await?;
-        let limit = transfer_limit(file.metadata().await?.len());
-        let info = tokio::time::timeout(limit, self.files.put(key, &mut file))
-            .await
-            .map_err(|_| {
-                ClusterError::Broker(format!(
-                    "writing {key} to the store took longer than {limit:?}"
-                ))
-            })?
-            .map_err(|e| ClusterError::broker(&format!("writing {key} to the store"), e))?;
-        Ok(info.size as u64)
-    }
-
-    /// The names of the files bucket's objects that start with `prefix`, sorted.
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, ClusterError> {
-        use futures_util::StreamExt;
-        let mut list = self
-            .files
-            .list()
-            .await
-            .map_err(|e| ClusterError::broker("listing the store", e))?;
-        let mut keys = Vec::new();
-        while let Some(info) = list.next().await {
-            let info = info.map_err(|e| ClusterError::broker("listing the store", e))?;
-            if !info.deleted && info.name.starts_with(prefix) {
-                keys.push(info.name);
-            }
-        }
-        keys.sort();
-        Ok(keys)
-    }
-
-    /// Removes an object; one already gone is not an error.
-    pub async fn remove(&self, key: &str) {
-        if let Err(e) = self.files.delete(key).await {
-            tracing::debug!("cannot remove {key} from the store: {e}");
-        }
     }
 
     /// Removes job messages the workers' consumer has acknowledged but the stream still
@@ -409,12 +377,6 @@ impl Broker {
             .map_err(|e| ClusterError::broker("reading the jobs stream", e))?;
         Ok(info.state.messages)
     }
-}
-
-/// How long moving `bytes` to or from the store may take: 30 s, plus a second per megabyte
-/// (a slow link's pace), so only a transfer that has stopped is given up.
-fn transfer_limit(bytes: u64) -> Duration {
-    Duration::from_secs(30 + bytes / 1_000_000)
 }
 
 /// The stream sequence of a queued job's message (0 when unknown or no longer queued).
@@ -461,27 +423,54 @@ async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, Cluster
         .map_err(|e| ClusterError::broker("opening the state bucket", e))
 }
 
-async fn open_files_bucket(
+/// Opens the store `settings` names and records it in the queue, or (a worker) opens the one
+/// the queue records. Two front ends of one queue with different stores would each serve only
+/// their own jobs' files, so a front end naming another store than the recorded one is refused.
+async fn open_store(
     js: &jetstream::Context,
-) -> Result<object_store::ObjectStore, ClusterError> {
-    if let Ok(store) = js.get_object_store(FILES_BUCKET).await {
-        return Ok(store);
-    }
-    js.get_or_create_stream(stream::Config {
-        name: format!("OBJ_{FILES_BUCKET}"),
-        subjects: vec![
-            format!("$O.{FILES_BUCKET}.C.>"),
-            format!("$O.{FILES_BUCKET}.M.>"),
-        ],
-        storage: stream::StorageType::File,
-        discard: stream::DiscardPolicy::New,
-        allow_rollup: true,
-        allow_direct: true,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::broker("creating the files bucket", e))?;
-    js.get_object_store(FILES_BUCKET)
+    state: &kv::Store,
+    settings: &BrokerSettings,
+) -> Result<Files, ClusterError> {
+    let recorded = match state
+        .get(STORE_KEY)
         .await
-        .map_err(|e| ClusterError::broker("opening the files bucket", e))
+        .map_err(|e| ClusterError::broker("reading the queue's store", e))?
+    {
+        Some(value) => Some(
+            StoreLocation::parse(&String::from_utf8_lossy(&value))
+                .map_err(|e| ClusterError::Broker(format!("the queue's recorded store: {e}")))?,
+        ),
+        None => None,
+    };
+    let Some(wanted) = &settings.store else {
+        let location = recorded.unwrap_or(StoreLocation::Nats);
+        return Files::open(&location, js, CreateDirectory::No).await;
+    };
+    match recorded {
+        Some(recorded) if &recorded != wanted => {
+            return Err(ClusterError::StoreMismatch {
+                url: settings.url.clone(),
+                recorded: recorded.to_string(),
+                wanted: wanted.to_string(),
+            })
+        }
+        Some(_) => {}
+        None => {
+            // Created only if absent: two front ends starting at once cannot both win.
+            if let Err(e) = state
+                .create(STORE_KEY, wanted.to_string().into_bytes().into())
+                .await
+            {
+                if e.kind() != kv::CreateErrorKind::AlreadyExists {
+                    return Err(ClusterError::broker("recording the queue's store", e));
+                }
+                return Box::pin(open_store(js, state, settings)).await;
+            }
+        }
+    }
+    Files::open(wanted, js, CreateDirectory::Yes).await
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

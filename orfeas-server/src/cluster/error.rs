@@ -12,6 +12,19 @@ pub enum ClusterError {
     /// A broker operation failed (stream, consumer, KV or object store).
     #[error("queue: {0}")]
     Broker(String),
+    /// The store of inputs and results failed or cannot be used from this machine.
+    #[error("store {store}: {detail}")]
+    Store { store: String, detail: String },
+    /// A front end named another store than the one the queue already uses.
+    #[error(
+        "the queue at {url} keeps its files in {recorded}, not {wanted}: start with \
+         --store {recorded}, or use another queue (every machine of a queue shares one store)"
+    )]
+    StoreMismatch {
+        url: String,
+        recorded: String,
+        wanted: String,
+    },
     /// A local file could not be read or written while moving it to or from the store.
     #[error("queue file: {0}")]
     Io(#[from] std::io::Error),
@@ -24,6 +37,8 @@ impl ClusterError {
             Self::Unreachable { .. } => "ERR_QUEUE_UNREACHABLE",
             Self::NoJetStream { .. } => "ERR_QUEUE_NO_JETSTREAM",
             Self::Broker(_) => "ERR_QUEUE",
+            Self::Store { .. } => "ERR_STORE",
+            Self::StoreMismatch { .. } => "ERR_STORE_MISMATCH",
             Self::Io(_) => "ERR_IO",
         }
     }

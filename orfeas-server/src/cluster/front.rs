@@ -197,6 +197,7 @@ async fn submit_one(state: &AppState, broker: &Broker, job_id: &str) -> Result<(
         job_id: record.job_id.clone(),
         batch_id: record.batch_id.clone(),
         filename: record.filename.clone(),
+        store: broker.files().location().clone(),
         input_key: input_key(&record.job_id),
         stem: spec.stem.clone(),
         settings: spec.settings.clone(),

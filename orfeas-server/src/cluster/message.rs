@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::StoreLocation;
 use crate::jobs::{is_safe_id, SettingsSpec};
 
 /// The version of [`JobMessage`]; a worker terminates messages of another version.
@@ -16,7 +17,11 @@ pub struct JobMessage {
     pub batch_id: String,
     /// The sanitised upload name (what users see; error messages name it, not store keys).
     pub filename: String,
-    /// Key of the input image in the files bucket.
+    /// Where the input is and the results go (`nats`, `file:///DIR`, `s3://BUCKET/PREFIX`);
+    /// absent in messages of earlier front ends, which knew only `nats`.
+    #[serde(default)]
+    pub store: StoreLocation,
+    /// Key of the input image in the store.
     pub input_key: String,
     /// Base name of the outputs (`cat` → `cat.stl`).
     pub stem: String,
@@ -82,6 +87,7 @@ mod tests {
             job_id: "job-1".into(),
             batch_id: "b".into(),
             filename: "cat.png".into(),
+            store: StoreLocation::Nats,
             input_key: "inputs/job-1".into(),
             stem: "cat".into(),
             settings: SettingsSpec::new(
@@ -98,6 +104,14 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_an_earlier_front_end_uses_the_queues_store() {
+        let mut json = serde_json::to_value(message()).expect("json");
+        json.as_object_mut().expect("object").remove("store");
+        let parsed = JobMessage::parse(&serde_json::to_vec(&json).expect("json")).expect("parses");
+        assert_eq!(parsed.store, StoreLocation::Nats);
+    }
+
+    #[test]
     fn foreign_or_hostile_messages_are_errors() {
         for bad in [&b"not json"[..], b"{}", b"[1,2]", b""] {
             assert!(JobMessage::parse(bad).is_err());
@@ -105,6 +119,11 @@ mod tests {
         let mut m = message();
         m.v = 2;
         assert!(JobMessage::parse(&serde_json::to_vec(&m).expect("json")).is_err());
+        let m = message();
+        let mut json = serde_json::to_value(&m).expect("json");
+        json["store"] = "ftp://elsewhere".into();
+        let e = JobMessage::parse(&serde_json::to_vec(&json).expect("json")).expect_err("accepted");
+        assert!(e.contains("--store"), "{e}");
         let mut m = message();
         m.job_id = "../../etc".into();
         let e = JobMessage::parse(&serde_json::to_vec(&m).expect("json")).expect_err("accepted");

@@ -7,7 +7,8 @@
 //!   extended by progress heartbeats, and `max_deliver` bounds the attempts;
 //! - the **state bucket** (KV `orfeas-jobs`): each job's state, changed only by
 //!   compare-and-swap on its revision, so one attempt alone can finish a job;
-//! - the **files bucket** (object store `orfeas-files`): inputs and results.
+//! - the **files bucket** (object store `orfeas-files`): inputs and results, unless the front
+//!   end names another store (`--store file:///DIR` or `s3://BUCKET/PREFIX`, see [`files`]).
 //!
 //! Delivery is at least once; every side effect is keyed so that it is exactly once in effect
 //! (see [`worker`]). Progress events are plain NATS messages (`orfeas.events.<job>`): losing
@@ -15,6 +16,7 @@
 
 mod broker;
 mod error;
+pub mod files;
 mod front;
 pub mod message;
 pub mod state;
@@ -22,6 +24,7 @@ pub mod worker;
 
 pub use broker::{Broker, BrokerSettings, Submitted};
 pub use error::ClusterError;
+pub use files::{Files, StoreLocation};
 pub use front::{start as start_front, Front, PRESENCE_TIMEOUT};
 pub use message::{JobMessage, WorkerEvent, WorkerPresence};
 pub use state::{JobState, StoredOutput};

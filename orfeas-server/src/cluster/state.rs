@@ -110,6 +110,10 @@ impl JobState {
     }
 }
 
+/// The state bucket's key of the queue's store (`--store` of its first front end), which
+/// workers open when they join.
+pub const STORE_KEY: &str = "config.store";
+
 /// The state bucket's key of a job.
 pub fn state_key(job_id: &str) -> String {
     format!("job.{job_id}")

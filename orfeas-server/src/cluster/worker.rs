@@ -224,6 +224,8 @@ async fn attempt_job(
     job: &JobMessage,
     attempt: u64,
 ) -> Result<(), ClusterError> {
+    // The job's input is in the store its front end named; its results go there too.
+    let broker = &broker.with_store(&job.store).await?;
     let Some((state, revision)) = broker.job_state(&job.job_id).await? else {
         tracing::warn!(job_id = %job.job_id, "terminating a job the queue has no state for");
         ack(message, AckKind::Term).await;
@@ -271,7 +273,7 @@ async fn attempt_job(
             .is_some()
         {
             publish_final(broker, settings, job, attempt, &failed).await;
-            broker.remove(&input_key(&job.job_id)).await;
+            broker.files().remove(&input_key(&job.job_id)).await;
         }
         ack(message, AckKind::Term).await;
         return Ok(());
@@ -296,9 +298,10 @@ async fn attempt_job(
         cancel.cancel();
     }
     let outcome = run_attempt(broker, processor, settings, message, job, attempt, &cancel).await;
-    lock(running).remove(&job.job_id);
     let dir = settings.attempt_dir(job, attempt);
     let finished = finish(broker, settings, message, job, attempt, revision, outcome).await;
+    // Busy until its results are stored and its state settled: the slot is held till then.
+    lock(running).remove(&job.job_id);
     let _ = tokio::fs::remove_dir_all(&dir).await;
     finished
 }
@@ -335,7 +338,7 @@ async fn run_attempt(
     let input_dir = dir.join("input");
     tokio::fs::create_dir_all(&input_dir).await?;
     let input = input_dir.join(safe_file_name(&job.filename));
-    broker.download(&job.input_key, &input).await?;
+    broker.files().get_file(&job.input_key, &input).await?;
 
     let (events, mut events_rx) = mpsc::unbounded_channel::<ProgressEvent>();
     let sink = Arc::new(ChannelSink(events));
@@ -427,7 +430,7 @@ async fn finish(
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
                     let key = result_key(&job.job_id, attempt, &name);
-                    let bytes = match broker.upload(&key, &file.path).await {
+                    let bytes = match broker.files().put_file(&key, &file.path).await {
                         Ok(bytes) => bytes,
                         Err(e) => {
                             remove_all(broker, &uploaded).await;
@@ -476,7 +479,7 @@ async fn finish(
     match broker.swap_state(&job.job_id, revision, &next).await {
         Ok(Some(_)) => {
             publish_final(broker, settings, job, attempt, &next).await;
-            broker.remove(&input_key(&job.job_id)).await;
+            broker.files().remove(&input_key(&job.job_id)).await;
             ack(message, AckKind::Ack).await;
             Ok(())
         }
@@ -497,7 +500,7 @@ async fn finish(
 
 async fn remove_all(broker: &Broker, outputs: &[StoredOutput]) {
     for output in outputs {
-        broker.remove(&output.key).await;
+        broker.files().remove(&output.key).await;
     }
 }
 
@@ -687,7 +690,7 @@ impl Broker {
                         tracing::debug!("cancelled job's message already gone: {e}");
                     }
                 }
-                self.remove(&input_key(job_id)).await;
+                self.files.remove(&input_key(job_id)).await;
                 return Ok(Some(cancelled));
             }
         }

@@ -36,13 +36,14 @@ pub async fn download(
                 "{filename:?} is in the cluster's store, and this server was started without --queue"
             ))
         })?;
-        let object = front
+        let (_, reader) = front
             .broker()
-            .open(key)
+            .files()
+            .reader(key)
             .await
             .map_err(|e| store_error(&filename, &e))?;
         return Ok(file_response(
-            Body::from_stream(ReaderStream::new(object)),
+            Body::from_stream(ReaderStream::new(reader)),
             output.bytes,
             content_type(&output.format, &output.file),
             &attachment(&output.file),
@@ -169,11 +170,11 @@ fn open_source(
         .front()
         .ok_or_else(|| ApiError::unavailable("this server was started without --queue"))?;
     let runtime = tokio::runtime::Handle::current();
-    let object = runtime
-        .block_on(front.broker().open(key))
+    let (_, reader) = runtime
+        .block_on(front.broker().files().reader(key))
         .map_err(|e| store_error(&output.file, &e))?;
     Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
-        object, runtime,
+        reader, runtime,
     )))
 }
 

@@ -188,6 +188,7 @@ pub async fn submit(
         job_id: id.to_owned(),
         batch_id: "batch-1".into(),
         filename: format!("{id}.png"),
+        store: broker.files().location().clone(),
         input_key: orfeas_server::cluster::state::input_key(id),
         stem: id.to_owned(),
         settings: spec,
@@ -242,7 +243,11 @@ pub async fn wait_final(broker: &Broker, job_id: &str) -> JobState {
 /// triangles.
 pub async fn check_stl(broker: &Broker, key: &str, dir: &Path) {
     let local = dir.join("check.stl");
-    broker.download(key, &local).await.expect("download");
+    broker
+        .files()
+        .get_file(key, &local)
+        .await
+        .expect("download");
     let bytes = std::fs::read(&local).expect("read");
     assert!(bytes.len() > 84, "{key}: {} bytes", bytes.len());
     let count = u32::from_le_bytes(bytes[80..84].try_into().expect("4 bytes")) as usize;

@@ -63,7 +63,7 @@ async fn a_worker_runs_jobs_into_the_store_and_skips_foreign_messages() {
             assert!(report["triangles"].as_u64().unwrap_or(0) > 0, "{report}");
             check_stl(&broker, &outputs[0].key, dir.path()).await;
             assert_eq!(
-                broker.keys("results/good/").await.expect("keys"),
+                broker.files().keys("results/good/").await.expect("keys"),
                 ["results/good/1/good.glb", "results/good/1/good.stl"]
             );
         }
@@ -83,7 +83,12 @@ async fn a_worker_runs_jobs_into_the_store_and_skips_foreign_messages() {
         other => panic!("bad job ended {other:?}"),
     }
     // Inputs of finished jobs leave the store, and the stream is empty.
-    assert!(broker.keys("inputs/").await.expect("keys").is_empty());
+    assert!(broker
+        .files()
+        .keys("inputs/")
+        .await
+        .expect("keys")
+        .is_empty());
     let deadline = Instant::now() + Duration::from_secs(10);
     while broker.pending_jobs().await.expect("pending") > 0 {
         assert!(Instant::now() < deadline, "the jobs stream kept messages");
@@ -135,7 +140,7 @@ async fn a_job_of_a_killed_worker_finishes_on_another_with_one_set_of_files() {
                 started.elapsed() >= lease / 2,
                 "redelivered before the lease ran out"
             );
-            let keys = broker.keys("results/long/").await.expect("keys");
+            let keys = broker.files().keys("results/long/").await.expect("keys");
             assert!(
                 keys.iter()
                     .all(|k| k.starts_with(&format!("results/long/{attempt}/"))),
@@ -168,7 +173,12 @@ async fn a_queued_job_is_cancelled_and_leaves_the_stream() {
         "{state:?}"
     );
     assert_eq!(broker.pending_jobs().await.expect("pending"), 0);
-    assert!(broker.keys("inputs/").await.expect("keys").is_empty());
+    assert!(broker
+        .files()
+        .keys("inputs/")
+        .await
+        .expect("keys")
+        .is_empty());
     // A worker started afterwards has nothing to do, and cancelling again changes nothing.
     let again = broker.cancel(&job.job_id).await.expect("cancel again");
     assert!(matches!(again, Some(JobState::Cancelled { .. })));
