@@ -34,6 +34,9 @@ if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ] && [ -z
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q nats-server
 fi
 
+step "S3-compatible server for the cluster's s3:// store test (moto from PyPI, pinned)"
+bash scripts/s3/s3-server --install
+
 step "Rust tests (workspace)"
 cargo test --workspace --locked
 

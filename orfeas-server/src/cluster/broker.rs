@@ -138,10 +138,7 @@ impl Broker {
             )
             .await
             .map_err(|e| ClusterError::broker("opening the workers' consumer", e))?;
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| ClusterError::broker("reading the workers' consumer", e))?;
+        let info = consumer_info(&mut consumer).await?;
         let lease = info.config.ack_wait;
         let max_attempts = u64::try_from(info.config.max_deliver - 1)
             .unwrap_or(1)
@@ -154,10 +151,6 @@ impl Broker {
         }
         let state = open_state_bucket(&js).await?;
         let files = open_store(&js, &state, settings).await?;
-        // A store this process cannot write is found now, not on every job.
-        files
-            .probe(&format!("probes/{}", uuid::Uuid::new_v4()))
-            .await?;
         Ok(Self {
             client,
             js,
@@ -317,14 +310,14 @@ impl Broker {
             return Ok(());
         }
         let gone: std::collections::HashSet<&str> = job_ids.iter().map(String::as_str).collect();
-        for key in self.files.keys("").await? {
-            let job = key
-                .strip_prefix("results/")
+        let of_gone_job = |key: &str| {
+            key.strip_prefix("results/")
                 .or_else(|| key.strip_prefix("inputs/"))
-                .and_then(|rest| rest.split('/').next());
-            if job.is_some_and(|j| gone.contains(j)) {
-                self.files.remove(&key).await;
-            }
+                .and_then(|rest| rest.split('/').next())
+                .is_some_and(|job| gone.contains(job))
+        };
+        for key in self.files.keys_where("", of_gone_job).await? {
+            self.files.remove(&key).await;
         }
         for id in job_ids {
             for key in [state_key(id), super::state::cancel_key(id)] {
@@ -343,19 +336,11 @@ impl Broker {
     /// waiting for ever. Everything below the consumer's ack floor is finished (it is the
     /// only consumer), so it is purged. Returns how many were removed.
     pub async fn sweep_acknowledged(&self) -> Result<u64, ClusterError> {
-        let mut consumer = self.consumer.clone();
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| ClusterError::broker("reading the workers' consumer", e))?;
-        let floor = info.ack_floor.stream_sequence;
-        let mut jobs = self.jobs.clone();
-        let first = jobs
-            .info()
-            .await
-            .map_err(|e| ClusterError::broker("reading the jobs stream", e))?
-            .state
-            .first_sequence;
+        let floor = consumer_info(&mut self.consumer.clone())
+            .await?
+            .ack_floor
+            .stream_sequence;
+        let first = self.jobs_info().await?.state.first_sequence;
         if floor == 0 || first > floor {
             return Ok(0);
         }
@@ -368,14 +353,18 @@ impl Broker {
         Ok(purged.purged)
     }
 
-    /// Messages waiting in the jobs stream (queued and running jobs).
-    pub async fn pending_jobs(&self) -> Result<u64, ClusterError> {
-        let mut jobs = self.jobs.clone();
-        let info = jobs
+    async fn jobs_info(&self) -> Result<stream::Info, ClusterError> {
+        self.jobs
+            .clone()
             .info()
             .await
-            .map_err(|e| ClusterError::broker("reading the jobs stream", e))?;
-        Ok(info.state.messages)
+            .cloned()
+            .map_err(|e| ClusterError::broker("reading the jobs stream", e))
+    }
+
+    /// Messages waiting in the jobs stream (queued and running jobs).
+    pub async fn pending_jobs(&self) -> Result<u64, ClusterError> {
+        Ok(self.jobs_info().await?.state.messages)
     }
 }
 
@@ -426,6 +415,8 @@ async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, Cluster
 /// Opens the store `settings` names and records it in the queue, or (a worker) opens the one
 /// the queue records. Two front ends of one queue with different stores would each serve only
 /// their own jobs' files, so a front end naming another store than the recorded one is refused.
+/// The store is written to first: one this process cannot use (a read-only mount, no
+/// credentials, a mistyped bucket) is an error now, not on every job, and is never recorded.
 async fn open_store(
     js: &jetstream::Context,
     state: &kv::Store,
@@ -442,33 +433,48 @@ async fn open_store(
         ),
         None => None,
     };
+    let probe = format!("probes/{}", uuid::Uuid::new_v4());
     let Some(wanted) = &settings.store else {
         let location = recorded.unwrap_or(StoreLocation::Nats);
-        return Files::open(&location, js, CreateDirectory::No).await;
+        let files = Files::open(&location, js, CreateDirectory::No).await?;
+        files.probe(&probe).await?;
+        return Ok(files);
     };
-    match recorded {
-        Some(recorded) if &recorded != wanted => {
+    if let Some(recorded) = &recorded {
+        if recorded != wanted {
             return Err(ClusterError::StoreMismatch {
                 url: settings.url.clone(),
                 recorded: recorded.to_string(),
                 wanted: wanted.to_string(),
-            })
-        }
-        Some(_) => {}
-        None => {
-            // Created only if absent: two front ends starting at once cannot both win.
-            if let Err(e) = state
-                .create(STORE_KEY, wanted.to_string().into_bytes().into())
-                .await
-            {
-                if e.kind() != kv::CreateErrorKind::AlreadyExists {
-                    return Err(ClusterError::broker("recording the queue's store", e));
-                }
-                return Box::pin(open_store(js, state, settings)).await;
-            }
+            });
         }
     }
-    Files::open(wanted, js, CreateDirectory::Yes).await
+    let files = Files::open(wanted, js, CreateDirectory::Yes).await?;
+    files.probe(&probe).await?;
+    if recorded.is_none() {
+        // Created only if absent: of two front ends starting at once, the second is checked
+        // against the first's store.
+        if let Err(e) = state
+            .create(STORE_KEY, wanted.to_string().into_bytes().into())
+            .await
+        {
+            if e.kind() != kv::CreateErrorKind::AlreadyExists {
+                return Err(ClusterError::broker("recording the queue's store", e));
+            }
+            return Box::pin(open_store(js, state, settings)).await;
+        }
+    }
+    Ok(files)
+}
+
+async fn consumer_info(
+    consumer: &mut consumer::PullConsumer,
+) -> Result<consumer::Info, ClusterError> {
+    consumer
+        .info()
+        .await
+        .cloned()
+        .map_err(|e| ClusterError::broker("reading the workers' consumer", e))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

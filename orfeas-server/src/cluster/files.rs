@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::object_store as nats_store;
+use base64::engine::general_purpose::URL_SAFE;
+use base64::Engine as _;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::ObjectStore as _;
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -109,9 +111,16 @@ pub struct Files {
 
 #[derive(Clone)]
 enum Backend {
-    /// Boxed: the client's handle is a kilobyte, the other a pointer.
-    Nats(Box<nats_store::ObjectStore>),
+    /// Boxed: the client's handles are a kilobyte, the other a pointer.
+    Nats(Box<NatsBucket>),
     Object(Arc<dyn object_store::ObjectStore>),
+}
+
+/// The broker's object store, and its stream for listing (see [`Files::keys_where`]).
+#[derive(Clone)]
+struct NatsBucket {
+    store: nats_store::ObjectStore,
+    stream: async_nats::jetstream::stream::Stream,
 }
 
 impl std::fmt::Debug for Files {
@@ -134,7 +143,14 @@ impl Files {
             detail,
         };
         let backend = match location {
-            StoreLocation::Nats => Backend::Nats(Box::new(open_files_bucket(js).await?)),
+            StoreLocation::Nats => {
+                let store = open_files_bucket(js).await?;
+                let stream = js
+                    .get_stream(format!("OBJ_{FILES_BUCKET}"))
+                    .await
+                    .map_err(|e| ClusterError::broker("opening the files bucket", e))?;
+                Backend::Nats(Box::new(NatsBucket { store, stream }))
+            }
             StoreLocation::Directory(dir) => {
                 if create == CreateDirectory::Yes {
                     std::fs::create_dir_all(dir)
@@ -193,7 +209,8 @@ impl Files {
         let limit = transfer_limit(size);
         let put = async {
             match &self.backend {
-                Backend::Nats(store) => store
+                Backend::Nats(bucket) => bucket
+                    .store
                     .put(key, &mut file)
                     .await
                     .map(|info| info.size as u64)
@@ -202,19 +219,22 @@ impl Files {
                     let path = object_path(key).map_err(|e| self.error("", e))?;
                     let mut writer =
                         object_store::buffered::BufWriter::new(Arc::clone(store), path);
-                    let copied = async {
-                        let bytes = tokio::io::copy(&mut file, &mut writer).await?;
-                        writer.shutdown().await?;
-                        Ok::<u64, std::io::Error>(bytes)
-                    }
-                    .await;
-                    match copied {
-                        Ok(bytes) => Ok(bytes),
+                    let writing = format!("writing {key}");
+                    let bytes = match tokio::io::copy(&mut file, &mut writer).await {
+                        Ok(bytes) => bytes,
                         Err(e) => {
+                            // Parts already sent are discarded (an S3 multipart upload is
+                            // aborted, a staged file removed).
                             let _ = writer.abort().await;
-                            Err(self.error(&format!("writing {key}"), e))
+                            return Err(self.error(&writing, e));
                         }
-                    }
+                    };
+                    // Completes the upload; after a failure here there is nothing to abort.
+                    writer
+                        .shutdown()
+                        .await
+                        .map_err(|e| self.error(&writing, e))?;
+                    Ok(bytes)
                 }
             }
         };
@@ -245,8 +265,12 @@ impl Files {
     pub async fn reader(&self, key: &str) -> Result<(u64, StoredReader), ClusterError> {
         let reading = format!("reading {key}");
         match &self.backend {
-            Backend::Nats(store) => {
-                let object = store.get(key).await.map_err(|e| self.error(&reading, e))?;
+            Backend::Nats(bucket) => {
+                let object = bucket
+                    .store
+                    .get(key)
+                    .await
+                    .map_err(|e| self.error(&reading, e))?;
                 Ok((object.info().size as u64, Box::pin(object)))
             }
             Backend::Object(store) => {
@@ -264,15 +288,60 @@ impl Files {
 
     /// The keys that start with `prefix`, sorted.
     pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, ClusterError> {
+        self.keys_where(prefix, |_| true).await
+    }
+
+    /// The keys that start with `prefix` and pass `wanted`, sorted.
+    ///
+    /// On the NATS store this does not use the client's object listing: on nats-server
+    /// before 2.10.15 a listing of a bucket whose objects were all deleted never ends
+    /// (nats-io/nats.go#1610, fixed in the server), and Debian 12 ships 2.9. The names come
+    /// from the subjects of the bucket's metadata instead (one stream-info request), and only
+    /// the wanted ones have their metadata read, to skip deleted objects.
+    pub(crate) async fn keys_where(
+        &self,
+        prefix: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, ClusterError> {
         let listing = "listing the store";
         let mut keys = Vec::new();
         match &self.backend {
-            Backend::Nats(store) => {
-                let mut list = store.list().await.map_err(|e| self.error(listing, e))?;
-                while let Some(info) = list.next().await {
-                    let info = info.map_err(|e| self.error(listing, e))?;
-                    if !info.deleted && info.name.starts_with(prefix) {
-                        keys.push(info.name);
+            Backend::Nats(bucket) => {
+                let meta = format!("$O.{FILES_BUCKET}.M.");
+                let mut subjects = bucket
+                    .stream
+                    .info_with_subjects(format!("{meta}>"))
+                    .await
+                    .map_err(|e| self.error(listing, e))?;
+                while let Some(entry) = subjects.next().await {
+                    let (subject, _) = entry.map_err(|e| self.error(listing, e))?;
+                    let name = subject
+                        .strip_prefix(&meta)
+                        .and_then(|encoded| URL_SAFE.decode(encoded).ok())
+                        .and_then(|bytes| String::from_utf8(bytes).ok());
+                    let Some(name) = name.filter(|n| n.starts_with(prefix) && wanted(n)) else {
+                        continue;
+                    };
+                    // A deleted object keeps its metadata subject, marked deleted; one being
+                    // replaced just now may have none for a moment.
+                    let message = match bucket
+                        .stream
+                        .get_last_raw_message_by_subject(&subject)
+                        .await
+                    {
+                        Ok(message) => message,
+                        Err(e)
+                            if e.kind()
+                                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                        {
+                            continue
+                        }
+                        Err(e) => return Err(self.error(listing, e)),
+                    };
+                    let info: nats_store::ObjectInfo = serde_json::from_slice(&message.payload)
+                        .map_err(|e| self.error(listing, e))?;
+                    if !info.deleted {
+                        keys.push(name);
                     }
                 }
             }
@@ -290,7 +359,7 @@ impl Files {
                         .map_err(|e| self.error(listing, e))?
                         .location
                         .to_string();
-                    if name.starts_with(prefix) {
+                    if name.starts_with(prefix) && wanted(&name) {
                         keys.push(name);
                     }
                 }
@@ -303,7 +372,7 @@ impl Files {
     /// Removes a stored file; one already gone is not an error.
     pub async fn remove(&self, key: &str) {
         let result = match &self.backend {
-            Backend::Nats(store) => store.delete(key).await.map_err(|e| e.to_string()),
+            Backend::Nats(bucket) => bucket.store.delete(key).await.map_err(|e| e.to_string()),
             Backend::Object(store) => match object_path(key) {
                 Ok(path) => match store.delete(&path).await {
                     Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -236,24 +236,22 @@ async fn attempt_job(
         ack(message, AckKind::Ack).await;
         return Ok(());
     }
-    let last_error = match &state {
+    // A broker killed without syncing can come back having forgotten deliveries and count
+    // from 1 again; the state bucket remembers the attempts made, so an attempt's number only
+    // grows, and its folder and result keys are its own.
+    let (attempt, last_error) = match &state {
         JobState::Running {
             worker,
             attempt: previous,
-            last_error,
             ..
-        } => Some(
-            last_error
-                .clone()
-                .filter(|_| worker == &settings.id && *previous == attempt)
-                .unwrap_or_else(|| {
-                    format!(
-                        "attempt {previous} (worker {worker}) stopped without finishing: \
-                         the worker died, hung or was stopped"
-                    )
-                }),
+        } => (
+            attempt.max(previous + 1),
+            Some(format!(
+                "attempt {previous} (worker {worker}) stopped without finishing: \
+                 the worker died, hung or was stopped"
+            )),
         ),
-        _ => None,
+        _ => (attempt, None),
     };
     if attempt > broker.max_attempts {
         let failed = JobState::Failed {

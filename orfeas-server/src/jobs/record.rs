@@ -174,7 +174,74 @@ pub struct JobView {
     pub worker: Option<String>,
 }
 
+/// What a finished job reports besides its files. The same whether it ran in this process
+/// (the core's `generation_complete` event) or on a worker (the report in its queue state,
+/// where a field an older worker did not send stays empty).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct CompletionReport {
+    pub triangles: usize,
+    pub depth: Option<String>,
+    pub method: Option<String>,
+    pub mask: Option<String>,
+    pub watertight: bool,
+    pub warnings: Vec<String>,
+    pub seconds: Option<f64>,
+}
+
 impl JobRecord {
+    /// Marks the job complete with its files and report.
+    pub fn complete(
+        &mut self,
+        outputs: Vec<OutputRecord>,
+        report: CompletionReport,
+        finished_at: String,
+    ) {
+        self.status = JobState::Complete;
+        self.progress = 100.0;
+        self.stage = JobState::Complete.as_str().into();
+        self.outputs = outputs;
+        self.triangles = report.triangles;
+        self.depth = report.depth;
+        self.method = report.method.or(self.method.take());
+        self.mask = report.mask;
+        self.watertight = report.watertight;
+        self.warnings = report.warnings;
+        self.seconds = report.seconds;
+        self.finished_at = Some(finished_at);
+    }
+
+    /// A job just accepted: queued, nothing run, nothing known of its result yet.
+    pub fn queued(job_id: &str, batch_id: &str, filename: &str, created_at: &str) -> Self {
+        Self {
+            job_id: job_id.to_owned(),
+            batch_id: batch_id.to_owned(),
+            filename: filename.to_owned(),
+            status: JobState::Queued,
+            progress: 0.0,
+            stage: JobState::Queued.as_str().into(),
+            outputs: Vec::new(),
+            error: None,
+            code: None,
+            triangles: 0,
+            depth: None,
+            method: None,
+            mask: None,
+            watertight: false,
+            warnings: Vec::new(),
+            seconds: None,
+            formats: Vec::new(),
+            quality: String::new(),
+            created_at: created_at.to_owned(),
+            started_at: None,
+            finished_at: None,
+            spec: None,
+            input_bytes: 0,
+            attempts: 0,
+            worker: None,
+        }
+    }
+
     /// Bytes this job keeps on disk: its upload and its outputs.
     pub fn data_bytes(&self) -> u64 {
         self.input_bytes + self.outputs.iter().map(|o| o.bytes).sum::<u64>()
@@ -254,31 +321,11 @@ pub(crate) mod tests {
     /// A record with every optional part empty, for the store's unit tests.
     pub(crate) fn record(id: &str, status: JobState) -> JobRecord {
         JobRecord {
-            job_id: id.into(),
-            batch_id: "b1".into(),
-            filename: "a.png".into(),
             status,
-            progress: 0.0,
             stage: status.as_str().into(),
-            outputs: vec![],
-            error: None,
-            code: None,
-            triangles: 0,
-            depth: None,
-            method: None,
-            mask: None,
-            watertight: false,
-            warnings: vec![],
-            seconds: None,
             formats: vec!["stl".into()],
             quality: "low".into(),
-            created_at: "t0".into(),
-            started_at: None,
-            finished_at: None,
-            spec: None,
-            input_bytes: 0,
-            attempts: 0,
-            worker: None,
+            ..JobRecord::queued(id, "b1", "a.png", "t0")
         }
     }
 

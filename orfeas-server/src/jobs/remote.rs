@@ -9,7 +9,7 @@
 
 use orfeas_core::CancelToken;
 
-use super::record::{JobRecord, JobState, OutputRecord};
+use super::record::{CompletionReport, JobRecord, JobState, OutputRecord};
 use super::store::{set_cancelled, set_error, Inner, JobStore, Live};
 use crate::clock::now_rfc3339;
 use crate::cluster::JobState as QueueState;
@@ -127,12 +127,9 @@ impl JobStore {
                 report,
                 ..
             } => {
-                job.status = JobState::Complete;
-                job.progress = 100.0;
-                job.stage = "complete".into();
                 job.worker = Some(worker.clone());
                 job.attempts = u32::try_from(*attempt).unwrap_or(u32::MAX);
-                job.outputs = outputs
+                let outputs = outputs
                     .iter()
                     .map(|o| OutputRecord {
                         format: o.format.clone(),
@@ -141,24 +138,14 @@ impl JobStore {
                         key: Some(o.key.clone()),
                     })
                     .collect();
-                let text = |k: &str| report.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-                job.triangles = report
-                    .get("triangles")
-                    .and_then(serde_json::Value::as_u64)
-                    .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
-                job.depth = text("depth");
-                job.method = text("method").or(job.method.take());
-                job.mask = text("mask");
-                job.watertight = report
-                    .get("watertight")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false);
-                job.warnings = report
-                    .get("warnings")
-                    .and_then(|w| serde_json::from_value(w.clone()).ok())
-                    .unwrap_or_default();
-                job.seconds = report.get("seconds").and_then(serde_json::Value::as_f64);
-                job.finished_at = Some(now);
+                let report = serde::Deserialize::deserialize(report).unwrap_or_else(|e| {
+                    tracing::warn!(
+                        job_id,
+                        "a worker's report is unreadable ({e}); its files stand"
+                    );
+                    CompletionReport::default()
+                });
+                job.complete(outputs, report, now);
                 true
             }
             QueueState::Failed {
@@ -212,37 +199,13 @@ fn live_index(inner: &Inner, job_id: &str) -> Option<usize> {
 /// The record of a job known only from the queue: what its state says (its name, batch and
 /// outcome); the settings it was submitted with are not kept there.
 fn adopted(job_id: &str, state: &QueueState) -> JobRecord {
-    let now = now_rfc3339();
     JobRecord {
-        job_id: job_id.to_owned(),
-        batch_id: state.batch_id().to_owned(),
-        filename: state.filename().to_owned(),
-        status: JobState::Queued,
-        progress: 0.0,
-        stage: "queued".into(),
-        outputs: Vec::new(),
-        error: None,
-        code: None,
-        triangles: 0,
-        depth: None,
-        method: None,
-        mask: None,
-        watertight: false,
-        warnings: Vec::new(),
-        seconds: None,
         formats: match state {
             QueueState::Complete { outputs, .. } => {
                 outputs.iter().map(|o| o.format.clone()).collect()
             }
             _ => Vec::new(),
         },
-        quality: String::new(),
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        spec: None,
-        input_bytes: 0,
-        attempts: 0,
-        worker: None,
+        ..JobRecord::queued(job_id, state.batch_id(), state.filename(), &now_rfc3339())
     }
 }

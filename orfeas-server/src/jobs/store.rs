@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::journal::{self, Journal, JOURNAL_FILE};
 use super::persist::{self, LEGACY_FILE};
-use super::record::{BatchCounts, JobRecord, JobState, JobView, OutputRecord};
+use super::record::{BatchCounts, CompletionReport, JobRecord, JobState, JobView, OutputRecord};
 use super::writer::Writer;
 use crate::clock::now_rfc3339;
 use crate::events::{self, EventText};
@@ -439,10 +439,7 @@ impl JobStore {
                 seconds,
                 ..
             } => {
-                job.status = JobState::Complete;
-                job.progress = 100.0;
-                job.stage = "complete".into();
-                job.outputs = outputs
+                let outputs = outputs
                     .iter()
                     .filter_map(|o| {
                         let file = o.path.file_name()?.to_str()?.to_owned();
@@ -454,16 +451,18 @@ impl JobStore {
                         })
                     })
                     .collect();
-                job.triangles = *triangles;
-                job.depth = Some(depth.clone());
-                job.method = Some(method.clone());
-                job.mask = mask
-                    .and_then(|m| serde_json::to_value(m).ok())
-                    .and_then(|v| v.as_str().map(str::to_owned));
-                job.watertight = *watertight;
-                job.warnings = warnings.clone();
-                job.seconds = Some(*seconds);
-                job.finished_at = Some(now);
+                let report = CompletionReport {
+                    triangles: *triangles,
+                    depth: Some(depth.clone()),
+                    method: Some(method.clone()),
+                    mask: mask
+                        .and_then(|m| serde_json::to_value(m).ok())
+                        .and_then(|v| v.as_str().map(str::to_owned)),
+                    watertight: *watertight,
+                    warnings: warnings.clone(),
+                    seconds: Some(*seconds),
+                };
+                job.complete(outputs, report, now);
                 finished = true;
             }
             ProgressEvent::GenerationError { error, code, .. } => {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{JobRecord, JobSpec, JobState, NewJob, SettingsSpec};
+use crate::jobs::{JobRecord, JobSpec, NewJob, SettingsSpec};
 use crate::runner::{spawn_batch, ReadyJob};
 use crate::state::AppState;
 use crate::upload::{self, StagingDir};
@@ -123,27 +123,9 @@ pub async fn batch_generate(
         let cancel = state.job_token();
         new_jobs.push(NewJob {
             record: JobRecord {
-                job_id: job_id.clone(),
-                batch_id: batch_id.clone(),
-                filename: file.filename.clone(),
-                status: JobState::Queued,
-                progress: 0.0,
-                stage: "queued".into(),
-                outputs: Vec::new(),
-                error: None,
-                code: None,
-                triangles: 0,
-                depth: None,
                 method: Some(request.method.as_str().to_owned()),
-                mask: None,
-                watertight: false,
-                warnings: Vec::new(),
-                seconds: None,
                 formats: formats.clone(),
                 quality: settings.quality.as_str().into(),
-                created_at: created_at.clone(),
-                started_at: None,
-                finished_at: None,
                 spec: Some(JobSpec {
                     input: input_name,
                     stem: stem.clone(),
@@ -151,8 +133,7 @@ pub async fn batch_generate(
                     settings: settings_spec.clone(),
                 }),
                 input_bytes,
-                attempts: 0,
-                worker: None,
+                ..JobRecord::queued(&job_id, &batch_id, &file.filename, &created_at)
             },
             cancel: cancel.clone(),
         });

@@ -213,6 +213,7 @@ async fn a_broker_restarted_mid_batch_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_through_the_front_end_queued_running_and_finished() {
     bounded(async {
+        let steps = Steps::start();
         let nats = Nats::start();
         let broker = connect(&nats.url(), Duration::from_secs(30)).await;
         let data = tempfile::tempdir().expect("tempdir");
@@ -223,6 +224,7 @@ async fn cancel_through_the_front_end_queued_running_and_finished() {
             h["workers"] == 1
         })
         .await;
+        steps.at("a worker joined");
         let studio = Studio::connect(&base).await;
         // One slot: the big job runs, the small one waits behind it.
         let jobs = upload(
@@ -235,10 +237,12 @@ async fn cancel_through_the_front_end_queued_running_and_finished() {
         )
         .await;
         let (big, small) = (&jobs[0], &jobs[1]);
+        steps.at("uploaded");
         wait_json(&format!("{base}/api/jobs/{big}"), "running", |j| {
             j["status"] == "processing"
         })
         .await;
+        steps.at("the big job runs");
         let r = http()
             .delete(format!("{base}/api/jobs/{small}"))
             .send()
@@ -251,7 +255,9 @@ async fn cancel_through_the_front_end_queued_running_and_finished() {
             .await
             .expect("DELETE");
         assert!(r.status() == 200 || r.status() == 202, "{}", r.status());
+        steps.at("both cancels answered");
         let terminals = studio.wait_terminal(&jobs).await;
+        steps.at("both cancelled");
         for id in &jobs {
             assert_eq!(terminals[id].len(), 1);
             assert_eq!(
@@ -266,6 +272,7 @@ async fn cancel_through_the_front_end_queued_running_and_finished() {
             .await
             .expect("keys")
             .is_empty());
+        steps.at("no results in the store");
         let deadline = Instant::now() + TEST_LIMIT;
         while broker.pending_jobs().await.expect("pending") > 0 {
             assert!(
@@ -274,6 +281,7 @@ async fn cancel_through_the_front_end_queued_running_and_finished() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        steps.at("the stream is empty");
         // The worker is free again and runs the next job.
         let next = upload(&base, images(1, 64), &[("quality", "low")]).await;
         let terminals = studio.wait_terminal(&next).await;

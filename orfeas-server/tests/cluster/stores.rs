@@ -186,3 +186,216 @@ async fn a_worker_that_cannot_reach_the_store_does_not_join() {
     })
     .await;
 }
+
+/// An S3-compatible server (moto, through `scripts/s3/s3-server`, which installs it on first
+/// use) on a free loopback port, stopped on drop.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    async fn start() -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/s3/s3-server");
+        let port = free_port();
+        let child = Command::new("bash")
+            .arg(&script)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start scripts/s3/s3-server");
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        // Installing moto on a cold cache takes a minute (scripts/test.sh does it first).
+        let deadline = Instant::now() + Duration::from_secs(150);
+        while http().get(&server.endpoint).send().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the S3 test server did not start (bash scripts/s3/s3-server --install)"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server
+    }
+
+    /// The environment an `orfeas` process reads its S3 settings from.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "orfeas-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "orfeas-test".into()),
+        ]
+    }
+
+    /// The keys of `bucket` and their sizes, read over S3's own API (not through
+    /// `object_store`).
+    async fn objects(&self, bucket: &str) -> Vec<(String, u64)> {
+        let listing = http()
+            .get(format!("{}/{bucket}?list-type=2", self.endpoint))
+            .send()
+            .await
+            .expect("list")
+            .text()
+            .await
+            .expect("xml");
+        let field = |entry: &str, name: &str| -> Option<String> {
+            let start = entry.find(&format!("<{name}>"))? + name.len() + 2;
+            let end = entry[start..].find(&format!("</{name}>"))? + start;
+            Some(entry[start..end].to_owned())
+        };
+        listing
+            .split("<Contents>")
+            .skip(1)
+            .filter_map(|entry| {
+                let key = field(entry, "Key")?;
+                let size = field(entry, "Size")?.parse().ok()?;
+                Some((key, size))
+            })
+            .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_store_holds_every_file_under_its_prefix() {
+    bounded(async {
+        let s3 = S3Server::start().await;
+        let created = http()
+            .put(format!("{}/renders", s3.endpoint))
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(created.status().is_success(), "{}", created.status());
+        let env = s3.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+        let nats = Nats::start();
+        let url = nats.url();
+        let data = tempfile::tempdir().expect("tempdir");
+        let front = FrontEnd::start_with_env(
+            &url,
+            data.path(),
+            &["--store", "s3://renders/studio-a"],
+            &env,
+        );
+        let base = front.base.clone();
+        let _worker = Worker::start_with_env(&url, "w1", &["--slots", "2"], &env);
+        wait_json(&format!("{base}/api/health"), "a worker", |h| {
+            h["workers"] == 1
+        })
+        .await;
+        let studio = Studio::connect(&base).await;
+        let images = (0..2)
+            .map(|i| (format!("img{i}.png"), png(96, i)))
+            .collect();
+        let jobs = upload(
+            &base,
+            images,
+            &[("quality", "low"), ("format_type", "stl,glb")],
+        )
+        .await;
+        let terminals = studio.wait_terminal(&jobs).await;
+        for id in &jobs {
+            assert_eq!(terminals[id].len(), 1, "{:?}", terminals[id]);
+            assert_eq!(terminals[id][0]["event"], "generation_complete");
+        }
+        // Results under the prefix, one attempt each; inputs and probes gone.
+        let deadline = Instant::now() + TEST_LIMIT;
+        let objects = loop {
+            let objects = s3.objects("renders").await;
+            let keys: Vec<&String> = objects.iter().map(|(k, _)| k).collect();
+            if !keys.iter().any(|k| !k.contains("/results/")) {
+                break objects;
+            }
+            assert!(Instant::now() < deadline, "left in the bucket: {keys:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(objects.len(), 4, "2 jobs × (stl, glb): {objects:?}");
+        assert!(
+            objects
+                .iter()
+                .all(|(k, _)| k.starts_with("studio-a/results/")),
+            "{objects:?}"
+        );
+
+        // A download is the object's bytes.
+        let job = get_json(&format!("{base}/api/jobs/{}", jobs[0])).await;
+        let glb = job["outputs"]
+            .as_array()
+            .expect("outputs")
+            .iter()
+            .find(|o| o["format"] == "glb")
+            .expect("a glb")
+            .clone();
+        let served = http()
+            .get(format!("{base}{}", glb["url"].as_str().expect("url")))
+            .send()
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("bytes");
+        let (_, stored) = objects
+            .iter()
+            .find(|(k, _)| k.contains(&jobs[0]) && k.ends_with(".glb"))
+            .expect("the glb's object");
+        assert_eq!(served.len() as u64, *stored);
+        assert_eq!(Some(*stored), glb["bytes"].as_u64());
+        assert_eq!(&served[..4], b"glTF");
+
+        // Without credentials for the bucket, a worker does not join.
+        let (code, stderr) = refused(
+            Command::new(env!("CARGO_BIN_EXE_orfeas"))
+                .args(["worker", "--queue", &url, "--method", "relief"])
+                .env("AWS_ENDPOINT", "http://127.0.0.1:9")
+                .env("AWS_ALLOW_HTTP", "true")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn"),
+        );
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stderr.contains("ERR_STORE"), "{stderr}");
+    })
+    .await;
+}
+
+/// nats-server 2.9 never ends the client's listing of a bucket whose objects were all
+/// deleted; the store's own listing must end, and see what is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_the_nats_store_ends_when_every_file_was_removed() {
+    bounded(async {
+        let nats = Nats::start();
+        let broker = connect(&nats.url(), Duration::from_secs(30)).await;
+        let files = broker.files();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().join("a.bin");
+        std::fs::write(&local, vec![7u8; 300_000]).expect("write");
+        for key in ["results/j1/1/a.stl", "results/j1/1/a.glb", "inputs/j2"] {
+            files.put_file(key, &local).await.expect("put");
+        }
+        assert_eq!(
+            files.keys("results/").await.expect("keys"),
+            ["results/j1/1/a.glb", "results/j1/1/a.stl"]
+        );
+        broker.forget(&["j1".to_owned()]).await.expect("forget");
+        assert_eq!(files.keys("").await.expect("keys"), ["inputs/j2"]);
+        files.remove("inputs/j2").await;
+        let listed = tokio::time::timeout(Duration::from_secs(20), files.keys(""))
+            .await
+            .expect("the listing of an emptied bucket ended");
+        assert!(listed.expect("keys").is_empty());
+    })
+    .await;
+}

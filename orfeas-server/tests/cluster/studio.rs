@@ -22,11 +22,21 @@ pub struct FrontEnd {
 
 impl FrontEnd {
     pub fn start(queue: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(queue, data_dir, extra, &[])
+    }
+
+    pub fn start_with_env(
+        queue: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_orfeas"))
             .args([
                 "serve", "--port", "0", "--method", "relief", "--queue", queue,
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::null())

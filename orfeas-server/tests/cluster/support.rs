@@ -14,6 +14,19 @@ use orfeas_server::jobs::SettingsSpec;
 /// Each test's own limit: a hang is a failure, not a stuck CI.
 pub const TEST_LIMIT: Duration = Duration::from_secs(90);
 
+/// Prints how far a test got and when: a test that runs out of time says where it was.
+pub struct Steps(Instant);
+
+impl Steps {
+    pub fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    pub fn at(&self, what: &str) {
+        eprintln!("[{:>6.1} s] {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
 /// Runs a whole test under a hard limit: a hang anywhere (a request, a store listing) is a
 /// failure that names itself, and dropping the test's processes kills them.
 pub async fn bounded(test: impl std::future::Future<Output = ()>) {
@@ -114,9 +127,14 @@ pub struct Worker(pub Child);
 
 impl Worker {
     pub fn start(url: &str, id: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(url, id, extra, &[])
+    }
+
+    pub fn start_with_env(url: &str, id: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_orfeas"))
             .args(["worker", "--queue", url, "--id", id, "--method", "relief"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("HF_HUB_OFFLINE", "1")
             .env("HF_HOME", "/nonexistent-orfeas-test-cache")
             .stdout(Stdio::null())
