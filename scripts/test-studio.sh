@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Batch Studio browser test: builds `orfeas` (dev profile, shared with the Rust tests), makes
 # sure Debian's Chromium is there, installs playwright-core from the lock file, and drives the page
-# of a real `orfeas serve` (orfeas-server/tests/browser/studio.test.mjs).
+# of a real `orfeas serve` (orfeas-server/tests/browser/studio.test.mjs), and of a cluster front end
+# with two workers on a real nats-server (cluster.test.mjs; scripts/test.sh installs Debian's).
 # Artefacts (screenshots, server log) go to $ORFEAS_ARTIFACTS, default $CARGO_TARGET_DIR/test-artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +35,5 @@ npm ci --no-audit --no-fund --loglevel=error
 
 step "Batch Studio in headless Chromium"
 mkdir -p "$ORFEAS_ARTIFACTS"
-node --test --test-reporter=spec job-state.test.mjs studio.test.mjs
+node --test --test-reporter=spec job-state.test.mjs studio.test.mjs cluster.test.mjs
 echo "screenshot: $ORFEAS_ARTIFACTS/studio.png"

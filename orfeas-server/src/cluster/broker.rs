@@ -362,6 +362,40 @@ impl Broker {
             .map_err(|e| ClusterError::broker("reading the jobs stream", e))
     }
 
+    /// Job messages the workers' consumer has lost track of: in the stream, yet neither
+    /// waiting to be delivered nor delivered and unacknowledged. A broker killed without
+    /// syncing can come back with its consumer's record of deliveries ahead of what it really
+    /// handed out, and nothing would deliver those messages again.
+    pub async fn untracked_jobs(&self) -> Result<u64, ClusterError> {
+        let consumer = consumer_info(&mut self.consumer.clone()).await?;
+        let stream = self.jobs_info().await?;
+        let tracked = consumer.num_pending + consumer.num_ack_pending as u64;
+        Ok(stream.state.messages.saturating_sub(tracked))
+    }
+
+    /// Creates the workers' consumer afresh, with its settings, so that it delivers every
+    /// message of the stream again. Jobs being run now are delivered again too; the state
+    /// bucket's compare-and-swap keeps one result per job, so this costs work, never a result.
+    pub async fn reset_consumer(&self) -> Result<(), ClusterError> {
+        let config = consumer_info(&mut self.consumer.clone()).await?.config;
+        self.jobs
+            .delete_consumer(WORKERS_CONSUMER)
+            .await
+            .map_err(|e| ClusterError::broker("removing the workers' consumer", e))?;
+        self.jobs
+            .create_consumer(consumer::pull::Config {
+                durable_name: config.durable_name,
+                ack_policy: config.ack_policy,
+                ack_wait: config.ack_wait,
+                max_deliver: config.max_deliver,
+                max_ack_pending: config.max_ack_pending,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::broker("creating the workers' consumer", e))?;
+        Ok(())
+    }
+
     /// Messages waiting in the jobs stream (queued and running jobs).
     pub async fn pending_jobs(&self) -> Result<u64, ClusterError> {
         Ok(self.jobs_info().await?.state.messages)

@@ -62,6 +62,11 @@ impl Front {
         live
     }
 
+    /// Slots over every live worker.
+    pub fn slots(&self) -> usize {
+        self.workers().iter().map(|w| w.slots.total).sum()
+    }
+
     /// Hands accepted jobs (already in the store and its journal) to the queue, in order.
     pub fn submit(&self, job_ids: impl IntoIterator<Item = String>) {
         for id in job_ids {
@@ -289,6 +294,9 @@ async fn relay_events(broker: Broker, store: Arc<JobStore>) {
 /// acknowledgement ([`Broker::sweep_acknowledged`]).
 async fn sweep(broker: Broker) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
+    // Sweeps in a row that found messages the consumer lost track of: two, so that a job
+    // published between the two reads of one sweep is not taken for one.
+    let mut untracked_sweeps = 0;
     loop {
         every.tick().await;
         match broker.sweep_acknowledged().await {
@@ -298,6 +306,24 @@ async fn sweep(broker: Broker) {
                 "removed acknowledged job messages a broker restart had kept"
             ),
             Err(e) => tracing::debug!("cannot sweep the jobs stream: {e}"),
+        }
+        match broker.untracked_jobs().await {
+            Ok(0) => untracked_sweeps = 0,
+            Ok(n) => {
+                untracked_sweeps += 1;
+                if untracked_sweeps >= 2 {
+                    untracked_sweeps = 0;
+                    tracing::warn!(
+                        messages = n,
+                        "the queue lost track of job messages (a broker restart without sync); \
+                         delivering every waiting job again"
+                    );
+                    if let Err(e) = broker.reset_consumer().await {
+                        tracing::warn!("cannot renew the workers' consumer: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("cannot check the jobs stream: {e}"),
         }
     }
 }

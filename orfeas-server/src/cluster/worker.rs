@@ -77,6 +77,9 @@ impl WorkerSettings {
 /// How long one pull request waits for a job.
 const PULL_EXPIRES: Duration = Duration::from_secs(10);
 
+/// Reads of a job's state before a delivery that keeps losing the swap is handed back.
+const TAKE_TRIES: usize = 3;
+
 /// Running jobs by id, to stop them on a cancel request or at the end of a drain.
 type Running = Arc<Mutex<HashMap<String, CancelToken>>>;
 
@@ -226,66 +229,7 @@ async fn attempt_job(
 ) -> Result<(), ClusterError> {
     // The job's input is in the store its front end named; its results go there too.
     let broker = &broker.with_store(&job.store).await?;
-    let Some((state, revision)) = broker.job_state(&job.job_id).await? else {
-        tracing::warn!(job_id = %job.job_id, "terminating a job the queue has no state for");
-        ack(message, AckKind::Term).await;
-        return Ok(());
-    };
-    if state.is_final() {
-        // A duplicate delivery of a finished job (its ack was lost, or it was cancelled).
-        ack(message, AckKind::Ack).await;
-        return Ok(());
-    }
-    // A broker killed without syncing can come back having forgotten deliveries and count
-    // from 1 again; the state bucket remembers the attempts made, so an attempt's number only
-    // grows, and its folder and result keys are its own.
-    let (attempt, last_error) = match &state {
-        JobState::Running {
-            worker,
-            attempt: previous,
-            ..
-        } => (
-            attempt.max(previous + 1),
-            Some(format!(
-                "attempt {previous} (worker {worker}) stopped without finishing: \
-                 the worker died, hung or was stopped"
-            )),
-        ),
-        _ => (attempt, None),
-    };
-    if attempt > broker.max_attempts {
-        let failed = JobState::Failed {
-            batch_id: job.batch_id.clone(),
-            filename: job.filename.clone(),
-            code: "ERR_ATTEMPTS".into(),
-            error: format!(
-                "gave up after {} attempts; the last: {}",
-                broker.max_attempts,
-                last_error.as_deref().unwrap_or("unknown")
-            ),
-            attempts: broker.max_attempts,
-        };
-        if broker
-            .swap_state(&job.job_id, revision, &failed)
-            .await?
-            .is_some()
-        {
-            publish_final(broker, settings, job, attempt, &failed).await;
-            broker.files().remove(&input_key(&job.job_id)).await;
-        }
-        ack(message, AckKind::Term).await;
-        return Ok(());
-    }
-    let taken = JobState::Running {
-        batch_id: job.batch_id.clone(),
-        filename: job.filename.clone(),
-        worker: settings.id.clone(),
-        attempt,
-        last_error,
-    };
-    let Some(revision) = broker.swap_state(&job.job_id, revision, &taken).await? else {
-        // Changed under us (a cancel, or another delivery): let the next delivery look again.
-        ack(message, AckKind::Nak(Some(Duration::from_millis(200)))).await;
+    let Some((attempt, revision)) = take(broker, settings, message, job, attempt).await? else {
         return Ok(());
     };
     let cancel = CancelToken::new();
@@ -302,6 +246,85 @@ async fn attempt_job(
     lock(running).remove(&job.job_id);
     let _ = tokio::fs::remove_dir_all(&dir).await;
     finished
+}
+
+/// Moves the job's state to `running` on this worker, returning the attempt's number and the
+/// state's revision; `None` when there is nothing to run (the message was acknowledged or
+/// handed back). A swap that loses to a change made just now (the front end noting the
+/// message's sequence right after publishing, most often) reads the state again rather than
+/// handing the message back, which would let the next job overtake this one.
+async fn take(
+    broker: &Broker,
+    settings: &WorkerSettings,
+    message: &jetstream::Message,
+    job: &JobMessage,
+    delivered: u64,
+) -> Result<Option<(u64, u64)>, ClusterError> {
+    for _ in 0..TAKE_TRIES {
+        let Some((state, revision)) = broker.job_state(&job.job_id).await? else {
+            tracing::warn!(job_id = %job.job_id, "terminating a job the queue has no state for");
+            ack(message, AckKind::Term).await;
+            return Ok(None);
+        };
+        if state.is_final() {
+            // A duplicate delivery of a finished job (its ack was lost, or it was cancelled).
+            ack(message, AckKind::Ack).await;
+            return Ok(None);
+        }
+        // A broker killed without syncing can come back having forgotten deliveries and count
+        // from 1 again; the state bucket remembers the attempts made, so an attempt's number only
+        // grows, and its folder and result keys are its own.
+        let (attempt, last_error) = match &state {
+            JobState::Running {
+                worker,
+                attempt: previous,
+                ..
+            } => (
+                delivered.max(previous + 1),
+                Some(format!(
+                    "attempt {previous} (worker {worker}) stopped without finishing: \
+                     the worker died, hung or was stopped"
+                )),
+            ),
+            _ => (delivered, None),
+        };
+        if attempt > broker.max_attempts {
+            let failed = JobState::Failed {
+                batch_id: job.batch_id.clone(),
+                filename: job.filename.clone(),
+                code: "ERR_ATTEMPTS".into(),
+                error: format!(
+                    "gave up after {} attempts; the last: {}",
+                    broker.max_attempts,
+                    last_error.as_deref().unwrap_or("unknown")
+                ),
+                attempts: broker.max_attempts,
+            };
+            if broker
+                .swap_state(&job.job_id, revision, &failed)
+                .await?
+                .is_some()
+            {
+                publish_final(broker, settings, job, attempt, &failed).await;
+                broker.files().remove(&input_key(&job.job_id)).await;
+            }
+            ack(message, AckKind::Term).await;
+            return Ok(None);
+        }
+        let taken = JobState::Running {
+            batch_id: job.batch_id.clone(),
+            filename: job.filename.clone(),
+            worker: settings.id.clone(),
+            attempt,
+            last_error,
+        };
+        if let Some(revision) = broker.swap_state(&job.job_id, revision, &taken).await? {
+            return Ok(Some((attempt, revision)));
+        }
+    }
+    // Still changing under us: let the next delivery look again.
+    ack(message, AckKind::Nak(Some(Duration::from_millis(200)))).await;
+    Ok(None)
 }
 
 /// What one attempt ended with.

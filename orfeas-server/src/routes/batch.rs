@@ -150,7 +150,11 @@ pub async fn batch_generate(
 
     let job_ids: Vec<String> = ready.iter().map(|j| j.job_id.clone()).collect();
     let total = job_ids.len();
-    let parallel = request.batch_size.min(processor.slots()).max(1);
+    // Behind a queue the jobs run on the workers' slots, not this front end's one.
+    let slots = state
+        .front()
+        .map_or(processor.slots(), |front| front.slots());
+    let parallel = request.batch_size.min(slots).max(1);
     let per_job = state
         .store()
         .mean_seconds(settings.quality.as_str())

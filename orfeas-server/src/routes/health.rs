@@ -59,10 +59,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         );
         let workers = front.workers();
         fields.insert("workers".into(), json!(workers.len()));
-        fields.insert(
-            "slots".into(),
-            json!(workers.iter().map(|w| w.slots.total).sum::<usize>()),
-        );
+        fields.insert("slots".into(), json!(front.slots()));
     }
     Json(health)
 }

@@ -4,6 +4,7 @@
 //! front end uses; workers are real `orfeas worker` processes, killed for real.
 
 mod front;
+mod recovery;
 mod stores;
 mod studio;
 mod support;
