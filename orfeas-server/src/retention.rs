@@ -12,6 +12,9 @@ pub async fn run(state: AppState) {
     let mut interval = tokio::time::interval(config.retention_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = state.shutdown_token().clone();
+    // Expired jobs a cluster's queue could not be told about yet (it was away): tried again
+    // at every pass until it is.
+    let mut unforgotten: Vec<String> = Vec::new();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -33,13 +36,20 @@ pub async fn run(state: AppState) {
         })
         .await;
         if let Ok(expired) = swept {
-            if !expired.is_empty() {
-                if let Some(front) = state.front() {
-                    // Results kept in the cluster's store go with the records.
-                    if let Err(e) = front.broker().forget(&expired).await {
-                        tracing::warn!("expired jobs stay in the queue's store for now: {e}");
+            if let Some(front) = state.front() {
+                // Results kept in the cluster's store go with the records.
+                unforgotten.extend(expired.iter().cloned());
+                if !unforgotten.is_empty() {
+                    match front.broker().forget(&unforgotten).await {
+                        Ok(()) => unforgotten.clear(),
+                        Err(e) => tracing::warn!(
+                            jobs = unforgotten.len(),
+                            "expired jobs stay in the queue and its store until it answers: {e}"
+                        ),
                     }
                 }
+            }
+            if !expired.is_empty() {
                 tracing::info!(
                     jobs = expired.len(),
                     "expired finished jobs removed with their files"

@@ -123,7 +123,7 @@ impl Broker {
             }
             other => other,
         })?;
-        let mut consumer = jobs
+        let created = jobs
             .get_or_create_consumer(
                 WORKERS_CONSUMER,
                 consumer::pull::Config {
@@ -136,8 +136,14 @@ impl Broker {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| ClusterError::broker("opening the workers' consumer", e))?;
+            .await;
+        let mut consumer: consumer::PullConsumer = match created {
+            Ok(consumer) => consumer,
+            Err(e) => jobs
+                .get_consumer(WORKERS_CONSUMER)
+                .await
+                .map_err(|_| ClusterError::broker("opening the workers' consumer", e))?,
+        };
         let info = consumer_info(&mut consumer).await?;
         let lease = info.config.ack_wait;
         let max_attempts = u64::try_from(info.config.max_deliver - 1)
@@ -319,11 +325,13 @@ impl Broker {
         for key in self.files.keys_where("", of_gone_job).await? {
             self.files.remove(&key).await;
         }
+        // Purging a key the bucket never had succeeds, so any failure is the queue's.
         for id in job_ids {
             for key in [state_key(id), super::state::cancel_key(id)] {
-                if let Err(e) = self.state.purge(&key).await {
-                    tracing::debug!("cannot forget {key}: {e}");
-                }
+                self.state
+                    .purge(&key)
+                    .await
+                    .map_err(|e| ClusterError::broker(&format!("forgetting {key}"), e))?;
             }
         }
         Ok(())
@@ -410,40 +418,53 @@ fn queued_sequence(state: &JobState) -> u64 {
     }
 }
 
+/// Processes starting together (a front end and its workers) race to create what the queue
+/// needs; a creation that fails because another process's just happened is no error, so every
+/// creation below is followed, on failure, by opening what should now be there.
 async fn open_jobs_stream(js: &jetstream::Context) -> Result<stream::Stream, ClusterError> {
-    js.get_or_create_stream(stream::Config {
-        name: JOBS_STREAM.to_owned(),
-        subjects: vec![JOBS_SUBJECT.to_owned()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: stream::StorageType::File,
-        // A job id published twice within this window is stored once.
-        duplicate_window: Duration::from_secs(24 * 3600),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::broker("opening the jobs stream", e))
+    let created = js
+        .get_or_create_stream(stream::Config {
+            name: JOBS_STREAM.to_owned(),
+            subjects: vec![JOBS_SUBJECT.to_owned()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            // A job id published twice within this window is stored once.
+            duplicate_window: Duration::from_secs(24 * 3600),
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(stream) => Ok(stream),
+        Err(e) => js
+            .get_stream(JOBS_STREAM)
+            .await
+            .map_err(|_| ClusterError::broker("opening the jobs stream", e)),
+    }
 }
 
 async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, ClusterError> {
     if let Ok(store) = js.get_key_value(STATE_BUCKET).await {
         return Ok(store);
     }
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{STATE_BUCKET}"),
-        subjects: vec![format!("$KV.{STATE_BUCKET}.>")],
-        max_messages_per_subject: 1,
-        storage: stream::StorageType::File,
-        discard: stream::DiscardPolicy::New,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::broker("creating the state bucket", e))?;
+    let created = js
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{STATE_BUCKET}"),
+            subjects: vec![format!("$KV.{STATE_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await;
     js.get_key_value(STATE_BUCKET)
         .await
-        .map_err(|e| ClusterError::broker("opening the state bucket", e))
+        .map_err(|e| match created {
+            Err(create) => ClusterError::broker("creating the state bucket", create),
+            Ok(_) => ClusterError::broker("opening the state bucket", e),
+        })
 }
 
 /// Opens the store `settings` names and records it in the queue, or (a worker) opens the one

@@ -422,23 +422,27 @@ async fn open_files_bucket(
         return Ok(store);
     }
     use async_nats::jetstream::stream;
-    js.get_or_create_stream(stream::Config {
-        name: format!("OBJ_{FILES_BUCKET}"),
-        subjects: vec![
-            format!("$O.{FILES_BUCKET}.C.>"),
-            format!("$O.{FILES_BUCKET}.M.>"),
-        ],
-        storage: stream::StorageType::File,
-        discard: stream::DiscardPolicy::New,
-        allow_rollup: true,
-        allow_direct: true,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::broker("creating the files bucket", e))?;
+    // Created by another process at the same moment is as good (see `open_jobs_stream`).
+    let created = js
+        .get_or_create_stream(stream::Config {
+            name: format!("OBJ_{FILES_BUCKET}"),
+            subjects: vec![
+                format!("$O.{FILES_BUCKET}.C.>"),
+                format!("$O.{FILES_BUCKET}.M.>"),
+            ],
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await;
     js.get_object_store(FILES_BUCKET)
         .await
-        .map_err(|e| ClusterError::broker("opening the files bucket", e))
+        .map_err(|e| match created {
+            Err(create) => ClusterError::broker("creating the files bucket", create),
+            Ok(_) => ClusterError::broker("opening the files bucket", e),
+        })
 }
 
 #[cfg(test)]

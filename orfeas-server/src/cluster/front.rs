@@ -62,6 +62,22 @@ impl Front {
         live
     }
 
+    /// The methods and backgrounds some live worker can run, each sorted and once; `None`
+    /// while no worker is live (requests then wait in the queue for one).
+    pub fn capabilities(&self) -> Option<(Vec<String>, Vec<String>)> {
+        let workers = self.workers();
+        if workers.is_empty() {
+            return None;
+        }
+        let union = |pick: fn(&WorkerPresence) -> &Vec<String>| {
+            let mut all: Vec<String> = workers.iter().flat_map(|w| pick(w).clone()).collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        Some((union(|w| &w.methods), union(|w| &w.backgrounds)))
+    }
+
     /// Slots over every live worker.
     pub fn slots(&self) -> usize {
         self.workers().iter().map(|w| w.slots.total).sum()

@@ -69,6 +69,13 @@ pub struct WorkerPresence {
     pub gpus: Vec<serde_json::Value>,
     /// False in the last heartbeat of a worker that is draining or stopping.
     pub accepting: bool,
+    /// Methods its loaded models can run (`relief`, `triposr`, ...); a front end accepts a
+    /// request if some live worker can run it. Empty from workers that predate the field.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Backgrounds it can remove (`birefnet` only with its weights).
+    #[serde(default)]
+    pub backgrounds: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,6 +97,7 @@ pub async fn run_worker(
     let presence = tokio::spawn(announce(
         broker.clone(),
         settings.clone(),
+        Capabilities::of(&processor),
         processor.slots(),
         Arc::clone(&running),
     ));
@@ -180,7 +181,16 @@ pub async fn run_worker(
     }
     presence.abort();
     watcher.abort();
-    publish_presence(&broker, &settings, processor.slots(), 0, false).await;
+    let capabilities = Capabilities::of(&processor);
+    publish_presence(
+        &broker,
+        &settings,
+        &capabilities,
+        processor.slots(),
+        0,
+        false,
+    )
+    .await;
     let _ = tokio::fs::remove_dir_all(&settings.work_dir).await;
     Ok(())
 }
@@ -501,6 +511,9 @@ async fn finish(
         Ok(Some(_)) => {
             publish_final(broker, settings, job, attempt, &next).await;
             broker.files().remove(&input_key(&job.job_id)).await;
+            if attempt > 1 {
+                remove_earlier_attempts(broker, &job.job_id, &uploaded).await;
+            }
             ack(message, AckKind::Ack).await;
             Ok(())
         }
@@ -516,6 +529,23 @@ async fn finish(
             remove_all(broker, &uploaded).await;
             Err(e)
         }
+    }
+}
+
+/// Removes what earlier attempts of a job left in the store: one killed while uploading never
+/// removed its files. Only the winner does this, once its result is the job's; a loser still
+/// running removes its own files when it loses the swap.
+async fn remove_earlier_attempts(broker: &Broker, job_id: &str, kept: &[StoredOutput]) {
+    let prefix = format!("results/{job_id}/");
+    let is_leftover = |key: &str| !kept.iter().any(|o| o.key == key);
+    match broker.files().keys_where(&prefix, is_leftover).await {
+        Ok(leftovers) => {
+            for key in leftovers {
+                tracing::info!(job_id, key, "removing a file an earlier attempt left");
+                broker.files().remove(&key).await;
+            }
+        }
+        Err(e) => tracing::debug!(job_id, "cannot look for earlier attempts' files: {e}"),
     }
 }
 
@@ -614,18 +644,48 @@ fn redact(error: &str, settings: &WorkerSettings, job: &JobMessage, attempt: u64
 
 /// Says every `presence_every` that this worker is alive, with its slot use: the jobs it
 /// runs (a free slot waiting on the queue for its next job is not busy).
-async fn announce(broker: Broker, settings: WorkerSettings, total: usize, running: Running) {
+/// What a worker's models can do, as its heartbeats say it.
+struct Capabilities {
+    methods: Vec<String>,
+    backgrounds: Vec<String>,
+}
+
+impl Capabilities {
+    fn of(processor: &BatchProcessor) -> Self {
+        Self {
+            methods: processor
+                .available_methods()
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect(),
+            backgrounds: processor
+                .available_backgrounds()
+                .iter()
+                .map(|b| b.as_str().to_owned())
+                .collect(),
+        }
+    }
+}
+
+async fn announce(
+    broker: Broker,
+    settings: WorkerSettings,
+    capabilities: Capabilities,
+    total: usize,
+    running: Running,
+) {
     let mut every = tokio::time::interval(settings.presence_every);
     loop {
         every.tick().await;
         let busy = lock(&running).len().min(total);
-        publish_presence(&broker, &settings, total, busy, true).await;
+        publish_presence(&broker, &settings, &capabilities, total, busy, true).await;
     }
 }
 
 async fn publish_presence(
     broker: &Broker,
     settings: &WorkerSettings,
+    capabilities: &Capabilities,
     total: usize,
     busy: usize,
     accepting: bool,
@@ -647,6 +707,8 @@ async fn publish_presence(
         slots: SlotCounts { total, busy },
         gpus,
         accepting,
+        methods: capabilities.methods.clone(),
+        backgrounds: capabilities.backgrounds.clone(),
     };
     if let Ok(payload) = serde_json::to_vec(&presence) {
         let subject = format!("{WORKERS_PREFIX}.{}", settings.id);

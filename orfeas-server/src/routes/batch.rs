@@ -58,14 +58,21 @@ pub async fn batch_generate(
         processor.slots(),
     )?;
     // A batch asking only for masks makes no shape: its method needs no weights.
-    if !request.settings.formats.iter().all(|f| f.is_mask()) {
-        processor
-            .check_available(request.method)
-            .map_err(ApiError::from)?;
+    let needs_method = !request.settings.formats.iter().all(|f| f.is_mask());
+    match state.front() {
+        // Behind a queue, the workers' models decide, not this front end's.
+        Some(front) => check_workers_can_run(front, &request, needs_method)?,
+        None => {
+            if needs_method {
+                processor
+                    .check_available(request.method)
+                    .map_err(ApiError::from)?;
+            }
+            processor
+                .check_background(request.settings.background)
+                .map_err(ApiError::from)?;
+        }
     }
-    processor
-        .check_background(request.settings.background)
-        .map_err(ApiError::from)?;
 
     let image_limits = processor.config().limits;
     let staged = received.files;
@@ -213,4 +220,41 @@ fn queue_full(queued: usize, max_queue: usize, adding: Option<usize>) -> ApiErro
 /// A random id (UUID v4, 32 hex digits with dashes): never derived from client input.
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A request a cluster's live workers cannot run is refused now, naming what they can run;
+/// with no worker live it is accepted and waits in the queue for one.
+fn check_workers_can_run(
+    front: &crate::cluster::Front,
+    request: &crate::form::BatchRequest,
+    needs_method: bool,
+) -> ApiResult<()> {
+    let Some((methods, backgrounds)) = front.capabilities() else {
+        return Ok(());
+    };
+    let method = request.method.as_str();
+    if needs_method && !methods.iter().any(|m| m == method) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ERR_WEIGHTS_NOT_FOUND",
+            format!(
+                "no worker of this cluster can run method {method:?}: they run {}; start a \
+                 worker with its weights",
+                methods.join(", ")
+            ),
+        ));
+    }
+    let background = request.settings.background.as_str();
+    if !backgrounds.iter().any(|b| b == background) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ERR_WEIGHTS_NOT_FOUND",
+            format!(
+                "no worker of this cluster can remove backgrounds with {background:?}: they \
+                 offer {}; start a worker with --segmenter-weights",
+                backgrounds.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -59,6 +59,11 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         );
         let workers = front.workers();
         fields.insert("workers".into(), json!(workers.len()));
+        // What requests may ask for is what the live workers can run.
+        if let Some((methods, backgrounds)) = front.capabilities() {
+            fields.insert("methods".into(), json!(methods));
+            fields.insert("backgrounds".into(), json!(backgrounds));
+        }
         fields.insert("slots".into(), json!(front.slots()));
     }
     Json(health)

@@ -10,16 +10,24 @@ use serde_json::Value;
 use crate::studio::*;
 use crate::support::*;
 
-/// Every result of every job is under one attempt's prefix in the store.
+/// Every result of every job is under one attempt's prefix in the store, once the winners
+/// removed what earlier attempts left (just after the job completed).
 async fn assert_one_set_of_files(broker: &orfeas_server::cluster::Broker, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
     for id in ids {
-        let keys = broker
-            .files()
-            .keys(&format!("results/{id}/"))
-            .await
-            .expect("keys");
-        let attempts: HashSet<&str> = keys.iter().filter_map(|k| k.split('/').nth(2)).collect();
-        assert_eq!(attempts.len(), 1, "job {id}: {keys:?}");
+        loop {
+            let keys = broker
+                .files()
+                .keys(&format!("results/{id}/"))
+                .await
+                .expect("keys");
+            let attempts: HashSet<&str> = keys.iter().filter_map(|k| k.split('/').nth(2)).collect();
+            if attempts.len() == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "job {id}: {keys:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! temporary store. Jobs are submitted through `orfeas_server::cluster::Broker`, the API the
 //! front end uses; workers are real `orfeas worker` processes, killed for real.
 
+mod capabilities;
 mod front;
 mod recovery;
 mod stores;

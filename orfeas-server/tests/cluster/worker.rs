@@ -115,7 +115,7 @@ async fn a_job_of_a_killed_worker_finishes_on_another_with_one_set_of_files() {
         ),
     )
     .await;
-    wait_for(
+    let running = wait_for(
         &broker,
         &job.job_id,
         "running on the first worker",
@@ -124,6 +124,20 @@ async fn a_job_of_a_killed_worker_finishes_on_another_with_one_set_of_files() {
     .await;
     first.kill();
     let started = Instant::now();
+    // As if it died while uploading: a file of its attempt is in the store.
+    let JobState::Running {
+        attempt: doomed, ..
+    } = running
+    else {
+        unreachable!("waited for running")
+    };
+    let leftover = dir.path().join("leftover.stl");
+    std::fs::write(&leftover, b"half a mesh").expect("write");
+    broker
+        .files()
+        .put_file(&format!("results/long/{doomed}/long.stl"), &leftover)
+        .await
+        .expect("put");
     let _second = Worker::start(&nats.url(), "rescuer", &["--slots", "1"]);
     match wait_final(&broker, &job.job_id).await {
         JobState::Complete {
@@ -140,6 +154,7 @@ async fn a_job_of_a_killed_worker_finishes_on_another_with_one_set_of_files() {
                 started.elapsed() >= lease / 2,
                 "redelivered before the lease ran out"
             );
+            // The winner removed what the killed attempt left.
             let keys = broker.files().keys("results/long/").await.expect("keys");
             assert!(
                 keys.iter()
