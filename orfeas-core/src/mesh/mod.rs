@@ -1,10 +1,12 @@
 //! Triangle meshes: the plain data type, height-field meshing, solid construction and checks.
 
+mod analyze;
 mod check;
 mod components;
 mod edges;
 mod greedy;
 mod heightfield;
+mod intersect;
 mod marching_cubes;
 mod mesher;
 mod rtin;
@@ -12,9 +14,11 @@ mod solid;
 mod tiled;
 mod tiling;
 
+pub use analyze::{analyze, MeshReport};
 pub use check::{check_solid, SolidReport};
 pub use components::keep_largest_component;
 pub use heightfield::{CornerGrid, HeightfieldMesh, MeshingLimits};
+pub use intersect::self_intersections;
 pub use marching_cubes::marching_cubes;
 pub use mesher::triangulate_heightfield;
 pub use solid::{build_solid, build_surface, Scale};
