@@ -5,6 +5,8 @@
 //! Self-intersections are counted by [`self_intersections`], whose approximation its module
 //! states.
 
+use super::check::{diagonal_squared, TriangleMeasure};
+use super::disjoint::{components, DisjointSets};
 use super::edges::Corners;
 use super::intersect::self_intersections;
 use super::Mesh;
@@ -192,50 +194,19 @@ fn boundary_loops(vertex_count: usize, boundary: &[(u32, u32)]) -> usize {
         .count()
 }
 
-/// Connected pieces of the triangles, and how many vertices they use.
-fn components(vertex_count: usize, triangles: &[[u32; 3]]) -> (usize, usize) {
-    let mut sets = DisjointSets::new(vertex_count);
-    let mut used = vec![false; vertex_count];
-    for &[a, b, c] in triangles {
-        sets.join(a, b);
-        sets.join(b, c);
-        for v in [a, b, c] {
-            used[v as usize] = true;
-        }
-    }
-    let pieces = (0..vertex_count as u32)
-        .filter(|&v| used[v as usize] && sets.root(v) == v)
-        .count();
-    (pieces, used.iter().filter(|&&u| u).count())
-}
-
-/// Degenerate triangles, the surface area and the signed enclosed volume, in f64.
+/// Degenerate triangles, the surface area and the signed enclosed volume.
 fn geometry(mesh: &Mesh) -> (usize, f64, f64) {
-    let (lo, hi) = mesh.bounds().unwrap_or(([0.0; 3], [0.0; 3]));
-    let diagonal2: f64 = (0..3).map(|k| f64::from(hi[k] - lo[k]).powi(2)).sum();
-    let p = |i: u32| mesh.positions[i as usize].map(f64::from);
-    let (mut degenerate, mut area, mut volume) = (0, 0.0, 0.0);
-    for &[a, b, c] in &mesh.triangles {
-        let (pa, pb, pc) = (p(a), p(b), p(c));
-        let u = [pb[0] - pa[0], pb[1] - pa[1], pb[2] - pa[2]];
-        let v = [pc[0] - pa[0], pc[1] - pa[1], pc[2] - pa[2]];
-        let n = [
-            u[1] * v[2] - u[2] * v[1],
-            u[2] * v[0] - u[0] * v[2],
-            u[0] * v[1] - u[1] * v[0],
-        ];
-        let twice_area = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-        // Relative to the mesh's size, so that units do not decide what is flat.
-        if a == b || b == c || a == c || twice_area <= 1e-12 * diagonal2 {
-            degenerate += 1;
-        }
-        area += twice_area / 2.0;
-        volume += (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1])
-            - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
-            + pa[2] * (pb[0] * pc[1] - pb[1] * pc[0]))
-            / 6.0;
-    }
-    (degenerate, area, volume)
+    let diagonal2 = diagonal_squared(mesh);
+    mesh.triangles
+        .iter()
+        .map(|&t| TriangleMeasure::of(mesh, t, diagonal2))
+        .fold((0, 0.0, 0.0), |(degenerate, area, volume), m| {
+            (
+                degenerate + usize::from(m.degenerate),
+                area + m.area,
+                volume + m.volume,
+            )
+        })
 }
 
 /// Triangles whose vertex set an earlier triangle already had.
@@ -250,30 +221,6 @@ fn duplicate_faces(triangles: &[[u32; 3]]) -> usize {
         .collect();
     keys.sort_unstable();
     keys.windows(2).filter(|w| w[0] == w[1]).count()
-}
-
-/// Union-find with path halving.
-struct DisjointSets(Vec<u32>);
-
-impl DisjointSets {
-    fn new(n: usize) -> Self {
-        Self((0..n as u32).collect())
-    }
-
-    fn root(&mut self, mut x: u32) -> u32 {
-        while self.0[x as usize] != x {
-            self.0[x as usize] = self.0[self.0[x as usize] as usize];
-            x = self.0[x as usize];
-        }
-        x
-    }
-
-    fn join(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.root(a), self.root(b));
-        if ra != rb {
-            self.0[ra as usize] = rb;
-        }
-    }
 }
 
 #[cfg(test)]

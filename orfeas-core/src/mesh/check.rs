@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::disjoint::components;
 use super::edges::Corners;
 use super::Mesh;
 
@@ -84,28 +85,13 @@ pub fn check_solid(mesh: &Mesh) -> SolidReport {
         })
         .reduce(|| (0, 0), |x, y| (x.0 + y.0, x.1 + y.1));
 
-    let (lo, hi) = mesh.bounds().unwrap_or(([0.0; 3], [0.0; 3]));
-    let diag2: f64 = (0..3).map(|k| f64::from(hi[k] - lo[k]).powi(2)).sum();
-    let p = |i: u32| mesh.positions[i as usize].map(f64::from);
+    let diagonal2 = diagonal_squared(mesh);
     (r.degenerate_triangles, r.volume) = mesh
         .triangles
         .par_iter()
-        .map(|&[a, b, c]| {
-            let (pa, pb, pc) = (p(a), p(b), p(c));
-            let u = [pb[0] - pa[0], pb[1] - pa[1], pb[2] - pa[2]];
-            let v = [pc[0] - pa[0], pc[1] - pa[1], pc[2] - pa[2]];
-            let n = [
-                u[1] * v[2] - u[2] * v[1],
-                u[2] * v[0] - u[0] * v[2],
-                u[0] * v[1] - u[1] * v[0],
-            ];
-            let area2 = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-            let degenerate = a == b || b == c || a == c || area2 <= 1e-12 * diag2;
-            let volume = (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1])
-                - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
-                + pa[2] * (pb[0] * pc[1] - pb[1] * pc[0]))
-                / 6.0;
-            (usize::from(degenerate), volume)
+        .map(|&t| {
+            let m = TriangleMeasure::of(mesh, t, diagonal2);
+            (usize::from(m.degenerate), m.volume)
         })
         .reduce(|| (0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
 
@@ -119,35 +105,52 @@ pub fn check_solid(mesh: &Mesh) -> SolidReport {
     r
 }
 
+/// The squared diagonal of the mesh's bounds: the scale degeneracy is judged against.
+pub(super) fn diagonal_squared(mesh: &Mesh) -> f64 {
+    let (lo, hi) = mesh.bounds().unwrap_or(([0.0; 3], [0.0; 3]));
+    (0..3).map(|k| f64::from(hi[k] - lo[k]).powi(2)).sum()
+}
+
+/// One triangle's area, its share of the enclosed volume, and whether it is degenerate, in
+/// f64 (the checker and the analysis must agree on all three).
+pub(super) struct TriangleMeasure {
+    pub degenerate: bool,
+    pub area: f64,
+    /// Signed volume of the tetrahedron it makes with the origin.
+    pub volume: f64,
+}
+
+impl TriangleMeasure {
+    /// `diagonal2` is [`diagonal_squared`] of the mesh: relative to the mesh's size, so that
+    /// units do not decide what is flat.
+    pub(super) fn of(mesh: &Mesh, [a, b, c]: [u32; 3], diagonal2: f64) -> Self {
+        let p = |i: u32| mesh.positions[i as usize].map(f64::from);
+        let (pa, pb, pc) = (p(a), p(b), p(c));
+        let u = [pb[0] - pa[0], pb[1] - pa[1], pb[2] - pa[2]];
+        let v = [pc[0] - pa[0], pc[1] - pa[1], pc[2] - pa[2]];
+        let n = [
+            u[1] * v[2] - u[2] * v[1],
+            u[2] * v[0] - u[0] * v[2],
+            u[0] * v[1] - u[1] * v[0],
+        ];
+        let twice_area = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+        Self {
+            degenerate: a == b || b == c || a == c || twice_area <= 1e-12 * diagonal2,
+            area: twice_area / 2.0,
+            volume: (pa[0] * (pb[1] * pc[2] - pb[2] * pc[1])
+                - pa[1] * (pb[0] * pc[2] - pb[2] * pc[0])
+                + pa[2] * (pb[0] * pc[1] - pb[1] * pc[0]))
+                / 6.0,
+        }
+    }
+}
+
 /// Components by union-find over triangle vertices, and Σ genus from V − E + F = 2 − 2g.
 fn components_and_genus(mesh: &Mesh, directed_edges: usize) -> (usize, i64) {
-    let mut parent: Vec<u32> = (0..mesh.positions.len() as u32).collect();
-    fn find(parent: &mut [u32], mut x: u32) -> u32 {
-        while parent[x as usize] != x {
-            parent[x as usize] = parent[parent[x as usize] as usize];
-            x = parent[x as usize];
-        }
-        x
-    }
-    let mut used = vec![false; mesh.positions.len()];
-    for &[a, b, c] in &mesh.triangles {
-        for (x, y) in [(a, b), (b, c)] {
-            let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
-            if rx != ry {
-                parent[rx as usize] = ry;
-            }
-        }
-        used[a as usize] = true;
-        used[b as usize] = true;
-        used[c as usize] = true;
-    }
-    let v = used.iter().filter(|&&u| u).count() as i64;
-    let components = (0..parent.len() as u32)
-        .filter(|&i| used[i as usize] && find(&mut parent, i) == i)
-        .count();
+    let (components, used) = components(mesh.positions.len(), &mesh.triangles);
     let e = directed_edges as i64 / 2;
     let f = mesh.triangles.len() as i64;
-    let chi = v - e + f;
+    let chi = used as i64 - e + f;
     (components, (2 * components as i64 - chi) / 2)
 }
 

@@ -3,6 +3,7 @@
 mod analyze;
 mod check;
 mod components;
+mod disjoint;
 mod edges;
 mod greedy;
 mod heightfield;

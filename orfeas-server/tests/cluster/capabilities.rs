@@ -55,17 +55,12 @@ async fn a_front_end_without_weights_takes_what_its_workers_can_run() {
         assert_eq!(job["worker"], "objects", "{job}");
 
         // A background remover no worker loaded is refused at upload, saying what there is.
-        let mut form = reqwest::multipart::Form::new().text("background", "birefnet");
-        form = form.part(
-            "files",
-            reqwest::multipart::Part::bytes(png(32, 1)).file_name("a.png"),
-        );
-        let response = http()
-            .post(format!("{base}/api/batch-generate"))
-            .multipart(form)
-            .send()
-            .await
-            .expect("POST");
+        let response = post_batch(
+            &base,
+            vec![("a.png".into(), png(32, 1))],
+            &[("background", "birefnet")],
+        )
+        .await;
         assert_eq!(response.status(), 503);
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(body["code"], "ERR_WEIGHTS_NOT_FOUND", "{body}");

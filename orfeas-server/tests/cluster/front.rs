@@ -59,12 +59,6 @@ fn assert_forwards(events: &[Value]) {
     }
 }
 
-fn images(n: u32, size: u32) -> Vec<(String, Vec<u8>)> {
-    (0..n)
-        .map(|i| (format!("img{i}.png"), png(size, i)))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_end_runs_a_batch_on_two_workers_and_serves_every_result() {
     bounded(async {
@@ -127,14 +121,7 @@ async fn a_front_end_runs_a_batch_on_two_workers_and_serves_every_result() {
             .iter()
             .find(|o| o["format"] == "stl")
             .expect("an stl");
-        let bytes = http()
-            .get(format!("{base}{}", stl["url"].as_str().expect("url")))
-            .send()
-            .await
-            .expect("GET")
-            .bytes()
-            .await
-            .expect("bytes");
+        let bytes = get_bytes(&format!("{base}{}", stl["url"].as_str().expect("url"))).await;
         let count = u32::from_le_bytes(bytes[80..84].try_into().expect("4 bytes")) as usize;
         assert!(count > 0);
         assert_eq!(bytes.len(), 84 + 50 * count);
@@ -142,16 +129,7 @@ async fn a_front_end_runs_a_batch_on_two_workers_and_serves_every_result() {
 
         // The batch ZIP holds every output.
         let batch = job["batch_id"].as_str().expect("batch");
-        let zip = http()
-            .get(format!("{base}/api/batches/{batch}/zip"))
-            .send()
-            .await
-            .expect("GET")
-            .bytes()
-            .await
-            .expect("zip");
-        let archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).expect("a zip");
-        assert_eq!(archive.len(), 8, "4 jobs × (stl, glb)");
+        assert_eq!(zip_entries(&base, batch).await, 8, "4 jobs × (stl, glb)");
 
         // A finished job cannot be cancelled.
         let r = http()
@@ -182,11 +160,7 @@ async fn a_broker_restarted_mid_batch_loses_nothing() {
         )
         .await;
         // Once the first job is done, the broker dies and comes back on the same store.
-        let deadline = Instant::now() + TEST_LIMIT;
-        while studio.terminals().is_empty() {
-            assert!(Instant::now() < deadline, "no job finished");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        studio.wait_first_terminal().await;
         nats.kill();
         wait_json(&format!("{base}/api/health"), "disconnected", |h| {
             h["queue"] == "disconnected"
@@ -380,11 +354,7 @@ async fn a_front_end_restarted_while_workers_run_has_the_whole_batch() {
             &[("quality", "medium"), ("format_type", "stl")],
         )
         .await;
-        let deadline = Instant::now() + TEST_LIMIT;
-        while studio.terminals().is_empty() {
-            assert!(Instant::now() < deadline, "no job finished");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        studio.wait_first_terminal().await;
         drop(studio);
         front.kill();
         let front = FrontEnd::start(&nats.url(), data.path(), &[]);

@@ -77,10 +77,12 @@ async fn a_directory_store_holds_every_file_and_serves_them_while_the_broker_is_
         .await;
 
         let studio = Studio::connect(&base).await;
-        let images = (0..3)
-            .map(|i| (format!("img{i}.png"), png(96, i)))
-            .collect();
-        let jobs = upload(&base, images, &[("quality", "low"), ("format_type", "stl")]).await;
+        let jobs = upload(
+            &base,
+            images(3, 96),
+            &[("quality", "low"), ("format_type", "stl")],
+        )
+        .await;
         let terminals = studio.wait_terminal(&jobs).await;
         for id in &jobs {
             assert_eq!(terminals[id].len(), 1, "{:?}", terminals[id]);
@@ -150,16 +152,7 @@ async fn a_directory_store_holds_every_file_and_serves_them_while_the_broker_is_
             std::fs::read(store.path().join(on_disk)).expect("read")
         );
         let batch = job["batch_id"].as_str().expect("batch");
-        let zip = http()
-            .get(format!("{base}/api/batches/{batch}/zip"))
-            .send()
-            .await
-            .expect("GET")
-            .bytes()
-            .await
-            .expect("zip");
-        let archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).expect("a zip");
-        assert_eq!(archive.len(), 3);
+        assert_eq!(zip_entries(&base, batch).await, 3);
     })
     .await;
 }
@@ -296,12 +289,9 @@ async fn an_s3_store_holds_every_file_under_its_prefix() {
         })
         .await;
         let studio = Studio::connect(&base).await;
-        let images = (0..2)
-            .map(|i| (format!("img{i}.png"), png(96, i)))
-            .collect();
         let jobs = upload(
             &base,
-            images,
+            images(2, 96),
             &[("quality", "low"), ("format_type", "stl,glb")],
         )
         .await;
@@ -338,14 +328,7 @@ async fn an_s3_store_holds_every_file_under_its_prefix() {
             .find(|o| o["format"] == "glb")
             .expect("a glb")
             .clone();
-        let served = http()
-            .get(format!("{base}{}", glb["url"].as_str().expect("url")))
-            .send()
-            .await
-            .expect("GET")
-            .bytes()
-            .await
-            .expect("bytes");
+        let served = get_bytes(&format!("{base}{}", glb["url"].as_str().expect("url"))).await;
         let (_, stored) = objects
             .iter()
             .find(|(k, _)| k.contains(&jobs[0]) && k.ends_with(".glb"))

@@ -131,6 +131,15 @@ impl Studio {
         by_job
     }
 
+    /// Waits until some job had its terminal event.
+    pub async fn wait_first_terminal(&self) {
+        let deadline = Instant::now() + TEST_LIMIT;
+        while self.terminals().is_empty() {
+            assert!(Instant::now() < deadline, "no job finished");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until every job in `ids` had its terminal event.
     pub async fn wait_terminal(&self, ids: &[String]) -> HashMap<String, Vec<Value>> {
         let deadline = Instant::now() + TEST_LIMIT;
@@ -155,12 +164,12 @@ impl Drop for Studio {
     }
 }
 
-/// Uploads `images` as one batch; returns the job ids.
-pub async fn upload(
+/// Posts `images` as one batch with form `fields`; the answer as it came.
+pub async fn post_batch(
     base: &str,
     images: Vec<(String, Vec<u8>)>,
     fields: &[(&str, &str)],
-) -> Vec<String> {
+) -> reqwest::Response {
     let mut form = reqwest::multipart::Form::new();
     for (name, value) in fields {
         form = form.text(name.to_string(), value.to_string());
@@ -171,12 +180,21 @@ pub async fn upload(
             reqwest::multipart::Part::bytes(bytes).file_name(name),
         );
     }
-    let response = http()
+    http()
         .post(format!("{base}/api/batch-generate"))
         .multipart(form)
         .send()
         .await
-        .expect("POST");
+        .expect("POST")
+}
+
+/// Uploads `images` as one batch; returns the job ids.
+pub async fn upload(
+    base: &str,
+    images: Vec<(String, Vec<u8>)>,
+    fields: &[(&str, &str)],
+) -> Vec<String> {
+    let response = post_batch(base, images, fields).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
     body["job_ids"]
@@ -212,4 +230,31 @@ pub async fn wait_json(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> 
         assert!(Instant::now() < deadline, "never {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `n` noise PNGs of `size`², named `img<i>.png`.
+pub fn images(n: u32, size: u32) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| (format!("img{i}.png"), crate::support::png(size, i)))
+        .collect()
+}
+
+/// The body of `GET url`, whatever its status.
+pub async fn get_bytes(url: &str) -> bytes::Bytes {
+    http()
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body")
+}
+
+/// How many files the batch's ZIP download holds.
+pub async fn zip_entries(base: &str, batch: &str) -> usize {
+    let zip = get_bytes(&format!("{base}/api/batches/{batch}/zip")).await;
+    zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec()))
+        .expect("a zip")
+        .len()
 }
